@@ -1,0 +1,187 @@
+"""The `veil` command line: init, policy check, keys, query, drops.
+
+Every command takes `--config FILE`; without it `$VEIL_CONFIG`, then `./veil.toml`, then the
+built-in defaults are used. Errors print one line per problem and exit 1.
+"""
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+
+from veil import config as config_mod
+from veil.errors import VeilError
+from veil.keys import KeyStore, new_master_key
+from veil.query import METRICS, run_query
+from veil.registry import DIMENSIONS
+from veil.starter import starter_toml
+
+
+def _config(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.load(args.config)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"{path} exists; use --force to overwrite it", file=sys.stderr)
+        return 1
+    path.write_text(starter_toml(), encoding="utf-8")
+    print(f"wrote {path}; check it with: veil policy check {path}")
+    return 0
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.file or args.config)
+    from veil.geo import open_geoip
+
+    warnings = list(cfg.warnings)
+    if cfg.geoip_path and open_geoip(cfg.geoip_path) is None:
+        warnings.append(f"geoip.path: {cfg.geoip_path} cannot be read as a MaxMind database; "
+                        "country and region will be null")
+    for w in warnings:
+        print(f"warning: {w}")
+    where = cfg.source or "built-in defaults"
+    p = cfg.policy
+    print(f"{where}: OK — policy {p.version} effective {p.effective}, purposes: "
+          f"{', '.join(p.purposes)}")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    ks = KeyStore.open(_config(args).keys)
+    try:
+        rows = [dataclasses.astuple(k) for k in ks.list()]
+    finally:
+        ks.close()
+    _print_table(("id", "kind", "epoch", "created_at", "expires_at", "destroyed_at"),
+                 [tuple("-" if v is None else v for v in r) for r in rows])
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    ks = KeyStore.open(_config(args).keys)
+    try:
+        destroyed = ks.rotate()
+    finally:
+        ks.close()
+    print(f"destroyed {len(destroyed)} expired key(s)" + (f": {', '.join(destroyed)}"
+                                                          if destroyed else ""))
+    return 0
+
+
+def cmd_keys_generate_master(args: argparse.Namespace) -> int:
+    print(new_master_key())
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    by = [d.strip() for d in args.by.split(",") if d.strip()]
+    result = asyncio.run(run_query(_config(args), by, args.metric, args.since, args.purpose))
+    columns = (*result.by, result.metric)
+    if args.format == "json":
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+    elif args.format == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(result.rows)
+        print(out.getvalue(), end="")
+    else:
+        _print_table(columns, [tuple(r[c] for c in columns) for r in result.rows])
+        if result.suppressed_groups:
+            print(f"({result.suppressed_groups} group(s) with fewer than "
+                  f"{result.min_group_size} visitors withheld)")
+    return 0
+
+
+def cmd_drops(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+
+    async def counts() -> dict[str, int]:
+        from veil.store import open_store
+
+        store = open_store(cfg.store)
+        await store.open()
+        try:
+            return await store.drop_counts()
+        finally:
+            await store.close()
+
+    _print_table(("reason", "events"), sorted(asyncio.run(counts()).items()))
+    return 0
+
+
+def _print_table(columns: tuple[str, ...], rows: list[tuple]) -> None:
+    cells = [tuple("" if v is None else str(v) for v in r) for r in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    if not cells:
+        print("(no rows)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE",
+                        help="veil.toml to use (default: $VEIL_CONFIG, then ./veil.toml)")
+    parser = argparse.ArgumentParser(prog="veil", parents=[common],
+                                     description="Privacy-preserving telemetry.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", parents=[common], help="write a commented starter veil.toml")
+    p.add_argument("path", nargs="?", default="veil.toml")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_init)
+
+    policy = sub.add_parser("policy", help="the privacy policy").add_subparsers(
+        dest="policy_command", required=True)
+    p = policy.add_parser("check", parents=[common], help="validate veil.toml")
+    p.add_argument("file", nargs="?")
+    p.set_defaults(func=cmd_policy_check)
+
+    keys = sub.add_parser("keys", help="the keystore").add_subparsers(
+        dest="keys_command", required=True)
+    keys.add_parser("list", parents=[common], help="key ids, epochs and times (never bytes)"
+                    ).set_defaults(func=cmd_keys_list)
+    keys.add_parser("rotate", parents=[common], help="destroy expired keys, make today's"
+                    ).set_defaults(func=cmd_keys_rotate)
+    keys.add_parser("generate-master", parents=[common], help="print a new random master key"
+                    ).set_defaults(func=cmd_keys_generate_master)
+
+    p = sub.add_parser("query", parents=[common], help="aggregate events (small groups withheld)")
+    p.add_argument("--by", required=True, help=f"comma-separated: {', '.join(DIMENSIONS)}")
+    p.add_argument("--metric", choices=METRICS, default="events")
+    p.add_argument("--since", metavar="DURATION", help="e.g. 24h, 7d, 2w")
+    p.add_argument("--purpose", default="connection")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(func=cmd_query)
+
+    sub.add_parser("drops", parents=[common], help="events dropped, by reason"
+                   ).set_defaults(func=cmd_drops)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="veil: %(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VeilError as exc:
+        if isinstance(exc, config_mod.ConfigError):
+            for problem in exc.problems:
+                print(f"{exc.source}: {problem}", file=sys.stderr)
+        else:
+            print(f"veil: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

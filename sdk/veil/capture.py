@@ -1,0 +1,52 @@
+"""The hot path: copy the listed fields out of an ASGI scope onto a bounded buffer.
+
+Nothing here awaits, allocates more than one tuple, or parses anything; parsing, proxy
+resolution and pseudonymisation happen later in the background writer. Only the fields the
+registry lists are copied: cookies, authorization and the rest of the request never are.
+"""
+
+import time
+from collections import deque
+
+
+class CaptureBuffer:
+    """A bounded FIFO. When full, the new event is refused and counted as `queue_full`."""
+
+    __slots__ = ("_items", "errors", "limit", "overflow", "wake", "wake_at")
+
+    def __init__(self, limit: int, wake_at: int) -> None:
+        self._items: deque[tuple] = deque()
+        self.limit = limit
+        self.wake_at = wake_at
+        self.overflow = 0  # refused: buffer full
+        self.errors = 0  # refused: the scope could not be read
+        self.wake = None  # an asyncio.Event the writer sets up; set when a batch is ready
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def capture_request(self, scope: dict) -> None:
+        items = self._items
+        if len(items) >= self.limit:
+            self.overflow += 1
+            return
+        headers = dict(scope["headers"])
+        client = scope.get("client") or (None, None)
+        items.append((
+            time.time(), client[0], client[1],
+            headers.get(b"user-agent", b""), headers.get(b"accept-language", b""),
+            headers.get(b"sec-gpc"), headers.get(b"dnt"),
+            headers.get(b"x-forwarded-for", b""), headers.get(b"host", b""),
+        ))
+        if len(items) == self.wake_at and self.wake is not None:
+            self.wake.set()
+
+    def take(self, n: int) -> list[tuple]:
+        items = self._items
+        return [items.popleft() for _ in range(min(n, len(items)))]
+
+    def take_refused(self) -> tuple[int, int]:
+        """(overflow, errors) since the last call."""
+        counts = self.overflow, self.errors
+        self.overflow = self.errors = 0
+        return counts

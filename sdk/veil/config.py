@@ -1,0 +1,177 @@
+"""`veil.toml`: one file for the policy and the runtime, validated before anything starts.
+
+Lookup order: an explicit path, else `$VEIL_CONFIG`, else `./veil.toml`, else built-in defaults.
+Relative paths inside the file resolve against the file's own directory, so a config behaves
+the same whatever directory a command is run from.
+"""
+
+import datetime as dt
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .policy import DEFAULT_POLICY, Policy, duration_problem, parse_duration, parse_policy
+from .tables import Table
+
+DEFAULT_STORE_URL = "sqlite:///./veil-data/veil.db"
+DEFAULT_KEYS_PATH = "./veil-data/keys.db"
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    url: str = DEFAULT_STORE_URL
+    path: Path = Path(DEFAULT_STORE_URL.removeprefix("sqlite:///"))
+
+
+@dataclass(frozen=True, slots=True)
+class KeysConfig:
+    path: Path = Path(DEFAULT_KEYS_PATH)
+    master_key_file: Path | None = None
+    seal_ip: bool = False  # keep IP:port AES-GCM-sealed; off by default (data minimisation)
+    seal_retention: dt.timedelta = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    queue_size: int = 10_000
+    batch_size: int = 1_000
+    flush_interval: float = 1.0
+    max_retries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path | None = None
+    site: str | None = None
+    store: StoreConfig = field(default_factory=StoreConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    geoip_path: Path | None = None
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    min_group_size: int = 5
+    policy: Policy = DEFAULT_POLICY
+    warnings: tuple[str, ...] = ()
+
+
+def locate(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The config file to read, or None for built-in defaults."""
+    if explicit is not None:
+        return Path(explicit)
+    if env := os.environ.get("VEIL_CONFIG"):
+        return Path(env)
+    default = Path("veil.toml")
+    return default if default.exists() else None
+
+
+def load(explicit: str | os.PathLike | None = None) -> Config:
+    """Read and validate the config; raise ConfigError listing every problem found."""
+    path = locate(explicit)
+    if path is None:
+        return from_dict({}, base=Path.cwd(), source=None)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(["file not found"], str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read: {exc.__class__.__name__}: {exc}"], str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    return from_dict(data, base=path.resolve().parent, source=path)
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be greater than 0, got {v!r}"
+
+
+def _network(text: str) -> IPNetwork | str:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return f"{text!r} is not an IP address or CIDR network"
+
+
+def _store(t: Table, base: Path) -> StoreConfig:
+    url = t.get("url", str, DEFAULT_STORE_URL)
+    t.close()
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return StoreConfig(url, base / url.removeprefix("sqlite:///"))
+    scheme = url.split(":", 1)[0]
+    if scheme in ("postgres", "postgresql"):
+        t.problem(t.key("url"), "PostgreSQL stores are not available in this version; "
+                                "use sqlite:///PATH")
+    else:
+        t.problem(t.key("url"), f"must look like sqlite:///PATH, got {url!r}")
+    return StoreConfig()
+
+
+def _keys(t: Table, base: Path) -> KeysConfig:
+    master = t.get("master_key_file", str, None)
+    retention = t.get("seal_retention", str, "7d", check=duration_problem)
+    keys = KeysConfig(
+        path=base / t.get("path", str, DEFAULT_KEYS_PATH),
+        master_key_file=base / master if master else None,
+        seal_ip=t.get("seal_ip", bool, False),
+        seal_retention=parse_duration(retention) or dt.timedelta(days=7),
+    )
+    t.close()
+    return keys
+
+
+def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
+    problems: list[str] = []
+    root = Table(data, "", problems)
+    site = root.get("site", str, None, check=lambda v: None if 0 < len(v) <= 253
+                    else "must be 1 to 253 characters")
+    store = _store(root.table("store"), base)
+    keys = _keys(root.table("keys"), base)
+
+    proxy = root.table("proxy")
+    trusted = []
+    for entry in proxy.get("trusted", list, []):
+        net = _network(entry) if isinstance(entry, str) else f"{entry!r} is not a string"
+        if isinstance(net, str):
+            proxy.problem(proxy.key("trusted"), net)
+        else:
+            trusted.append(net)
+    proxy.close()
+
+    geoip = root.table("geoip")
+    geoip_path = geoip.get("path", str, None)
+    geoip.close()
+
+    cap = root.table("capture")
+    capture = CaptureConfig(
+        queue_size=cap.get("queue_size", int, 10_000, check=_positive),
+        batch_size=cap.get("batch_size", int, 1_000, check=_positive),
+        flush_interval=cap.get("flush_interval", float, 1.0, check=_positive),
+        max_retries=cap.get("max_retries", int, 3, check=lambda v: None if v >= 0
+                            else "must be 0 or more"),
+    )
+    cap.close()
+
+    query = root.table("query")
+    k = query.get("min_group_size", int, 5, check=lambda v: None if v >= 1 else "must be 1 or more")
+    query.close()
+
+    policy = parse_policy(root.table("policy")) if "policy" in data else DEFAULT_POLICY
+    root.close()
+    if problems:
+        raise ConfigError(problems, str(source) if source else "built-in defaults")
+
+    warnings = []
+    if not policy.controller.contact:
+        warnings.append("policy.controller.contact is empty: data subjects have no one to ask")
+    if not policy.dpo.contact:
+        warnings.append("policy.dpo.contact is empty: the policy promises a Data Protection "
+                        "Officer")
+    if k < 5:
+        warnings.append(f"query.min_group_size = {k}: groups this small can re-identify people")
+    return Config(
+        source=source, site=site, store=store, keys=keys, trusted_proxies=tuple(trusted),
+        geoip_path=base / geoip_path if geoip_path else None, capture=capture,
+        min_group_size=k, policy=policy, warnings=tuple(warnings),
+    )

@@ -1,0 +1,34 @@
+"""One exception hierarchy for everything veil raises.
+
+Messages never carry raw personal data (IPs, ports, user-agent strings, cookie ids): they name
+the key, field or step that failed and say what is wrong.
+"""
+
+
+class VeilError(Exception):
+    """Root of every error veil raises."""
+
+
+class ConfigError(VeilError):
+    """`veil.toml` (policy or runtime keys) is invalid. Carries every problem found."""
+
+    def __init__(self, problems: list[str], source: str = "veil.toml") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class FieldError(VeilError):
+    """A field outside the registry, or not allowed for the purpose, was offered."""
+
+
+class KeyStoreError(VeilError):
+    """The keystore cannot be opened, unwrapped or written."""
+
+
+class StoreError(VeilError):
+    """The event store cannot be opened, migrated or written."""
+
+
+class QueryError(VeilError):
+    """An analyst query asks for something the query path does not allow."""

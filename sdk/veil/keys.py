@@ -1,0 +1,193 @@
+"""The keystore: pseudonymisation and sealing keys, apart from the event store.
+
+Keys are random (never derived from a date, which would make them guessable), one per kind and
+UTC day, stored wrapped with AES-GCM under a master key the operator supplies. Destroying a key
+overwrites its wrapped bytes (SQLite `secure_delete`) and keeps only its metadata: data sealed
+or pseudonymised under it can then never be recomputed or read again.
+
+Kinds:
+- `visitor`: keyed-hash key for the cookieless visitor pseudonym. Today's and yesterday's are
+  kept (an event captured before midnight may be processed after it); older ones are destroyed,
+  so the same person is unlinkable across days.
+- `seal`: AES-GCM key for the optional sealed IP:port, destroyed after `keys.seal_retention`.
+"""
+
+import base64
+import datetime as dt
+import logging
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .config import KeysConfig
+from .errors import KeyStoreError
+
+log = logging.getLogger("veil.keys")
+KINDS = ("visitor", "seal")
+_VERIFIER = b"veil keystore master key check"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    id           TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    epoch        TEXT NOT NULL,          -- the UTC day the key serves
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,          -- destroyed at or after this instant
+    destroyed_at TEXT,
+    wrapped      BLOB,                   -- nonce || AES-GCM(master, key); NULL once destroyed
+    UNIQUE (kind, epoch)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: str
+    kind: str
+    epoch: str
+    created_at: str
+    expires_at: str
+    destroyed_at: str | None
+
+
+def _decode_master(text: str, where: str) -> bytes:
+    text = text.strip()
+    try:
+        raw = bytes.fromhex(text) if len(text) == 64 else base64.urlsafe_b64decode(text + "==")
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise KeyStoreError(f"{where}: the master key must be 32 bytes, as 64 hex characters or "
+                            "base64; generate one with: veil keys generate-master")
+    return raw
+
+
+def new_master_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def load_master_key(cfg: KeysConfig) -> bytes:
+    """From $VEIL_MASTER_KEY, else `keys.master_key_file`, else a development key made once."""
+    if env := os.environ.get("VEIL_MASTER_KEY"):
+        return _decode_master(env, "VEIL_MASTER_KEY")
+    if cfg.master_key_file:
+        try:
+            return _decode_master(cfg.master_key_file.read_text(), "keys.master_key_file")
+        except OSError as exc:
+            raise KeyStoreError(f"keys.master_key_file: cannot read {cfg.master_key_file}: "
+                                f"{exc.strerror}") from None
+    dev = cfg.path.parent / "master.key"
+    if not dev.exists():
+        dev.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(dev, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(new_master_key() + "\n")
+    log.warning("using the development master key %s: it sits beside the keystore, so it "
+                "protects nothing; set VEIL_MASTER_KEY or keys.master_key_file in production",
+                dev)
+    return _decode_master(dev.read_text(), str(dev))
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+class KeyStore:
+    """Synchronous (keys change once a day); callers on an event loop use a thread."""
+
+    def __init__(self, path: Path, master: bytes, seal_retention: dt.timedelta) -> None:
+        self.path = path
+        self._aead = AESGCM(master)
+        self._retention = {"visitor": dt.timedelta(days=2), "seal": seal_retention}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=10, isolation_level=None,
+                                       check_same_thread=False)
+            # Rollback journal, not WAL: a WAL file would keep old pages (wrapped keys) around
+            # after destruction until a checkpoint.
+            self._db.execute("PRAGMA journal_mode=DELETE")
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise KeyStoreError(f"keys.path: cannot open keystore {path}: {exc}") from None
+        self._check_master()
+
+    @classmethod
+    def open(cls, cfg: KeysConfig) -> "KeyStore":
+        return cls(cfg.path, load_master_key(cfg), cfg.seal_retention)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _check_master(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE name='verifier'").fetchone()
+        if row is None:
+            nonce = secrets.token_bytes(12)
+            blob = nonce + self._aead.encrypt(nonce, _VERIFIER, b"verifier")
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('verifier', ?)", (blob,))
+            return
+        try:
+            self._aead.decrypt(row[0][:12], row[0][12:], b"verifier")
+        except InvalidTag:
+            raise KeyStoreError(f"the master key does not match the keystore {self.path}: "
+                                "was VEIL_MASTER_KEY or keys.master_key_file changed?") from None
+
+    def key_for(self, kind: str, day: dt.date) -> tuple[str, bytes] | None:
+        """(id, key bytes) for `kind` on `day`, created on first use; None once destroyed."""
+        if kind not in KINDS:
+            raise KeyStoreError(f"unknown key kind {kind!r}")
+        key_id = f"{kind}-{day.isoformat()}"
+        if self._db.execute("SELECT 1 FROM keys WHERE id=?", (key_id,)).fetchone() is None:
+            now = dt.datetime.now(dt.UTC)
+            expires = dt.datetime.combine(day, dt.time(), dt.UTC) + self._retention[kind]
+            if expires <= now:
+                return None  # never create a key that is already past its life
+            nonce, key = secrets.token_bytes(12), secrets.token_bytes(32)
+            wrapped = nonce + self._aead.encrypt(nonce, key, key_id.encode())
+            # INSERT OR IGNORE: another process may create the same day's key concurrently.
+            self._db.execute(
+                "INSERT OR IGNORE INTO keys (id, kind, epoch, created_at, expires_at, wrapped) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key_id, kind, day.isoformat(), _iso(now), _iso(expires), wrapped))
+        key = self.key_by_id(key_id)
+        return None if key is None else (key_id, key)
+
+    def key_by_id(self, key_id: str) -> bytes | None:
+        """The key bytes, or None when no such key exists or it was destroyed."""
+        row = self._db.execute("SELECT wrapped FROM keys WHERE id=?", (key_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        try:
+            return self._aead.decrypt(row[0][:12], row[0][12:], key_id.encode())
+        except InvalidTag:
+            raise KeyStoreError(f"key {key_id} failed authentication: the keystore "
+                                "was altered") from None
+
+    def rotate(self, now: dt.datetime | None = None) -> list[str]:
+        """Destroy every key past its life and make today's; return the destroyed ids."""
+        now = now or dt.datetime.now(dt.UTC)
+        expired = [r[0] for r in self._db.execute(
+            "SELECT id FROM keys WHERE destroyed_at IS NULL AND expires_at <= ?", (_iso(now),))]
+        for key_id in expired:
+            self.destroy(key_id, now)
+        for kind in KINDS:
+            self.key_for(kind, now.date())
+        return expired
+
+    def destroy(self, key_id: str, now: dt.datetime | None = None) -> None:
+        now = now or dt.datetime.now(dt.UTC)
+        self._db.execute("UPDATE keys SET wrapped=NULL, destroyed_at=? WHERE id=? AND "
+                         "destroyed_at IS NULL", (_iso(now), key_id))
+        # Rebuild the file so no free page still holds the wrapped bytes.
+        self._db.execute("VACUUM")
+        log.info("destroyed key %s", key_id)
+
+    def list(self) -> list[KeyInfo]:
+        return [KeyInfo(*r) for r in self._db.execute(
+            "SELECT id, kind, epoch, created_at, expires_at, destroyed_at FROM keys "
+            "ORDER BY epoch, kind")]

@@ -1,0 +1,61 @@
+"""The analyst query path: aggregates only, bound to one purpose, small groups withheld.
+
+Every answer counts events and distinct visitor pseudonyms per group; a group with fewer than
+`query.min_group_size` distinct visitors is suppressed (pre-thresholding, as Google's
+differential-privacy library does), and the answer says how many groups were withheld.
+"""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .config import Config
+from .errors import QueryError
+from .policy import parse_duration
+from .registry import DIMENSIONS
+from .store import open_store
+
+METRICS = ("events", "visitors")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    purpose: str
+    by: tuple[str, ...]
+    metric: str
+    since: str | None
+    min_group_size: int
+    suppressed_groups: int
+    rows: list[dict]
+
+
+async def run_query(config: Config, by: Sequence[str], metric: str = "events",
+                    since: str | None = None, purpose: str = "connection") -> QueryResult:
+    if metric not in METRICS:
+        raise QueryError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    unknown = [d for d in by if d not in DIMENSIONS]
+    if unknown or not by:
+        raise QueryError(f"--by takes one or more of {', '.join(DIMENSIONS)}; got {list(by)}")
+    try:
+        config.policy.purpose(purpose)
+    except Exception as exc:
+        raise QueryError(str(exc)) from None
+    since_ts = None
+    if since is not None:
+        window = parse_duration(since)
+        if window is None:
+            raise QueryError(f"--since must be a duration like '12h', '7d' or '2w', got {since!r}")
+        since_ts = time.time() - window.total_seconds()
+    if not config.store.path.exists():
+        raise QueryError(f"no store at {config.store.path}: nothing has been collected yet")
+    store = open_store(config.store)
+    await store.open()
+    try:
+        agg = await store.aggregate(by, purpose, since_ts, config.min_group_size)
+    finally:
+        await store.close()
+    value = agg.columns.index(metric)
+    rows = [dict(zip(by, r[: len(by)], strict=True)) | {metric: r[value]} for r in agg.rows]
+    rows.sort(key=lambda r: r[metric], reverse=True)
+    return QueryResult(purpose, tuple(by), metric, since, config.min_group_size,
+                       agg.suppressed_groups, rows)

@@ -1,0 +1,132 @@
+"""`Veil`: one configured instance, wiring config → keystore, pipeline, store and writer.
+
+Construction validates the config (a broken config never starts) and builds the user-agent
+parser. Opening the keystore and the store happens in `start()`, inside the app's lifespan; if
+that fails, the failure is logged with a message naming the problem, the app keeps serving, and
+the writer tries again while events wait in the bounded buffer (overflow counted).
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+
+from . import agents
+from . import config as config_mod
+from .capture import CaptureBuffer
+from .config import Config
+from .geo import open_geoip
+from .keys import KeyStore
+from .pipeline import Pipeline
+from .proxy import ClientResolver
+from .pseudonymise import Pseudonymiser
+from .store import EventStore, open_store
+from .writer import BatchWriter
+
+log = logging.getLogger("veil")
+RETRY_OPEN_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    queued: int
+    stored: int
+    dropped: dict[str, int]
+    running: bool
+
+
+class Veil:
+    def __init__(self, config: Config, purpose: str = "connection") -> None:
+        self.config = config
+        self.purpose = config.policy.purpose(purpose)  # raises FieldError if undeclared
+        for warning in config.warnings:
+            log.warning("%s", warning)
+        self.buffer = CaptureBuffer(config.capture.queue_size, config.capture.batch_size)
+        self.writer: BatchWriter | None = None
+        self.store: EventStore | None = None
+        self.keystore: KeyStore | None = None
+        self._task: asyncio.Task | None = None
+        agents.warm_up()
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike | None = None) -> "Veil":
+        return cls(config_mod.load(path))
+
+    # -- hot path ----------------------------------------------------------------------------
+
+    def capture_request(self, scope: dict) -> None:
+        if self._task is None:
+            self._start_soon()  # an app without lifespan events still gets a writer
+        self.buffer.capture_request(scope)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _start_soon(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="veil-writer")
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="veil-writer")
+            await asyncio.sleep(0)
+
+    async def _open(self) -> BatchWriter:
+        cfg = self.config
+        keystore = KeyStore.open(cfg.keys)
+        try:
+            store = open_store(cfg.store)
+            await store.open(cfg.policy)
+        except BaseException:
+            keystore.close()
+            raise
+        pseudonymiser = Pseudonymiser(keystore)
+        pipeline = Pipeline(cfg.policy, self.purpose.key, cfg.site,
+                            ClientResolver(cfg.trusted_proxies), pseudonymiser,
+                            open_geoip(cfg.geoip_path), cfg.keys.seal_ip)
+        self.keystore, self.store = keystore, store
+        return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture)
+
+    async def _run(self) -> None:
+        while self.writer is None:
+            try:
+                self.writer = await self._open()
+            except Exception as exc:
+                log.error("veil cannot start, events wait in memory (bounded): %s: %s; "
+                          "retrying in %.0f s", exc.__class__.__name__, exc, RETRY_OPEN_SECONDS)
+                await asyncio.sleep(RETRY_OPEN_SECONDS)
+        await self.writer.run()
+
+    async def stop(self) -> None:
+        """Flush what is queued, then close the store and keystore."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if self.writer is None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if len(self.buffer):
+                log.error("veil stopped before it could start: %d queued event(s) lost",
+                          len(self.buffer))
+            return
+        self.writer.stop()
+        await task
+        await self.store.close()
+        self.keystore.close()
+        self.writer = None
+
+    async def flush(self) -> None:
+        """Write everything queued now (tests and shutdown hooks)."""
+        if self.writer is not None:
+            await self.writer.flush()
+
+    def stats(self) -> Stats:
+        w = self.writer
+        dropped = dict(w.drops) if w else {}
+        for reason, n in (("queue_full", self.buffer.overflow),
+                          ("capture_error", self.buffer.errors)):
+            if n:
+                dropped[reason] = dropped.get(reason, 0) + n
+        return Stats(queued=len(self.buffer), stored=w.stored if w else 0,
+                     dropped={str(k): v for k, v in dropped.items()}, running=w is not None)

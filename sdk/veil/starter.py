@@ -1,0 +1,77 @@
+"""`veil init`: a commented starter `veil.toml`, its policy rendered from DEFAULT_POLICY so the
+two can never drift apart."""
+
+from .policy import DEFAULT_POLICY, Policy
+
+RUNTIME = """\
+# veil.toml — the one config file for veil: runtime keys and, optionally, the privacy policy.
+# Relative paths resolve against this file's directory. Check it with: veil policy check
+
+# site = "example.com"        # the site name stored with events; default: the Host header
+
+[store]
+url = "sqlite:///./veil-data/veil.db"   # the embedded default; one writer, WAL
+
+[keys]
+path = "./veil-data/keys.db"  # keystore, apart from the events, wrapped by the master key
+# master_key_file = "/run/secrets/veil-master-key"  # else $VEIL_MASTER_KEY; else a dev key
+seal_ip = false               # keep IP and port AES-GCM-sealed under a short-lived key
+seal_retention = "7d"         # the seal key (and so every sealed IP) is destroyed after this
+
+[proxy]
+trusted = []                  # IPs/CIDRs of your reverse proxies; X-Forwarded-For only from them
+
+[geoip]
+# path = "GeoLite2-City.mmdb" # MaxMind-format database for country and region
+
+[capture]
+queue_size = 10000            # events waiting for the writer; beyond it they are dropped, counted
+batch_size = 1000
+flush_interval = 1.0          # seconds
+max_retries = 3               # store write retries before a batch is dropped (counted)
+
+[query]
+min_group_size = 5            # groups with fewer distinct visitors are never shown
+
+# Without a [policy] table veil runs the built-in policy below. To change it, uncomment it,
+# edit it, and bump its version.
+"""
+
+
+def _toml_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_policy(policy: Policy) -> str:
+    out = [
+        "[policy]",
+        f"version = {_toml_str(policy.version)}",
+        f"effective = {policy.effective.isoformat()}",
+        f"controller = {{ name = {_toml_str(policy.controller.name)}, "
+        f"contact = {_toml_str(policy.controller.contact)} }}",
+        f"dpo = {{ name = {_toml_str(policy.dpo.name)}, "
+        f"contact = {_toml_str(policy.dpo.contact)} }}",
+    ]
+    for c in policy.changes:
+        out += ["", "[[policy.changes]]", f"version = {_toml_str(c.version)}",
+                f"effective = {c.effective.isoformat()}", f"summary = {_toml_str(c.summary)}"]
+    for p in policy.purposes.values():
+        days = p.retention.days if not p.retention.seconds else None
+        retention = f"{days}d" if days else f"{int(p.retention.total_seconds() // 3600)}h"
+        fields = ", ".join(_toml_str(f) for f in sorted(p.fields))
+        out += ["", f"[policy.purposes.{p.key}]", f"description = {_toml_str(p.description)}",
+                f"data_use = {_toml_str(p.data_use)}", f"legal_basis = {_toml_str(p.legal_basis)}",
+                f"consent = {str(p.needs_consent).lower()}", f"retention = {_toml_str(retention)}",
+                f"fields = [{fields}]"]
+    for r in policy.recipients:
+        purposes = ", ".join(_toml_str(k) for k in r.purposes)
+        out += ["", "[[policy.recipients]]", f"name = {_toml_str(r.name)}",
+                f"country = {_toml_str(r.country)}", f"role = {_toml_str(r.role)}",
+                f"purposes = [{purposes}]", f"safeguard = {_toml_str(r.safeguard)}"]
+    return "\n".join(out) + "\n"
+
+
+def starter_toml() -> str:
+    policy = render_policy(DEFAULT_POLICY)
+    commented = "\n".join(f"# {line}" if line else "#" for line in policy.splitlines())
+    return RUNTIME + "\n" + commented + "\n"

@@ -1,0 +1,32 @@
+"""The store interface every backend implements."""
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    columns: tuple[str, ...]
+    rows: list[tuple]
+    suppressed_groups: int  # groups withheld for having fewer than k distinct visitors
+
+
+class EventStore(Protocol):
+    async def open(self, policy: Policy) -> None:
+        """Create or migrate the schema and register the policy's purposes."""
+
+    async def write(self, rows: Sequence[tuple], drops: Counter, day: str) -> None:
+        """Store a batch atomically: all rows and drop counts, or nothing (then raise)."""
+
+    async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
+                        min_group_size: int) -> Aggregate:
+        """Events and distinct visitors per group, groups under k distinct visitors withheld."""
+
+    async def drop_counts(self, since_day: str | None = None) -> dict[str, int]:
+        """Counted drops by reason."""
+
+    async def close(self) -> None: ...
