@@ -16,8 +16,9 @@ from pathlib import Path
 
 from veil import config as config_mod
 from veil.errors import VeilError
+from veil.geo import open_geoip
 from veil.keys import KeyStore, new_master_key
-from veil.query import METRICS, run_query
+from veil.query import METRICS, drop_counts, run_query
 from veil.registry import DIMENSIONS
 from veil.starter import starter_toml
 
@@ -38,8 +39,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.file or args.config)
-    from veil.geo import open_geoip
-
     warnings = list(cfg.warnings)
     if cfg.geoip_path and open_geoip(cfg.geoip_path) is None:
         warnings.append(f"geoip.path: {cfg.geoip_path} cannot be read as a MaxMind database; "
@@ -101,19 +100,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_drops(args: argparse.Namespace) -> int:
-    cfg = _config(args)
-
-    async def counts() -> dict[str, int]:
-        from veil.store import open_store
-
-        store = open_store(cfg.store)
-        await store.open()
-        try:
-            return await store.drop_counts()
-        finally:
-            await store.close()
-
-    _print_table(("reason", "events"), sorted(asyncio.run(counts()).items()))
+    counts = asyncio.run(drop_counts(_config(args)))
+    _print_table(("reason", "events"), sorted(counts.items()))
     return 0
 
 

@@ -5,15 +5,16 @@ Every answer counts events and distinct visitor pseudonyms per group; a group wi
 differential-privacy library does), and the answer says how many groups were withheld.
 """
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from .config import Config
 from .errors import QueryError
 from .policy import parse_duration
 from .registry import DIMENSIONS
-from .store import open_store
+from .store import EventStore, open_store
 
 METRICS = ("events", "visitors")
 
@@ -27,6 +28,24 @@ class QueryResult:
     min_group_size: int
     suppressed_groups: int
     rows: list[dict]
+
+
+@contextlib.asynccontextmanager
+async def existing_store(config: Config) -> AsyncIterator[EventStore]:
+    """The store for reading; an error, not an empty new file, when none exists yet."""
+    if not config.store.path.exists():
+        raise QueryError(f"no store at {config.store.path}: nothing has been collected yet")
+    store = open_store(config.store)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def drop_counts(config: Config) -> dict[str, int]:
+    async with existing_store(config) as store:
+        return await store.drop_counts()
 
 
 async def run_query(config: Config, by: Sequence[str], metric: str = "events",
@@ -46,14 +65,8 @@ async def run_query(config: Config, by: Sequence[str], metric: str = "events",
         if window is None:
             raise QueryError(f"--since must be a duration like '12h', '7d' or '2w', got {since!r}")
         since_ts = time.time() - window.total_seconds()
-    if not config.store.path.exists():
-        raise QueryError(f"no store at {config.store.path}: nothing has been collected yet")
-    store = open_store(config.store)
-    await store.open()
-    try:
+    async with existing_store(config) as store:
         agg = await store.aggregate(by, purpose, since_ts, config.min_group_size)
-    finally:
-        await store.close()
     value = agg.columns.index(metric)
     rows = [dict(zip(by, r[: len(by)], strict=True)) | {metric: r[value]} for r in agg.rows]
     rows.sort(key=lambda r: r[metric], reverse=True)

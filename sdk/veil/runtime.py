@@ -47,6 +47,7 @@ class Veil:
         self.store: EventStore | None = None
         self.keystore: KeyStore | None = None
         self._task: asyncio.Task | None = None
+        self._first_attempt = asyncio.Event()
         agents.warm_up()
 
     @classmethod
@@ -67,9 +68,10 @@ class Veil:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="veil-writer")
 
     async def start(self) -> None:
+        """Open the keystore and store and start the writer; on failure, log and retry."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="veil-writer")
-            await asyncio.sleep(0)
+            await self._first_attempt.wait()
 
     async def _open(self) -> BatchWriter:
         cfg = self.config
@@ -87,14 +89,19 @@ class Veil:
         self.keystore, self.store = keystore, store
         return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture)
 
+    async def _try_open(self) -> bool:
+        try:
+            self.writer = await self._open()
+        except Exception as exc:
+            log.error("veil cannot start, events wait in memory (bounded): %s: %s",
+                      exc.__class__.__name__, exc)
+        finally:
+            self._first_attempt.set()
+        return self.writer is not None
+
     async def _run(self) -> None:
-        while self.writer is None:
-            try:
-                self.writer = await self._open()
-            except Exception as exc:
-                log.error("veil cannot start, events wait in memory (bounded): %s: %s; "
-                          "retrying in %.0f s", exc.__class__.__name__, exc, RETRY_OPEN_SECONDS)
-                await asyncio.sleep(RETRY_OPEN_SECONDS)
+        while not await self._try_open():
+            await asyncio.sleep(RETRY_OPEN_SECONDS)
         await self.writer.run()
 
     async def stop(self) -> None:
@@ -102,14 +109,15 @@ class Veil:
         task, self._task = self._task, None
         if task is None:
             return
-        if self.writer is None:
+        if self.writer is None:  # still retrying to open: one last try, to save the queue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if len(self.buffer):
-                log.error("veil stopped before it could start: %d queued event(s) lost",
+            if not await self._try_open():
+                log.error("veil stopped without a store: %d queued event(s) lost",
                           len(self.buffer))
-            return
+                return
+            task = asyncio.create_task(self.writer.run())
         self.writer.stop()
         await task
         await self.store.close()

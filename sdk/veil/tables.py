@@ -4,13 +4,14 @@ Every problem is collected rather than raised at the first one, so `veil policy 
 them all in one run.
 """
 
+import datetime as dt
 import difflib
 from collections.abc import Callable
 from typing import Any
 
 _MISSING = object()
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               list: "an array", dict: "a table"}
+               list: "an array", dict: "a table", dt.date: "a date like 2026-11-25"}
 
 
 class Table:

@@ -1,0 +1,158 @@
+"""Real HTTP through uvicorn to the example app, then `veil query`, then a grep of the disk."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CHROME, FIREFOX, GOOGLEBOT, SAFARI_IPHONE
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENTS = {CHROME: "Chrome", FIREFOX: "Firefox", SAFARI_IPHONE: "Mobile Safari"}
+# per browser, that many distinct forwarded visitors (k = 5 needs at least five)
+VISITORS = {"Chrome": 7, "Firefox": 5, "Mobile Safari": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, headers: dict[str, str], local_port: int | None = None) -> bytes:
+    """One real HTTP/1.1 request from a chosen source port, so the test knows the raw port."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if local_port:
+            s.bind(("127.0.0.1", local_port))
+        s.connect(("127.0.0.1", port))
+        lines = ["GET / HTTP/1.1", "Host: shop.example", "Connection: close",
+                 *(f"{k}: {v}" for k, v in headers.items())]
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+@pytest.fixture
+def served(tmp_path, master_key):
+    data = tmp_path / "veil-data"
+    config = tmp_path / "veil.toml"
+    config.write_text('[store]\nurl = "sqlite:///veil-data/veil.db"\n'
+                      '[keys]\npath = "veil-data/keys.db"\nseal_ip = true\n'
+                      '[proxy]\ntrusted = ["127.0.0.1"]\n[capture]\nflush_interval = 0.2\n')
+    port = free_port()
+    env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "examples.starlette_app:app", "--port", str(port),
+             "--no-proxy-headers", "--no-access-log"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        yield port, config, data, log, proc
+        if proc.poll() is None:
+            proc.kill()
+
+
+def veil_cli(*args: str, config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "veil_collector.cli", *args, "--config",
+                           str(config)], capture_output=True, text=True, check=False)
+
+
+def test_requests_through_uvicorn_are_counted_and_no_raw_data_reaches_disk(served):
+    port, config, data, log, proc = served
+    raw_ips, raw_ports = [], []
+    n = 0
+    for agent, browser in AGENTS.items():
+        for _ in range(VISITORS[browser]):
+            ip = f"198.51.{100 + n % 3}.{10 + n}"
+            local = 40000 + (os.getpid() % 1000) * 20 + n
+            reply = get(port, {"User-Agent": agent, "X-Forwarded-For": ip,
+                               "Accept-Language": "ja-JP,en;q=0.5"}, local_port=local)
+            assert reply.startswith(b"HTTP/1.1 200")
+            raw_ips.append(ip)
+            raw_ports.append(str(local))
+            n += 1
+    # a bot and a spoofed address from an untrusted peer are not counted as visitors
+    assert get(port, {"User-Agent": GOOGLEBOT}).startswith(b"HTTP/1.1 200")
+
+    proc.send_signal(signal.SIGINT)  # lifespan shutdown flushes the queue
+    assert proc.wait(timeout=20) == 0
+
+    result = veil_cli("query", "--by", "browser", "--format", "json", config=config)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["purpose"] == "connection"
+    counts = {r["browser"]: r["events"] for r in answer["rows"]}
+    assert counts == {"Chrome": 7, "Firefox": 5}  # Mobile Safari: 2 visitors < k = 5, withheld
+    assert answer["suppressed_groups"] == 1
+
+    visitors = veil_cli("query", "--by", "browser,language", "--metric", "visitors",
+                        "--format", "csv", config=config)
+    assert visitors.stdout.splitlines() == ["browser,language,visitors", "Chrome,ja,7",
+                                            "Firefox,ja,5"]
+
+    import sqlite3
+
+    db = sqlite3.connect(data / "veil.db")
+    purposes = {r[0] for r in db.execute("SELECT DISTINCT purpose FROM events")}
+    assert purposes == {"connection"}
+    assert db.execute("SELECT COUNT(*) FROM event_log WHERE sealed_endpoint IS NULL "
+                      "OR visitor IS NULL").fetchone()[0] == 0
+    assert dict(db.execute("SELECT reason, count FROM drops")) == {"bot": 1}
+    db.close()
+
+    # Nothing raw anywhere under the data directory (db, WAL, SHM, keystore) or in the log.
+    secrets_on_disk = [*raw_ips, *(p for p in raw_ports), *AGENTS, GOOGLEBOT,
+                       "Chrome/120.0.6099.109", "rv:121.0", "ja-JP"]
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"veil.db", "keys.db"}
+    for path in [*files, log]:
+        blob = path.read_bytes()
+        for secret in secrets_on_disk:
+            assert secret.encode() not in blob, f"{secret!r} found in {path.name}"
+            assert secret.encode("utf-16-le") not in blob
+
+
+def test_a_spoofed_left_hop_in_forwarded_for_is_ignored(served):
+    port, _, data, _, proc = served
+    # uvicorn itself is not told to trust proxies, so the app sees the socket peer; veil trusts
+    # 127.0.0.1 and takes the right-most untrusted hop, not the spoofed left-most one.
+    for i in range(5):
+        get(port, {"User-Agent": CHROME, "X-Forwarded-For": f"6.6.6.6, 203.0.113.{i}"})
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=20)
+    import sqlite3
+
+    db = sqlite3.connect(data / "veil.db")
+    networks = {r[0] for r in db.execute("SELECT network FROM event_log")}
+    db.close()
+    assert networks == {"203.0.113.0/24"}
+
+
+def test_a_broken_config_never_starts(tmp_path):
+    bad = tmp_path / "veil.toml"
+    bad.write_text("[capture]\nqueue_size = -1\n[stor]\nurl = 'x'\n")
+    result = veil_cli("policy", "check", config=bad)
+    assert result.returncode == 1
+    assert "capture.queue_size: must be greater than 0, got -1" in result.stderr
+    assert "stor: unknown key (did you mean 'store'?)" in result.stderr
+    env = {**os.environ, "VEIL_CONFIG": str(bad)}
+    app = subprocess.run([sys.executable, "-c", "import examples.starlette_app"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, check=False)
+    assert app.returncode != 0
+    assert "capture.queue_size: must be greater than 0" in app.stderr

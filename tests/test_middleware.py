@@ -1,0 +1,180 @@
+"""VeilMiddleware through direct ASGI calls: responses untouched, failures counted."""
+
+import asyncio
+import sqlite3
+
+import pytest
+from conftest import CHROME, FIREFOX, scope
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+from veil import Veil, VeilMiddleware
+
+
+async def hello(request):
+    return PlainTextResponse("hi", headers={"x-app": "1"})
+
+
+async def stream(request):
+    async def chunks():
+        for part in (b"a", b"b", b"c"):
+            yield part
+
+    return StreamingResponse(chunks(), media_type="text/x-test")
+
+
+async def boom(request):
+    raise RuntimeError("the app's own bug")
+
+
+async def echo(request):
+    return JSONResponse({"body": (await request.body()).decode(),
+                         "client": list(request.client), "ua": request.headers["user-agent"]})
+
+
+def make_app():
+    return Starlette(routes=[Route("/", hello), Route("/stream", stream), Route("/boom", boom),
+                             Route("/echo", echo, methods=["POST"])])
+
+
+async def call(app, s: dict, body: bytes = b"") -> list[dict]:
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    try:
+        await app(s, receive, send)
+    except RuntimeError as exc:
+        sent.append({"raised": str(exc)})
+    return sent
+
+
+@pytest.mark.parametrize(("path", "method", "body"), [
+    ("/", "GET", b""), ("/stream", "GET", b""), ("/boom", "GET", b""),
+    ("/missing", "GET", b""), ("/echo", "POST", b'{"x": 1}'),
+])
+async def test_responses_are_byte_for_byte_those_of_the_bare_app(make_config, path, method, body):
+    veil = Veil(make_config())
+    wrapped = VeilMiddleware(make_app(), veil=veil)
+    s = {**scope(path, headers={"User-Agent": CHROME}), "method": method}
+    assert await call(wrapped, dict(s), body) == await call(make_app(), dict(s), body)
+    await veil.stop()
+
+
+async def test_requests_are_captured_and_stored_after_stop(make_config):
+    veil = Veil(make_config())
+    app = VeilMiddleware(make_app(), veil=veil)
+    await veil.start()
+    for agent in (CHROME, CHROME, FIREFOX):
+        await call(app, scope(headers={"User-Agent": agent}))
+    await veil.stop()
+    db = sqlite3.connect(veil.config.store.path)
+    assert sorted(r[0] for r in db.execute("SELECT browser FROM events")) == [
+        "Chrome", "Chrome", "Firefox"]
+    db.close()
+
+
+async def test_a_malformed_scope_is_counted_and_the_app_still_answers(make_config):
+    veil = Veil(make_config())
+    app = VeilMiddleware(make_app(), veil=veil)
+    bad = scope()
+    bad["headers"] = None  # a broken server or an upstream middleware
+    sent = await call(app, bad)
+    assert sent[0]["status"] == 200 or "raised" not in sent[-1]
+    assert veil.stats().dropped == {"capture_error": 1}
+    await veil.stop()
+
+
+async def test_full_queue_drops_are_counted_and_responses_unchanged(make_config, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # the store cannot be opened: the writer never drains
+    cfg = make_config(store={"url": f"sqlite:///{blocker}/veil.db"}, capture={"queue_size": 3})
+    veil = Veil(cfg)
+    app = VeilMiddleware(make_app(), veil=veil)
+    await veil.start()
+    for _ in range(10):
+        sent = await call(app, scope(headers={"User-Agent": CHROME}))
+        assert sent[0]["status"] == 200 and sent[1]["body"] == b"hi"
+    stats = veil.stats()
+    assert (stats.queued, stats.dropped, stats.running) == (3, {"queue_full": 7}, False)
+    await veil.stop()
+
+
+async def test_a_store_failing_mid_batch_loses_only_that_batch_and_counts_it(make_config):
+    cfg = make_config(capture={"max_retries": 1})
+    veil = Veil(cfg)
+    app = VeilMiddleware(make_app(), veil=veil)
+    await veil.start()
+    await call(app, scope(headers={"User-Agent": CHROME}))
+    await veil.flush()
+    # A real SQLite failure in the middle of the next batch: the second row aborts it.
+    db = sqlite3.connect(cfg.store.path)
+    db.execute("CREATE TRIGGER fail BEFORE INSERT ON event_log WHEN NEW.browser = 'Firefox' "
+               "BEGIN SELECT RAISE(ABORT, 'disk exploded'); END")
+    db.commit()
+    for agent in (CHROME, FIREFOX, CHROME):
+        sent = await call(app, scope(headers={"User-Agent": agent}))
+        assert sent[1]["body"] == b"hi"
+    await veil.flush()
+    db.execute("DROP TRIGGER fail")
+    db.commit()
+    await call(app, scope(headers={"User-Agent": FIREFOX}))
+    await veil.stop()
+    browsers = sorted(r[0] for r in db.execute("SELECT browser FROM events"))
+    assert browsers == ["Chrome", "Firefox"]  # before and after the failed batch, intact
+    assert dict(db.execute("SELECT reason, count FROM drops")) == {"store_error": 3}
+    db.close()
+
+
+async def test_lifespan_starts_the_writer_and_shutdown_flushes(make_config):
+    veil = Veil(make_config(capture={"flush_interval": 60}))
+    app = VeilMiddleware(make_app(), veil=veil)
+    inbox: asyncio.Queue = asyncio.Queue()
+    outbox: list = []
+
+    async def send(message):
+        outbox.append(message["type"])
+
+    lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}},
+                                       inbox.get, send))
+    await inbox.put({"type": "lifespan.startup"})
+    while "lifespan.startup.complete" not in outbox:
+        await asyncio.sleep(0.01)
+    assert veil.stats().running
+    for _ in range(4):
+        await call(app, scope(headers={"User-Agent": CHROME}))
+    assert veil.stats().stored == 0  # a 60 s flush interval: nothing written yet
+    await inbox.put({"type": "lifespan.shutdown"})
+    await lifespan
+    assert outbox[-1] == "lifespan.shutdown.complete"
+    db = sqlite3.connect(veil.config.store.path)
+    assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 4
+    db.close()
+
+
+async def test_an_app_without_lifespan_still_gets_a_writer(make_config):
+    veil = Veil(make_config())
+    app = VeilMiddleware(make_app(), veil=veil)
+    await call(app, scope(headers={"User-Agent": CHROME}))
+    for _ in range(100):
+        if veil.stats().stored:
+            break
+        await asyncio.sleep(0.02)
+    assert veil.stats().stored == 1
+    await veil.stop()
+
+
+async def test_websocket_scopes_pass_through_uncaptured(make_config):
+    seen = []
+
+    async def ws_app(s, receive, send):
+        seen.append(s["type"])
+
+    veil = Veil(make_config())
+    await VeilMiddleware(ws_app, veil=veil)({"type": "websocket"}, None, None)
+    assert seen == ["websocket"] and len(veil.buffer) == 0
