@@ -178,3 +178,17 @@ async def test_websocket_scopes_pass_through_uncaptured(make_config):
     veil = Veil(make_config())
     await VeilMiddleware(ws_app, veil=veil)({"type": "websocket"}, None, None)
     assert seen == ["websocket"] and len(veil.buffer) == 0
+
+
+def test_two_lifespans_on_two_event_loops(make_config):
+    from starlette.testclient import TestClient
+
+    veil = Veil(make_config())
+    app = VeilMiddleware(make_app(), veil=veil)
+    for _ in range(2):  # TestClient runs each lifespan on a fresh event loop
+        with TestClient(app) as client:
+            assert client.get("/", headers={"User-Agent": CHROME}).text == "hi"
+    db = sqlite3.connect(veil.config.store.path)
+    # TestClient's peer is the name "testclient", not an address: counted, not stored
+    assert dict(db.execute("SELECT reason, count FROM drops")) == {"invalid_client": 2}
+    db.close()

@@ -48,6 +48,7 @@ class Veil:
         self.keystore: KeyStore | None = None
         self._task: asyncio.Task | None = None
         self._first_attempt = asyncio.Event()
+        self._stopped = False  # after stop(), no lazy restart by a late request
         agents.warm_up()
 
     @classmethod
@@ -57,7 +58,7 @@ class Veil:
     # -- hot path ----------------------------------------------------------------------------
 
     def capture_request(self, scope: dict) -> None:
-        if self._task is None:
+        if self._task is None and not self._stopped:
             self._start_soon()  # an app without lifespan events still gets a writer
         self.buffer.capture_request(scope)
 
@@ -70,6 +71,8 @@ class Veil:
     async def start(self) -> None:
         """Open the keystore and store and start the writer; on failure, log and retry."""
         if self._task is None:
+            self._stopped = False
+            self._first_attempt = asyncio.Event()  # bound to this loop, not an earlier one
             self._task = asyncio.create_task(self._run(), name="veil-writer")
             await self._first_attempt.wait()
 
@@ -107,6 +110,7 @@ class Veil:
     async def stop(self) -> None:
         """Flush what is queued, then close the store and keystore."""
         task, self._task = self._task, None
+        self._stopped = True
         if task is None:
             return
         if self.writer is None:  # still retrying to open: one last try, to save the queue
