@@ -75,19 +75,20 @@ def test_site_from_host():
 
 
 def captured(ip="198.51.100.7", port=50123, agent=CHROME, lang="de-CH,en;q=0.5", gpc=b"1",
-             forwarded=b"", host=b"shop.example", ts=None):
-    return (ts or time.time(), ip, port, agent.encode(), lang.encode(), gpc, None, forwarded, host)
+             forwarded=b"", host=b"shop.example", ts=None, purpose="connection", beacon=None):
+    return (purpose, ts or time.time(), ip, port, agent.encode(), lang.encode(), gpc, None,
+            forwarded, host, beacon)
 
 
 @pytest.fixture
 def pipeline_for(make_config, geoip_db):
     opened = []
 
-    def build(purpose="connection", seal_ip=False, **sections):
+    def build(seal_ip=False, **sections):
         cfg = make_config(**sections)
         ks = KeyStore.open(cfg.keys)
         opened.append(ks)
-        return Pipeline(cfg.policy, purpose, cfg.site, ClientResolver(cfg.trusted_proxies),
+        return Pipeline(cfg.policy, cfg.site, ClientResolver(cfg.trusted_proxies),
                         Pseudonymiser(ks), open_geoip(geoip_db), seal_ip)
 
     yield build
@@ -130,11 +131,30 @@ def test_a_purpose_only_carries_its_fields(pipeline_for):
         "purposes": {"minimal": {"description": "d", "data_use": "essential.service",
                                  "legal_basis": "legitimate_interests", "retention": "1d",
                                  "fields": ["ip_address"]}}}}
-    rows, _ = pipeline_for(purpose="minimal", seal_ip=True, **narrow).process([captured()])
+    rows, drops = pipeline_for(seal_ip=True, **narrow).process(
+        [captured(purpose="minimal", beacon={"screen_w": 1, "screen_h": 2, "pixel_ratio": 1.0,
+                                             "language": "de", "path": "/secret"}),
+         captured(purpose="connection")])
+    assert drops == {Drop.UNKNOWN_PURPOSE: 1}  # "connection" is not in this policy
     row = dict(zip(ROW_COLUMNS, rows[0], strict=True))
     assert row["visitor"] and row["country"] == "DE"
-    for column in ("browser", "os", "device", "language", "gpc", "dnt", "sealed_endpoint"):
+    for column in ("browser", "os", "device", "language", "gpc", "dnt", "sealed_endpoint",
+                   "screen_w", "pixel_ratio", "path"):
         assert row[column] is None, column
+
+
+def test_beacon_fields_are_kept_as_the_purpose_allows(pipeline_for):
+    beacon = {"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2.0, "language": "fr-CA",
+              "path": "/pricing"}
+    rows, _ = pipeline_for().process([captured(beacon=beacon),
+                                      captured(beacon=beacon, purpose="browsing_history")])
+    connection, history = (dict(zip(ROW_COLUMNS, r, strict=True)) for r in rows)
+    assert (connection["source"], connection["screen_w"], connection["screen_h"]) == (
+        "beacon", 1280, 800)
+    assert (connection["pixel_ratio"], connection["language"]) == (2.0, "fr")
+    assert connection["path"] is None  # connection does not carry browsing history
+    assert history["path"] == "/pricing"
+    assert connection["event_id"] != history["event_id"]
 
 
 def test_sealing_keeps_ip_and_port_encrypted(pipeline_for):

@@ -59,6 +59,13 @@ async def test_a_batch_is_all_or_nothing(store):
     assert await store.drop_counts() == {"bot": 1}
 
 
+async def test_a_retried_batch_is_stored_once(store):
+    batch = [row(event_id="e1", visitor="a"), row(event_id="e2", visitor="b")]
+    await store.write(batch, Counter(), "d")
+    await store.write(batch + [row(event_id="e3", visitor="c")], Counter(), "d")
+    assert (await store.aggregate(["browser"], "connection", None, 1)).rows == [("Chrome", 3, 3)]
+
+
 async def test_purpose_must_be_declared_at_rest(store):
     with pytest.raises(sqlite3.IntegrityError):
         await store.write([row(purpose=None)], Counter(), "2026-11-25")

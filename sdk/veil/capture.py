@@ -25,21 +25,23 @@ class CaptureBuffer:
     def __len__(self) -> int:
         return len(self._items)
 
-    def capture_request(self, scope: dict) -> None:
+    def capture(self, scope: dict, purpose: str, beacon: dict | None = None) -> bool:
+        """Queue one event; False when the buffer is full (the event is counted, not kept)."""
         items = self._items
         if len(items) >= self.limit:
             self.overflow += 1
-            return
+            return False
         headers = dict(scope["headers"])
         client = scope.get("client") or (None, None)
         items.append((
-            time.time(), client[0], client[1],
+            purpose, time.time(), client[0], client[1],
             headers.get(b"user-agent", b""), headers.get(b"accept-language", b""),
             headers.get(b"sec-gpc"), headers.get(b"dnt"),
-            headers.get(b"x-forwarded-for", b""), headers.get(b"host", b""),
+            headers.get(b"x-forwarded-for", b""), headers.get(b"host", b""), beacon,
         ))
         if len(items) == self.wake_at and self.wake is not None:
             self.wake.set()
+        return True
 
     def take(self, n: int) -> list[tuple]:
         items = self._items

@@ -11,6 +11,8 @@ import datetime as dt
 import functools
 import operator
 import re
+import secrets
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from enum import StrEnum
@@ -19,14 +21,15 @@ from . import agents, languages
 from .geo import GeoLookup
 from .policy import Policy, Purpose
 from .proxy import ClientResolver
+from .registry import BEACON_FIELDS
 from .pseudonymise import Pseudonymiser, network_of
 
 # The columns a row carries, in the store's insert order (see store/schema.py).
 ROW_COLUMNS = (
-    "ts", "purpose", "policy_version", "source", "site", "visitor", "network", "country",
-    "region", "os", "os_version", "browser", "browser_version", "device", "device_brand",
-    "device_model", "language", "languages", "gpc", "dnt", "screen_w", "screen_h",
-    "pixel_ratio", "path", "seal_key", "sealed_endpoint",
+    "event_id", "ts", "purpose", "policy_version", "source", "site", "visitor", "network",
+    "country", "region", "os", "os_version", "browser", "browser_version", "device",
+    "device_brand", "device_model", "language", "languages", "gpc", "dnt", "screen_w",
+    "screen_h", "pixel_ratio", "path", "seal_key", "sealed_endpoint",
 )
 _HOST = re.compile(rb"^[a-z0-9.-]{1,253}$")
 
@@ -34,30 +37,27 @@ _HOST = re.compile(rb"^[a-z0-9.-]{1,253}$")
 class Drop(StrEnum):
     QUEUE_FULL = "queue_full"          # capture buffer full: the app outpaced the writer
     CAPTURE_ERROR = "capture_error"    # the request could not be read (malformed scope)
+    UNKNOWN_PURPOSE = "unknown_purpose"  # captured for a purpose the policy does not declare
     INVALID_CLIENT = "invalid_client"  # no usable client address (or a broken proxy chain)
     BOT = "bot"                        # ua-parser device family "Spider"
     KEY_DESTROYED = "key_destroyed"    # the event's day key is gone: too old to pseudonymise
     STORE_ERROR = "store_error"        # the store refused the batch after every retry
 
 
-class Event:
-    """One request in flight. Raw fields first, derived (stored) fields after."""
+# Stored fields default to None at class level, so a step sets only what it derives.
+_Unset = type("_Unset", (), dict.fromkeys((*ROW_COLUMNS, "ip")))
 
-    __slots__ = ("agent", "accept_language", "forwarded", "host", "ip", "peer", "port",
-                 *ROW_COLUMNS)
+
+class Event(_Unset):
+    """One event in flight: the captured raw fields, then the derived (stored) ones."""
 
     def __init__(self, captured: tuple, purpose: Purpose, policy_version: str) -> None:
-        (self.ts, self.peer, self.port, self.agent, self.accept_language, gpc, dnt,
-         self.forwarded, self.host) = captured
+        (_, self.ts, self.peer, self.port, self.agent, self.accept_language, self.sec_gpc,
+         self.sec_dnt, self.forwarded, self.host, self.beacon) = captured
+        self.allowed = purpose.fields
         self.purpose = purpose.key
         self.policy_version = policy_version
-        self.source = "request"
-        self.gpc = gpc == b"1" if "gpc" in purpose.fields else None
-        self.dnt = dnt == b"1" if "dnt" in purpose.fields else None
-        self.ip = None
-        for name in ROW_COLUMNS[4:]:
-            if name not in ("gpc", "dnt"):
-                setattr(self, name, None)
+        self.source = "request" if self.beacon is None else "beacon"
 
 
 Step = Callable[[Event], Drop | None]
@@ -76,35 +76,53 @@ def site_from_host(host: bytes) -> str | None:
     return name.decode() if _HOST.match(name) else None
 
 
+def _batch_prefix() -> str:
+    """Time-ordered and random: event ids sort by time, so the unique index appends cheaply."""
+    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(4)}"
+
+
 class Pipeline:
-    def __init__(self, policy: Policy, purpose_key: str, site: str | None,
-                 resolver: ClientResolver, pseudonymiser: Pseudonymiser,
-                 geo: GeoLookup | None, seal_ip: bool) -> None:
+    """Runs each captured event through the steps of its purpose."""
+
+    def __init__(self, policy: Policy, site: str | None, resolver: ClientResolver,
+                 pseudonymiser: Pseudonymiser, geo: GeoLookup | None, seal_ip: bool) -> None:
         self.policy = policy
-        self.purpose = policy.purpose(purpose_key)
         self.site = site
         self._resolver = resolver
         self._pseudonymiser = pseudonymiser
         self._geo = geo
-        allowed = self.purpose.fields
+        self.routes = {key: (p, self._steps_for(p, seal_ip)) for key, p in policy.purposes.items()}
+
+    def _steps_for(self, purpose: Purpose, seal_ip: bool) -> tuple[Step, ...]:
+        allowed = purpose.fields
         steps: list[Step] = [self.resolve_client, self.drop_bots]
+        if allowed & {"gpc", "dnt"}:
+            steps.append(self.read_signals)
         if "user_agent" in allowed:
             steps.append(self.describe_agent)
         if "accept_language" in allowed:
             steps.append(self.read_languages)
-        if geo is not None and "ip_address" in allowed:
+        if allowed & BEACON_FIELDS:
+            steps.append(self.read_beacon)
+        if self._geo is not None and "ip_address" in allowed:
             steps.append(self.locate)
         steps.append(self.pseudonymise)
         if seal_ip and {"ip_address", "port"} <= allowed:
             steps.append(self.seal_endpoint)
-        self.steps: tuple[Step, ...] = tuple(steps)
+        return tuple(steps)
 
     def process(self, captured: Iterable[tuple]) -> tuple[list[tuple], Counter]:
         rows: list[tuple] = []
         drops: Counter = Counter()
-        steps, purpose, version = self.steps, self.purpose, self.policy.version
-        for item in captured:
+        routes, version, batch = self.routes, self.policy.version, _batch_prefix()
+        for i, item in enumerate(captured):
+            route = routes.get(item[0])
+            if route is None:
+                drops[Drop.UNKNOWN_PURPOSE] += 1
+                continue
+            purpose, steps = route
             event = Event(item, purpose, version)
+            event.event_id = f"{batch}{i:05x}"
             for step in steps:
                 if (reason := step(event)) is not None:
                     drops[reason] += 1
@@ -129,6 +147,12 @@ class Pipeline:
     def drop_bots(self, e: Event) -> Drop | None:
         return Drop.BOT if agents.describe(e.agent).is_bot else None
 
+    def read_signals(self, e: Event) -> None:
+        if "gpc" in e.allowed:
+            e.gpc = e.sec_gpc == b"1"
+        if "dnt" in e.allowed:
+            e.dnt = e.sec_dnt == b"1"
+
     def describe_agent(self, e: Event) -> None:
         (e.os, e.os_version, e.browser, e.browser_version, e.device, e.device_brand,
          e.device_model, _) = agents.describe(e.agent)
@@ -138,12 +162,26 @@ class Pipeline:
             e.language = langs[0]
             e.languages = ",".join(langs)
 
+    def read_beacon(self, e: Event) -> None:
+        """Fields the browser snippet sent, already validated at the ingest endpoint."""
+        b, allowed = e.beacon, e.allowed
+        if b is None:
+            return
+        if "screen" in allowed:
+            e.screen_w, e.screen_h = b["screen_w"], b["screen_h"]
+        if "pixel_ratio" in allowed:
+            e.pixel_ratio = b["pixel_ratio"]
+        if "navigator_language" in allowed:
+            e.language = languages.primary_subtag(b["language"])
+        if "path" in allowed:
+            e.path = b.get("path")
+
     def locate(self, e: Event) -> None:
         e.country, e.region = self._geo.locate(str(e.ip))
 
     def pseudonymise(self, e: Event) -> Drop | None:
         day = utc_day(int(e.ts // 86400))
-        agent = e.agent if "user_agent" in self.purpose.fields else b""
+        agent = e.agent if "user_agent" in e.allowed else b""
         e.visitor = self._pseudonymiser.visitor(day, e.site or "", str(e.ip), agent)
         if e.visitor is None:
             return Drop.KEY_DESTROYED
@@ -157,4 +195,3 @@ class Pipeline:
             return Drop.KEY_DESTROYED
         e.seal_key, e.sealed_endpoint = sealed
         return None
-

@@ -91,6 +91,11 @@ def field(name: str) -> Field:
         raise FieldError(f"unknown field {name!r}: veil collects only {known}") from None
 
 
+# The browser snippet's beacon: wire key → registry field it belongs to.
+BEACON_KEYS = {"screen_w": "screen", "screen_h": "screen", "pixel_ratio": "pixel_ratio",
+               "language": "navigator_language", "path": "path"}
+BEACON_FIELDS = frozenset(BEACON_KEYS.values())
+
 # Columns of the analyst-facing `events` view an analyst may group by.
 DIMENSIONS = (
     "site", "country", "region", "os", "os_version", "browser", "browser_version",

@@ -60,7 +60,7 @@ class Veil:
     def capture_request(self, scope: dict) -> None:
         if self._task is None and not self._stopped:
             self._start_soon()  # an app without lifespan events still gets a writer
-        self.buffer.capture_request(scope)
+        self.buffer.capture(scope, self.purpose.key)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -86,9 +86,8 @@ class Veil:
             keystore.close()
             raise
         pseudonymiser = Pseudonymiser(keystore)
-        pipeline = Pipeline(cfg.policy, self.purpose.key, cfg.site,
-                            ClientResolver(cfg.trusted_proxies), pseudonymiser,
-                            open_geoip(cfg.geoip_path), cfg.keys.seal_ip)
+        pipeline = Pipeline(cfg.policy, cfg.site, ClientResolver(cfg.trusted_proxies),
+                            pseudonymiser, open_geoip(cfg.geoip_path), cfg.keys.seal_ip)
         self.keystore, self.store = keystore, store
         return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture)
 

@@ -57,4 +57,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (day, reason)
     );
     """,
+    # 2: event ids, so a batch retried over the network is stored once.
+    """
+    ALTER TABLE event_log ADD COLUMN event_id TEXT;
+    CREATE UNIQUE INDEX event_log_event_id ON event_log (event_id);
+    """,
 )

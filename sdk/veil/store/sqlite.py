@@ -18,8 +18,10 @@ from ..registry import DIMENSIONS
 from .base import Aggregate
 from .schema import MIGRATIONS
 
+# A retried batch carries the same event ids: stored once. Only that conflict is ignored;
+# NOT NULL, CHECK and foreign-key failures still fail the batch.
 _INSERT = (f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})")
+           f"VALUES ({', '.join('?' * len(ROW_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING")
 _DIMENSION_SQL = {d: d for d in DIMENSIONS} | {"day": "date(ts, 'unixepoch')"}
 
 
