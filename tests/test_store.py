@@ -62,7 +62,7 @@ async def test_a_batch_is_all_or_nothing(store):
 async def test_a_retried_batch_is_stored_once(store):
     batch = [row(event_id="e1", visitor="a"), row(event_id="e2", visitor="b")]
     await store.write(batch, Counter(), "d")
-    await store.write(batch + [row(event_id="e3", visitor="c")], Counter(), "d")
+    await store.write([*batch, row(event_id="e3", visitor="c")], Counter(), "d")
     assert (await store.aggregate(["browser"], "connection", None, 1)).rows == [("Chrome", 3, 3)]
 
 

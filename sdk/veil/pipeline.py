@@ -21,8 +21,8 @@ from . import agents, languages
 from .geo import GeoLookup
 from .policy import Policy, Purpose
 from .proxy import ClientResolver
-from .registry import BEACON_FIELDS
 from .pseudonymise import Pseudonymiser, network_of
+from .registry import BEACON_FIELDS
 
 # The columns a row carries, in the store's insert order (see store/schema.py).
 ROW_COLUMNS = (
