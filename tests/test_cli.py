@@ -3,6 +3,7 @@ import base64
 from collections import Counter
 
 import pytest
+
 from veil.config import load
 from veil.keys import KeyStore
 from veil.policy import DEFAULT_POLICY

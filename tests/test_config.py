@@ -2,6 +2,7 @@ import datetime as dt
 import tomllib
 
 import pytest
+
 from veil import ConfigError
 from veil.config import load
 from veil.policy import DEFAULT_POLICY, parse_policy

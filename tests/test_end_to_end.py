@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import CHROME, FIREFOX, GOOGLEBOT, SAFARI_IPHONE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,6 +2,7 @@ import datetime as dt
 import secrets
 
 import pytest
+
 from veil import KeyStoreError
 from veil.keys import KeyStore, load_master_key
 from veil.pseudonymise import Pseudonymiser, network_of, unseal

@@ -4,11 +4,13 @@ import asyncio
 import sqlite3
 
 import pytest
-from conftest import CHROME, FIREFOX, scope
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
+
 from veil import Veil, VeilMiddleware
+
+from conftest import CHROME, FIREFOX, scope
 
 
 async def hello(request):

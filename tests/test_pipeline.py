@@ -2,13 +2,15 @@ import ipaddress
 import time
 
 import pytest
-from conftest import CHROME, GOOGLEBOT, SAFARI_IPHONE
+
 from veil import agents, languages
 from veil.geo import open_geoip
 from veil.keys import KeyStore
 from veil.pipeline import ROW_COLUMNS, Drop, Pipeline, site_from_host
 from veil.proxy import ClientResolver
 from veil.pseudonymise import Pseudonymiser
+
+from conftest import CHROME, GOOGLEBOT, SAFARI_IPHONE
 
 
 def nets(*cidrs):

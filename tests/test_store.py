@@ -2,6 +2,7 @@ import sqlite3
 from collections import Counter
 
 import pytest
+
 from veil import QueryError, StoreError
 from veil.pipeline import ROW_COLUMNS
 from veil.store import SQLiteStore

@@ -44,6 +44,12 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestConfig:
+    rate: float = 20.0  # beacons per second per client network (/24 or /48), sustained
+    burst: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None = None
     site: str | None = None
@@ -52,6 +58,7 @@ class Config:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     geoip_path: Path | None = None
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     min_group_size: int = 5
     policy: Policy = DEFAULT_POLICY
     warnings: tuple[str, ...] = ()
@@ -153,6 +160,11 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     )
     cap.close()
 
+    ing = root.table("ingest")
+    ingest = IngestConfig(rate=ing.get("rate", float, 20.0, check=_positive),
+                          burst=ing.get("burst", int, 200, check=_positive))
+    ing.close()
+
     query = root.table("query")
     k = query.get("min_group_size", int, 5, check=lambda v: None if v >= 1 else "must be 1 or more")
     query.close()
@@ -172,6 +184,6 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
         warnings.append(f"query.min_group_size = {k}: groups this small can re-identify people")
     return Config(
         source=source, site=site, store=store, keys=keys, trusted_proxies=tuple(trusted),
-        geoip_path=base / geoip_path if geoip_path else None, capture=capture,
+        geoip_path=base / geoip_path if geoip_path else None, capture=capture, ingest=ingest,
         min_group_size=k, policy=policy, warnings=tuple(warnings),
     )

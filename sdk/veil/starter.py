@@ -30,6 +30,10 @@ batch_size = 1000
 flush_interval = 1.0          # seconds
 max_retries = 3               # store write retries before a batch is dropped (counted)
 
+[ingest]
+rate = 20.0                   # beacons per second per client network (/24, /48) at POST /veil/e
+burst = 200
+
 [query]
 min_group_size = 5            # groups with fewer distinct visitors are never shown
 

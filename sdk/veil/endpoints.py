@@ -1,0 +1,100 @@
+"""veil's own HTTP endpoints, served by the middleware and by the collector alike:
+
+- `GET /veil/veil.js`: the browser snippet (ETag, a day's cache) and `/veil/veil.<hash>.js`
+  (immutable, a year's cache);
+- `POST /veil/e`: the snippet's beacon, validated strictly; 202 on accept, an RFC 9457 problem
+  (400, 405, 413, 415, 429, 503) naming what is wrong otherwise.
+"""
+
+import hashlib
+import importlib.resources
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
+from .problems import Problem
+from .proxy import ClientResolver
+from .pseudonymise import network_of
+from .ratelimit import RateLimiter
+
+SCRIPT = importlib.resources.files("veil").joinpath("static/veil.js").read_bytes()
+SCRIPT_HASH = hashlib.sha256(SCRIPT).hexdigest()[:12]
+SCRIPT_PATH = "/veil/veil.js"
+PINNED_SCRIPT_PATH = f"/veil/veil.{SCRIPT_HASH}.js"
+BEACON_PATH = "/veil/e"
+PATHS = frozenset({SCRIPT_PATH, PINNED_SCRIPT_PATH, BEACON_PATH})
+
+
+def script_response(scope: Scope) -> Response:
+    if scope["method"] not in ("GET", "HEAD"):
+        raise Problem(405, "method-not-allowed", "Method not allowed", "use GET",
+                      headers={"Allow": "GET, HEAD"})
+    etag = f'"{SCRIPT_HASH}"'
+    cache = ("public, max-age=31536000, immutable" if scope["path"] == PINNED_SCRIPT_PATH
+             else "public, max-age=86400")
+    headers = {"ETag": etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
+    if etag in dict(scope["headers"]).get(b"if-none-match", b"").decode("latin-1"):
+        return Response(status_code=304, headers=headers)
+    return Response(b"" if scope["method"] == "HEAD" else SCRIPT, headers=headers,
+                    media_type="text/javascript; charset=utf-8")
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is known to exceed `limit` bytes."""
+    too_large = Problem(413, "body-too-large", "Body too large",
+                        f"the body must be at most {limit} bytes")
+    length = dict(scope["headers"]).get(b"content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise too_large
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Problem(400, "client-disconnected", "Client disconnected",
+                          "the client went away before the body was complete")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class Endpoints:
+    """The /veil/* endpoints of one `Veil` instance, as an ASGI app."""
+
+    def __init__(self, veil) -> None:
+        self.veil = veil
+        ingest = veil.config.ingest
+        self.resolver = ClientResolver(veil.config.trusted_proxies)
+        self.limiter = RateLimiter(ingest.rate, ingest.burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            if scope["path"] == BEACON_PATH:
+                response = await self.ingest(scope, receive)
+            else:
+                response = script_response(scope)
+        except Problem as problem:
+            response = problem.response()
+        await response(scope, receive, send)
+
+    async def ingest(self, scope: Scope, receive: Receive) -> Response:
+        if scope["method"] != "POST":
+            raise Problem(405, "method-not-allowed", "Method not allowed",
+                          "send the beacon with POST", headers={"Allow": "POST"})
+        headers = dict(scope["headers"])
+        check_content_type(headers.get(b"content-type", b""))
+        beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES))
+        client = scope.get("client") or (None, None)
+        found = self.resolver.resolve(client[0], headers.get(b"x-forwarded-for", b""))
+        if found is not None and (wait := self.limiter.allow(network_of(found[0]))):
+            raise Problem(429, "rate-limited", "Too many beacons",
+                          "this network sent more beacons than the ingest limit allows",
+                          headers={"Retry-After": str(max(1, round(wait)))})
+        if not self.veil.capture_beacon(scope, beacon):
+            raise Problem(503, "queue-full", "Busy", "the ingest queue is full; try later",
+                          headers={"Retry-After": "1"})
+        return Response(status_code=202)
