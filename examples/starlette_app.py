@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
+
 from veil import Veil, VeilMiddleware
 
 veil = Veil.from_config()
