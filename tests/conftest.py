@@ -6,6 +6,7 @@ from pathlib import Path
 import netaddr
 import pytest
 from mmdb_writer import MMDBWriter
+
 from veil.config import Config, from_dict
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
