@@ -1,4 +1,4 @@
-"""The `veil` command line: init, policy check, keys, query, drops.
+"""The `veil` command line: init, policy check, keys, query, drops, serve.
 
 Every command takes `--config FILE`; without it `$VEIL_CONFIG`, then `./veil.toml`, then the
 built-in defaults are used. Errors print one line per problem and exit 1.
@@ -105,6 +105,20 @@ def cmd_drops(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(_config(args))
+    print(f"veil collector on http://{args.host}:{args.port}/ (demo page there)")
+    # No access log and no proxy-header rewriting: veil reads client addresses itself, from
+    # trusted proxies only, and must not leave them in a log.
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, proxy_headers=False,
+                log_level="info")
+    return 0
+
+
 def _print_table(columns: tuple[str, ...], rows: list[tuple]) -> None:
     cells = [tuple("" if v is None else str(v) for v in r) for r in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
@@ -154,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("drops", parents=[common], help="events dropped, by reason"
                    ).set_defaults(func=cmd_drops)
+
+    p = sub.add_parser("serve", parents=[common], help="run the collector service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -40,7 +40,17 @@ class CaptureConfig:
     queue_size: int = 10_000
     batch_size: int = 1_000
     flush_interval: float = 1.0
-    max_retries: int = 3
+    max_retries: int | None = 3  # None: retry until it works (a remote collector)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteConfig:
+    """A collector: `url` set in an app sends its batches there instead of a local store."""
+
+    url: str | None = None
+    secret_file: Path | None = None  # else $VEIL_REMOTE_SECRET
+    timeout: float = 5.0
+    shutdown_grace: float = 10.0  # seconds to keep retrying at shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,7 @@ class Config:
     geoip_path: Path | None = None
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
     min_group_size: int = 5
     policy: Policy = DEFAULT_POLICY
     warnings: tuple[str, ...] = ()
@@ -150,13 +161,26 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     geoip_path = geoip.get("path", str, None)
     geoip.close()
 
+    rem = root.table("remote")
+    secret_file = rem.get("secret_file", str, None)
+    remote = RemoteConfig(
+        url=rem.get("url", str, None, check=lambda v: None if v.startswith(("http://", "https://"))
+                    else f"must be an http:// or https:// URL, got {v!r}"),
+        secret_file=base / secret_file if secret_file else None,
+        timeout=rem.get("timeout", float, 5.0, check=_positive),
+        shutdown_grace=rem.get("shutdown_grace", float, 10.0, check=_positive),
+    )
+    rem.close()
+
     cap = root.table("capture")
+    retries = cap.get("max_retries", int, 3, check=lambda v: None if v >= 0
+                      else "must be 0 or more")
     capture = CaptureConfig(
         queue_size=cap.get("queue_size", int, 10_000, check=_positive),
         batch_size=cap.get("batch_size", int, 1_000, check=_positive),
         flush_interval=cap.get("flush_interval", float, 1.0, check=_positive),
-        max_retries=cap.get("max_retries", int, 3, check=lambda v: None if v >= 0
-                            else "must be 0 or more"),
+        # a collector that is down comes back: retry without limit, bounded by queue_size
+        max_retries=None if remote.url else retries,
     )
     cap.close()
 
@@ -185,5 +209,6 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     return Config(
         source=source, site=site, store=store, keys=keys, trusted_proxies=tuple(trusted),
         geoip_path=base / geoip_path if geoip_path else None, capture=capture, ingest=ingest,
+        remote=remote,
         min_group_size=k, policy=policy, warnings=tuple(warnings),
     )

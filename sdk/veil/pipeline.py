@@ -41,7 +41,8 @@ class Drop(StrEnum):
     INVALID_CLIENT = "invalid_client"  # no usable client address (or a broken proxy chain)
     BOT = "bot"                        # ua-parser device family "Spider"
     KEY_DESTROYED = "key_destroyed"    # the event's day key is gone: too old to pseudonymise
-    STORE_ERROR = "store_error"        # the store refused the batch after every retry
+    STORE_ERROR = "store_error"        # the store failed the batch on every retry
+    REJECTED = "rejected"              # a collector refused the batch for good (4xx)
 
 
 # Stored fields default to None at class level, so a step sets only what it derives.

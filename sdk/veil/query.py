@@ -33,9 +33,9 @@ class QueryResult:
 @contextlib.asynccontextmanager
 async def existing_store(config: Config) -> AsyncIterator[EventStore]:
     """The store for reading; an error, not an empty new file, when none exists yet."""
-    if not config.store.path.exists():
+    if not config.remote.url and not config.store.path.exists():
         raise QueryError(f"no store at {config.store.path}: nothing has been collected yet")
-    store = open_store(config.store)
+    store = open_store(config)
     await store.open()
     try:
         yield store

@@ -90,7 +90,7 @@ class Veil:
         cfg = self.config
         keystore = KeyStore.open(cfg.keys)
         try:
-            store = open_store(cfg.store)
+            store = open_store(cfg)
             await store.open(cfg.policy)
         except BaseException:
             keystore.close()
@@ -99,7 +99,8 @@ class Veil:
         pipeline = Pipeline(cfg.policy, cfg.site, ClientResolver(cfg.trusted_proxies),
                             pseudonymiser, open_geoip(cfg.geoip_path), cfg.keys.seal_ip)
         self.keystore, self.store = keystore, store
-        return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture)
+        return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture,
+                           cfg.remote.shutdown_grace)
 
     async def _try_open(self) -> bool:
         try:

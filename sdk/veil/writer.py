@@ -3,14 +3,18 @@ store, off the request path.
 
 A batch is written when `capture.batch_size` events are waiting or every
 `capture.flush_interval` seconds. A failed write is retried with backoff; after
-`capture.max_retries` the batch is dropped and counted as `store_error`, and drop counts that
-could not be written ride along with the next batch. Stopping flushes everything queued.
+`capture.max_retries` (for a remote collector: never, while running; for
+`remote.shutdown_grace` seconds at shutdown) the batch is dropped and counted as
+`store_error`. While a write is retried, new events wait in the bounded capture buffer, whose
+overflow is counted. Drop counts that could not be written ride along with the next batch.
+Stopping flushes everything queued.
 """
 
 import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections import Counter
 
 from .capture import CaptureBuffer
@@ -18,20 +22,22 @@ from .config import CaptureConfig
 from .keys import KeyStore
 from .pipeline import Drop, Pipeline
 from .pseudonymise import Pseudonymiser
-from .store import EventStore
+from .store import BatchRejected, EventStore
 
 log = logging.getLogger("veil.writer")
 
 
 class BatchWriter:
     def __init__(self, buffer: CaptureBuffer, pipeline: Pipeline, store: EventStore,
-                 keystore: KeyStore, pseudonymiser: Pseudonymiser, cfg: CaptureConfig) -> None:
+                 keystore: KeyStore, pseudonymiser: Pseudonymiser, cfg: CaptureConfig,
+                 shutdown_grace: float = 10.0) -> None:
         self.buffer = buffer
         self.pipeline = pipeline
         self.store = store
         self.keystore = keystore
         self.pseudonymiser = pseudonymiser
         self.cfg = cfg
+        self.shutdown_grace = shutdown_grace
         self.stored = 0
         self.drops: Counter = Counter()     # every drop since start, by reason
         self._unwritten: Counter = Counter()  # drops not yet persisted in the store
@@ -86,21 +92,35 @@ class BatchWriter:
             await asyncio.sleep(0)  # let the app's requests run between batches
 
     async def _write(self, rows: list[tuple], drops: Counter) -> None:
+        """Write until it works, the retries run out, or the shutdown grace is over."""
         self._unwritten.update(drops)
         day = dt.datetime.now(dt.UTC).date().isoformat()
-        for attempt in range(self.cfg.max_retries + 1):
+        attempt, give_up_at = 0, None
+        while True:
             try:
                 await self.store.write(rows, self._unwritten, day)
+            except BatchRejected as exc:
+                reason = Drop.REJECTED
+                log.error("%s", exc)
+                break
             except Exception as exc:
-                log.warning("store write failed (attempt %d of %d): %s: %s", attempt + 1,
-                            self.cfg.max_retries + 1, exc.__class__.__name__, exc)
-                if attempt < self.cfg.max_retries:
-                    await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+                attempt += 1
+                if attempt == 1 or attempt % 30 == 0:  # a long outage logs, but not in a flood
+                    log.warning("store write failed (attempt %d): %s: %s", attempt,
+                                exc.__class__.__name__, exc)
+                if self._stopping and give_up_at is None:
+                    give_up_at = time.monotonic() + self.shutdown_grace
+                limit = self.cfg.max_retries
+                if (limit is not None and attempt > limit) or (
+                        give_up_at is not None and time.monotonic() >= give_up_at):
+                    reason = Drop.STORE_ERROR
+                    break
+                await asyncio.sleep(min(0.05 * 2 ** min(attempt - 1, 6), 2.0))
                 continue
             self.stored += len(rows)
             self._unwritten.clear()
             return
-        log.error("dropped a batch of %d event(s) after %d failed writes", len(rows),
-                  self.cfg.max_retries + 1)
-        self.drops[Drop.STORE_ERROR] += len(rows)
-        self._unwritten[Drop.STORE_ERROR] += len(rows)
+        log.error("dropped a batch of %d event(s) after %d attempt(s): %s", len(rows),
+                  attempt + 1, reason)
+        self.drops[reason] += len(rows)
+        self._unwritten[reason] += len(rows)

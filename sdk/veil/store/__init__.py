@@ -1,12 +1,17 @@
-"""Where pseudonymised events live. `open_store` picks the implementation from `store.url`."""
+"""Where pseudonymised events live. `open_store` picks the implementation from the config."""
 
-from ..config import StoreConfig
+from ..config import Config
 from .base import Aggregate, EventStore
+from .remote import BatchRejected, RemoteStore
 from .sqlite import SQLiteStore
 
 
-def open_store(cfg: StoreConfig) -> EventStore:
-    return SQLiteStore(cfg.path)
+def open_store(cfg: Config) -> EventStore:
+    """A collector when `remote.url` is set, else the embedded SQLite store."""
+    if cfg.remote.url:
+        return RemoteStore(cfg.remote)
+    return SQLiteStore(cfg.store.path)
 
 
-__all__ = ["Aggregate", "EventStore", "SQLiteStore", "open_store"]
+__all__ = ["Aggregate", "BatchRejected", "EventStore", "RemoteStore", "SQLiteStore",
+           "open_store"]

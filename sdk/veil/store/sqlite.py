@@ -4,6 +4,7 @@
 database file; a TRUNCATE checkpoint after deletions does the same for the WAL.
 """
 
+import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
 
     async def open(self, policy: Policy | None = None) -> None:
         try:
@@ -68,19 +70,20 @@ class SQLiteStore:
 
     async def write(self, rows: Sequence[tuple], drops: Counter, day: str) -> None:
         db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            if rows:
-                await db.executemany(_INSERT, rows)
-            if drops:
-                await db.executemany(
-                    "INSERT INTO drops VALUES (?, ?, ?) ON CONFLICT (day, reason) "
-                    "DO UPDATE SET count = count + excluded.count",
-                    [(day, str(reason), n) for reason, n in drops.items()])
-            await db.commit()
-        except BaseException:
-            await db.rollback()
-            raise
+        async with self._lock:  # one connection: its transactions must not interleave
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                if rows:
+                    await db.executemany(_INSERT, rows)
+                if drops:
+                    await db.executemany(
+                        "INSERT INTO drops VALUES (?, ?, ?) ON CONFLICT (day, reason) "
+                        "DO UPDATE SET count = count + excluded.count",
+                        [(day, str(reason), n) for reason, n in drops.items()])
+                await db.commit()
+            except BaseException:
+                await db.rollback()
+                raise
 
     async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
                         min_group_size: int) -> Aggregate:

@@ -1,0 +1,101 @@
+"""The collector: a Starlette app many apps and browsers send to.
+
+- `/`: a demo page that loads the snippet, so a new user sees data flowing within a minute;
+- `/veil/veil.js`, `POST /veil/e`: the snippet and its beacon (the same code the middleware
+  serves);
+- `POST /veil/batch`: signed batches from remote middlewares; answered 200 only once stored;
+- `/healthz`: liveness and the writer's counters.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from veil import Veil
+from veil.config import Config
+from veil.endpoints import BEACON_PATH, PATHS, PINNED_SCRIPT_PATH, Endpoints, read_body
+from veil.problems import Problem
+from veil.wire import decode_batch, load_secret, verify
+
+BATCH_PATH = "/veil/batch"
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+
+DEMO_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>veil collector</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}
+code{{background:#f3f3f3;padding:0 .2em}}</style>
+<script src="{PINNED_SCRIPT_PATH}" defer></script></head>
+<body><h1>veil is collecting</h1>
+<p>This page loaded the snippet, which just sent one beacon to <code>{BEACON_PATH}</code>:
+your screen size, pixel ratio and browser language. The collector added what the request
+itself carries (OS, browser, device, language settings, and a pseudonym of your address and
+user agent under today's key) and stored nothing else: no cookie, no raw IP, no user-agent
+string.</p>
+<p>Events stored by this collector so far: <strong id="stored">…</strong>
+(<a href="/healthz">/healthz</a>). Ask the store: <code>veil query --by browser</code>.</p>
+<p>Embed it on your own pages with
+<code>&lt;script src="{{origin}}/veil/veil.js" defer&gt;&lt;/script&gt;</code>.</p>
+<script>
+fetch("/healthz").then(r => r.json()).then(h => {{
+  document.getElementById("stored").textContent = h.stored + h.queued;
+}}).catch(() => {{}});
+</script></body></html>"""
+
+
+def create_app(config: Config) -> Starlette:
+    veil = Veil(config)
+    endpoints = Endpoints(veil)  # an ASGI app: Route passes it every method
+    secret = load_secret(config.remote.secret_file)
+
+    async def demo(request: Request) -> HTMLResponse:
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        return HTMLResponse(DEMO_PAGE.replace("{origin}", origin))
+
+    async def healthz(request: Request) -> JSONResponse:
+        s = veil.stats()
+        return JSONResponse({"status": "ok" if s.running else "starting", "queued": s.queued,
+                             "stored": s.stored, "dropped": s.dropped},
+                            status_code=200 if s.running else 503)
+
+    async def batch(request: Request) -> Response:
+        try:
+            if secret is None:
+                raise Problem(404, "batch-disabled", "Batch endpoint disabled",
+                              "set $VEIL_REMOTE_SECRET or remote.secret_file on the collector")
+            body = await read_body(request.scope, request.receive, MAX_BATCH_BYTES)
+            verify(secret, dict(request.scope["headers"]), body)
+            rows, drops, day = decode_batch(body)
+            if veil.store is None:
+                raise Problem(503, "not-ready", "Not ready", "the store is not open yet",
+                              headers={"Retry-After": "1"})
+            try:
+                await veil.store.write(rows, drops, day)
+            except Exception as exc:  # a constraint the rows break, or a store failure
+                status = 422 if "constraint" in str(exc).lower() else 503
+                raise Problem(status, "not-stored", "Batch not stored",
+                              f"{exc.__class__.__name__}: {exc}") from None
+        except Problem as problem:
+            return problem.response()
+        return JSONResponse({"stored": len(rows)})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await veil.start()
+        try:
+            yield
+        finally:
+            await veil.stop()
+
+    app = Starlette(
+        routes=[Route("/", demo), Route("/healthz", healthz),
+                Route(BATCH_PATH, batch, methods=["POST"]),
+                *(Route(path, endpoints) for path in sorted(PATHS))],
+        lifespan=lifespan,
+    )
+    app.state.veil = veil
+    return app
