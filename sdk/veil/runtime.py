@@ -103,6 +103,7 @@ class Veil:
                            cfg.remote.shutdown_grace)
 
     async def _try_open(self) -> bool:
+        self.writer = None
         try:
             self.writer = await self._open()
         except Exception as exc:
@@ -136,11 +137,11 @@ class Veil:
         await task
         await self.store.close()
         self.keystore.close()
-        self.writer = None
+        # self.writer stays: its counters still answer stats() after the stop
 
     async def flush(self) -> None:
         """Write everything queued now (tests and shutdown hooks)."""
-        if self.writer is not None:
+        if self.writer is not None and self._task is not None:
             await self.writer.flush()
 
     def stats(self) -> Stats:
@@ -151,4 +152,5 @@ class Veil:
             if n:
                 dropped[reason] = dropped.get(reason, 0) + n
         return Stats(queued=len(self.buffer), stored=w.stored if w else 0,
-                     dropped={str(k): v for k, v in dropped.items()}, running=w is not None)
+                     dropped={str(k): v for k, v in dropped.items()},
+                     running=w is not None and self._task is not None)
