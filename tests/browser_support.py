@@ -37,6 +37,10 @@ SCREEN = {"width": 1280, "height": 800}
 VIEWPORT = {"width": 1280, "height": 700}
 PIXEL_RATIO = 1.5
 LOCALE = "de-DE"
+# Privacy signals and an earlier consent, injected before the page's own scripts run.
+GPC_ON = "Object.defineProperty(navigator, 'globalPrivacyControl', {get: () => true})"
+STALE_CONSENT = """localStorage.setItem('veil_consent',
+  JSON.stringify({p: ['browsing_history'], gpc: false}))"""
 # Beacons travel asynchronously; after the expected ones arrive, wait this long for strays.
 SETTLE = 0.3
 

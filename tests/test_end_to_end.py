@@ -2,27 +2,20 @@
 
 import json
 import os
-import signal
 import socket
+import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from servers import ROOT, ServerProcess
 
 from conftest import CHROME, FIREFOX, GOOGLEBOT, SAFARI_IPHONE
 
-ROOT = Path(__file__).resolve().parents[1]
 AGENTS = {CHROME: "Chrome", FIREFOX: "Firefox", SAFARI_IPHONE: "Mobile Safari"}
 # per browser, that many distinct forwarded visitors (k = 5 needs at least five)
 VISITORS = {"Chrome": 7, "Firefox": 5, "Mobile Safari": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port: int, headers: dict[str, str], local_port: int | None = None) -> bytes:
@@ -48,25 +41,14 @@ def served(tmp_path, master_key):
     config.write_text('[store]\nurl = "sqlite:///veil-data/veil.db"\n'
                       '[keys]\npath = "veil-data/keys.db"\nseal_ip = true\n'
                       '[proxy]\ntrusted = ["127.0.0.1"]\n[capture]\nflush_interval = 0.2\n')
-    port = free_port()
-    env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
     log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "examples.starlette_app:app", "--port", str(port),
-             "--no-proxy-headers", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-        yield port, config, data, log, proc
-        if proc.poll() is None:
-            proc.kill()
+    env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
+    server = ServerProcess([sys.executable, "-m", "uvicorn", "examples.starlette_app:app",
+                            "--port", "{port}", "--no-proxy-headers", "--no-access-log"],
+                           env, log).start()
+    yield server.port, config, data, log, server
+    if server.proc.poll() is None:
+        server.proc.kill()
 
 
 def veil_cli(*args: str, config: Path) -> subprocess.CompletedProcess:
@@ -91,8 +73,7 @@ def test_requests_through_uvicorn_are_counted_and_no_raw_data_reaches_disk(serve
     # a bot and a spoofed address from an untrusted peer are not counted as visitors
     assert get(port, {"User-Agent": GOOGLEBOT}).startswith(b"HTTP/1.1 200")
 
-    proc.send_signal(signal.SIGINT)  # lifespan shutdown flushes the queue
-    assert proc.wait(timeout=20) == 0
+    assert proc.stop() == 0  # SIGINT: the lifespan shutdown flushes the queue
 
     result = veil_cli("query", "--by", "browser", "--format", "json", config=config)
     assert result.returncode == 0, result.stderr
@@ -106,8 +87,6 @@ def test_requests_through_uvicorn_are_counted_and_no_raw_data_reaches_disk(serve
                         "--format", "csv", config=config)
     assert visitors.stdout.splitlines() == ["browser,language,visitors", "Chrome,ja,7",
                                             "Firefox,ja,5"]
-
-    import sqlite3
 
     db = sqlite3.connect(data / "veil.db")
     purposes = {r[0] for r in db.execute("SELECT DISTINCT purpose FROM events")}
@@ -135,10 +114,7 @@ def test_a_spoofed_left_hop_in_forwarded_for_is_ignored(served):
     # 127.0.0.1 and takes the right-most untrusted hop, not the spoofed left-most one.
     for i in range(5):
         get(port, {"User-Agent": CHROME, "X-Forwarded-For": f"6.6.6.6, 203.0.113.{i}"})
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=20)
-    import sqlite3
-
+    proc.stop()
     db = sqlite3.connect(data / "veil.db")
     networks = {r[0] for r in db.execute("SELECT network FROM event_log")}
     db.close()

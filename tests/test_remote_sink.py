@@ -2,15 +2,11 @@
 
 import asyncio
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from servers import ServerProcess, free_port
 
 from veil import StoreError, Veil, VeilMiddleware
 from veil.config import from_dict
@@ -21,48 +17,18 @@ from conftest import CHROME, FIREFOX, scope
 SECRET = "r" * 48
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Collector:
-    """`veil serve` in its own process, on a fixed port, startable again after a kill."""
+class Collector(ServerProcess):
+    """`veil serve` with the batch endpoint on, startable again on the same port after a kill."""
 
     def __init__(self, tmp: Path, master_key: str) -> None:
-        self.port = free_port()
-        self.config = tmp / "collector.toml"
-        self.config.write_text('[store]\nurl = "sqlite:///collector-data/veil.db"\n'
-                               '[keys]\npath = "collector-data/keys.db"\n')
+        config = tmp / "collector.toml"
+        config.write_text('[store]\nurl = "sqlite:///collector-data/veil.db"\n'
+                          '[keys]\npath = "collector-data/keys.db"\n')
+        serve = ServerProcess.veil_serve(config, {**os.environ, "VEIL_REMOTE_SECRET": SECRET,
+                                                  "VEIL_MASTER_KEY": master_key},
+                                         tmp / "collector.log")
+        super().__init__(serve.args, serve.env, serve.log, serve.port)
         self.db = tmp / "collector-data" / "veil.db"
-        self.env = {**os.environ, "VEIL_REMOTE_SECRET": SECRET, "VEIL_MASTER_KEY": master_key}
-        self.log = tmp / "collector.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "veil_collector.cli", "serve", "--port", str(self.port),
-                 "--config", str(self.config)], env=self.env, stdout=out, stderr=out)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert self.proc.poll() is None and time.monotonic() < deadline, \
-                    self.log.read_text()
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            self.proc.wait(timeout=20)
 
     def counts(self) -> tuple[int, int]:
         db = sqlite3.connect(self.db)

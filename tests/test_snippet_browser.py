@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from browser_support import LOCALE, PIXEL_RATIO, SCREEN, LiveServer, Visitor, launch_chromium
+from browser_support import (
+    GPC_ON,
+    LOCALE,
+    PIXEL_RATIO,
+    SCREEN,
+    STALE_CONSENT,
+    LiveServer,
+    Visitor,
+    launch_chromium,
+)
 
 BEACON = "/veil/e"
 CONSENT = "/veil/consent"
@@ -15,7 +24,6 @@ DEVICE = {"screen_w": SCREEN["width"], "screen_h": SCREEN["height"],
           "pixel_ratio": PIXEL_RATIO, "language": LOCALE}
 GRANT = {"grant": ["browsing_history"]}
 
-GPC_ON = "Object.defineProperty(navigator, 'globalPrivacyControl', {get: () => true})"
 DNT_ON = "Object.defineProperty(navigator, 'doNotTrack', {get: () => '1'})"
 STORAGE_THROWS = """
 for (const name of ['localStorage', 'sessionStorage'])
@@ -23,8 +31,6 @@ for (const name of ['localStorage', 'sessionStorage'])
     throw new DOMException('The document is sandboxed', 'SecurityError');
   }});
 """
-STALE_CONSENT = """localStorage.setItem('veil_consent',
-  JSON.stringify({p: ['browsing_history'], gpc: false}))"""
 
 
 @pytest.fixture(scope="module")
