@@ -104,7 +104,7 @@ def test_sealed_endpoint_is_readable_until_its_key_is_destroyed(keystore):
     p = Pseudonymiser(keystore)
     key_id, blob = p.seal(TODAY, "198.51.100.7", 50123)
     assert b"198.51.100.7" not in blob
-    assert unseal(keystore, key_id, blob) == "198.51.100.7 50123"
+    assert unseal(keystore, key_id, blob) == b"198.51.100.7 50123"
     keystore.destroy(key_id)
     assert unseal(keystore, key_id, blob) is None
 

@@ -204,6 +204,11 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     if not policy.dpo.contact:
         warnings.append("policy.dpo.contact is empty: the policy promises a Data Protection "
                         "Officer")
+    for f in policy.app_fields.values():
+        if f.special:
+            warnings.append(f"policy.fields.{f.name}: special category {f.special!r}; veil "
+                            "refuses it unless the subject's explicit prior consent for it is "
+                            "on the consent ledger")
     if k < 5:
         warnings.append(f"query.min_group_size = {k}: groups this small can re-identify people")
     return Config(

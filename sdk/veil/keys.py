@@ -10,6 +10,12 @@ Kinds:
   kept (an event captured before midnight may be processed after it); older ones are destroyed,
   so the same person is unlinkable across days.
 - `seal`: AES-GCM key for the optional sealed IP:port, destroyed after `keys.seal_retention`.
+
+Named, long-lived keys:
+- `subject-hash`: keyed-hash key for subject pseudonyms (a subject must stay the same subject
+  for as long as they can exercise their rights);
+- `subject-<pseudonym>`: one AES-GCM key per subject for what an app records about them;
+  destroying it erases those records (crypto-shredding).
 """
 
 import base64
@@ -28,7 +34,8 @@ from .config import KeysConfig
 from .errors import KeyStoreError
 
 log = logging.getLogger("veil.keys")
-KINDS = ("visitor", "seal")
+KINDS = ("visitor", "seal")  # daily kinds
+FOREVER = "9999-12-31T00:00:00+00:00"
 _VERIFIER = b"veil keystore master key check"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -137,25 +144,33 @@ class KeyStore:
             raise KeyStoreError(f"the master key does not match the keystore {self.path}: "
                                 "was VEIL_MASTER_KEY or keys.master_key_file changed?") from None
 
+    def _create(self, key_id: str, kind: str, epoch: str, expires: str) -> None:
+        """A new random key, wrapped. INSERT OR IGNORE: another process may race us to it."""
+        if self._db.execute("SELECT 1 FROM keys WHERE id=?", (key_id,)).fetchone():
+            return
+        nonce, key = secrets.token_bytes(12), secrets.token_bytes(32)
+        self._db.execute(
+            "INSERT OR IGNORE INTO keys (id, kind, epoch, created_at, expires_at, wrapped) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key_id, kind, epoch, _iso(dt.datetime.now(dt.UTC)), expires,
+             nonce + self._aead.encrypt(nonce, key, key_id.encode())))
+
     def key_for(self, kind: str, day: dt.date) -> tuple[str, bytes] | None:
         """(id, key bytes) for `kind` on `day`, created on first use; None once destroyed."""
         if kind not in KINDS:
             raise KeyStoreError(f"unknown key kind {kind!r}")
         key_id = f"{kind}-{day.isoformat()}"
-        if self._db.execute("SELECT 1 FROM keys WHERE id=?", (key_id,)).fetchone() is None:
-            now = dt.datetime.now(dt.UTC)
-            expires = dt.datetime.combine(day, dt.time(), dt.UTC) + self._retention[kind]
-            if expires <= now:
-                return None  # never create a key that is already past its life
-            nonce, key = secrets.token_bytes(12), secrets.token_bytes(32)
-            wrapped = nonce + self._aead.encrypt(nonce, key, key_id.encode())
-            # INSERT OR IGNORE: another process may create the same day's key concurrently.
-            self._db.execute(
-                "INSERT OR IGNORE INTO keys (id, kind, epoch, created_at, expires_at, wrapped) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, kind, day.isoformat(), _iso(now), _iso(expires), wrapped))
+        expires = dt.datetime.combine(day, dt.time(), dt.UTC) + self._retention[kind]
+        if expires > dt.datetime.now(dt.UTC):  # never create a key already past its life
+            self._create(key_id, kind, day.isoformat(), _iso(expires))
         key = self.key_by_id(key_id)
         return None if key is None else (key_id, key)
+
+    def named_key(self, key_id: str, create: bool = True) -> bytes | None:
+        """A long-lived key by name, made on first use when `create`; None once destroyed."""
+        if create:
+            self._create(key_id, "named", "-", FOREVER)
+        return self.key_by_id(key_id)
 
     def key_by_id(self, key_id: str) -> bytes | None:
         """The key bytes, or None when no such key exists or it was destroyed."""

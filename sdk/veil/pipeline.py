@@ -29,7 +29,7 @@ ROW_COLUMNS = (
     "event_id", "ts", "purpose", "policy_version", "source", "site", "visitor", "network",
     "country", "region", "os", "os_version", "browser", "browser_version", "device",
     "device_brand", "device_model", "language", "languages", "gpc", "dnt", "screen_w",
-    "screen_h", "pixel_ratio", "path", "seal_key", "sealed_endpoint",
+    "screen_h", "pixel_ratio", "path", "seal_key", "sealed_endpoint", "subject",
 )
 _HOST = re.compile(rb"^[a-z0-9.-]{1,253}$")
 

@@ -5,22 +5,36 @@ mirrors `privacy-policy.txt`: a `connection` purpose for the automatically acqui
 consent-based `browsing_history` purpose for what the cookie section allows.
 """
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import FieldError
-from .registry import FIELDS
+from .registry import FIELDS, SPECIAL_CATEGORIES
 from .tables import Table
 
 LEGAL_BASES = ("consent", "contract", "legal_obligation", "vital_interests", "public_task",
                "legitimate_interests")  # GDPR Art. 6(1) (a)-(f)
 RECIPIENT_ROLES = ("processor", "third_party")
 SAFEGUARDS = ("domestic", "adequacy", "scc", "appi_equivalent")
+FIELD_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
+DECISION_BASES = ("explicit_consent", "contract", "law")  # GDPR Art. 22(2) (c), (a), (b)
 CONSENT_ONLY_FIELDS = frozenset({"path"})  # browsing history: the policy's cookie section
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DURATION = re.compile(r"^(\d+)([hdw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def policy_digest(policy: "Policy") -> str:
+    """SHA-256 of the policy's content, canonical: the same policy always hashes the same."""
+    def plain(o: object) -> object:
+        return sorted(o) if isinstance(o, set | frozenset) else str(o)
+
+    text = json.dumps(dataclasses.asdict(policy), default=plain, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_duration(text: str) -> dt.timedelta | None:
@@ -70,6 +84,28 @@ class Purpose:
 
 
 @dataclass(frozen=True, slots=True)
+class AppField:
+    """A field an app records itself (`veil.record`), declared in the policy."""
+
+    name: str
+    type: str
+    category: str
+    special: str | None  # a special category of the policy, if the field is one
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionType:
+    """An automated decision the app takes (`veil.decide`)."""
+
+    key: str
+    description: str
+    legal_effect: bool  # legal or similarly significant effect (GDPR Art. 22(1))
+    bases: tuple[str, ...]
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
 class Recipient:
     name: str
     country: str
@@ -94,6 +130,13 @@ class Policy:
     purposes: dict[str, Purpose]
     recipients: tuple[Recipient, ...] = ()
     changes: tuple[Change, ...] = ()
+    app_fields: dict[str, AppField] = field(default_factory=dict)
+    decisions: dict[str, DecisionType] = field(default_factory=dict)
+
+    @property
+    def decision_purposes(self) -> frozenset[str]:
+        """Purposes that feed automated decisions: never open to per-subject analyst reads."""
+        return frozenset(d.purpose for d in self.decisions.values())
 
     def purpose(self, key: str) -> Purpose:
         try:
@@ -110,11 +153,13 @@ def _contact(t: Table) -> Contact:
     return c
 
 
-def _purpose(key: str, t: Table) -> Purpose:
+def _purpose(key: str, t: Table, app_fields: dict[str, AppField]) -> Purpose:
     def fields_problem(names: list) -> str | None:
-        unknown = [n for n in names if n not in FIELDS]
+        known = FIELDS.keys() | app_fields.keys()
+        unknown = [n for n in names if n not in known]
         if unknown:
-            return f"unknown field(s) {unknown}: collectable fields are {sorted(FIELDS)}"
+            return (f"unknown field(s) {unknown}: collectable fields are {sorted(FIELDS)}, "
+                    "plus those declared under [policy.fields]")
         return None if names else "must name at least one field"
 
     basis = t.get("legal_basis", str, check=one_of(LEGAL_BASES))
@@ -139,6 +184,35 @@ def _purpose(key: str, t: Table) -> Purpose:
     return p
 
 
+def _app_field(name: str, t: Table) -> AppField:
+    if name in FIELDS:
+        t.problem(t.path, f"{name!r} is a built-in field; choose another name")
+    special = t.get("special", str, None, check=one_of(tuple(SPECIAL_CATEGORIES)))
+    f = AppField(name=name, type=t.get("type", str, check=one_of(tuple(FIELD_TYPES))),
+                 category=t.get("category", str), special=special,
+                 description=t.get("description", str))
+    t.close()
+    return f
+
+
+def _decision(key: str, t: Table, purposes: dict[str, Purpose]) -> DecisionType:
+    def bases_problem(bases: list) -> str | None:
+        bad = [b for b in bases if b not in DECISION_BASES]
+        if bad or not bases:
+            return f"must name one or more of {', '.join(DECISION_BASES)}, got {bases}"
+        return None
+
+    d = DecisionType(
+        key=key, description=t.get("description", str),
+        legal_effect=t.get("legal_effect", bool),
+        bases=tuple(t.get("bases", list, check=bases_problem) or ()),
+        purpose=t.get("purpose", str, check=lambda v: None if v in purposes
+                      else f"names undeclared purpose {v!r}"),
+    )
+    t.close()
+    return d
+
+
 def _date(value: object) -> str | None:
     return None if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else (
         f"must be a date like 2026-11-25, got {value!r}")
@@ -146,15 +220,19 @@ def _date(value: object) -> str | None:
 
 def parse_policy(t: Table) -> Policy:
     """Read a `[policy]` table; problems land in `t.problems`."""
+    fields_t = t.table("fields")
+    app_fields = {name: _app_field(name, fields_t.table(name)) for name in list(fields_t.data)}
     purposes_t = t.table("purposes", required=True)
     purposes = {}
     for key in list(purposes_t.data):
         if not _KEY.match(key):
             purposes_t.problem(purposes_t.key(key), "purpose keys are lower_snake_case, "
                                                     "at most 40 characters")
-        purposes[key] = _purpose(key, purposes_t.table(key))
+        purposes[key] = _purpose(key, purposes_t.table(key), app_fields)
     if not purposes and "purposes" in t.data:
         purposes_t.problem(purposes_t.path, "must declare at least one purpose")
+    decisions_t = t.table("decisions")
+    decisions = {k: _decision(k, decisions_t.table(k), purposes) for k in list(decisions_t.data)}
     def declared(names: list) -> str | None:
         undeclared = sorted(set(names) - purposes.keys())
         return f"names undeclared purpose(s) {undeclared}" if undeclared else None
@@ -184,9 +262,11 @@ def parse_policy(t: Table) -> Policy:
         purposes=purposes,
         recipients=tuple(recipients),
         changes=tuple(changes),
+        app_fields=app_fields,
+        decisions=decisions,
     )
-    purposes_t.close()
-    t.close()
+    for table in (fields_t, purposes_t, decisions_t, t):
+        table.close()
     return policy
 
 

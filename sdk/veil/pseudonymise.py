@@ -14,6 +14,7 @@ import secrets
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .errors import KeyStoreError
 from .keys import KeyStore
 
 
@@ -31,6 +32,7 @@ class Pseudonymiser:
         self._keystore = keystore
         self._hashers: dict[dt.date, hashlib.blake2b | None] = {}
         self._sealers: dict[dt.date, tuple[str, AESGCM] | None] = {}
+        self._subject_hasher: hashlib.blake2b | None = None
 
     def visitor(self, day: dt.date, site: str, ip: str, agent: bytes) -> str | None:
         """The day's pseudonym, or None when that day's key is gone (the event is too old)."""
@@ -64,6 +66,15 @@ class Pseudonymiser:
         nonce = secrets.token_bytes(12)
         return key_id, nonce + aead.encrypt(nonce, f"{ip} {port or ''}".encode(), key_id.encode())
 
+    def subject(self, subject_id: str) -> str:
+        """The subject pseudonym of a cookie id or an app's user id: stable, keyed, one-way."""
+        if self._subject_hasher is None:
+            key = self._keystore.named_key("subject-hash")
+            self._subject_hasher = hashlib.blake2b(key=key, digest_size=16)
+        h = self._subject_hasher.copy()
+        h.update(subject_id.encode())
+        return h.hexdigest()
+
     def forget_before(self, day: dt.date) -> None:
         """Drop cached keys of days before `day`, so a destroyed key leaves memory too."""
         for cache in (self._hashers, self._sealers):
@@ -71,9 +82,19 @@ class Pseudonymiser:
                 del cache[d]
 
 
-def unseal(keystore: KeyStore, key_id: str, blob: bytes) -> str | None:
-    """The sealed "IP port", or None once its key has been destroyed."""
+def seal_for_subject(keystore: KeyStore, subject: str, data: bytes) -> tuple[str, bytes]:
+    """(key id, nonce || ciphertext) under the subject's own key, made on first use."""
+    key_id = f"subject-{subject}"
+    key = keystore.named_key(key_id)
+    if key is None:
+        raise KeyStoreError(f"the key of subject {subject} was destroyed: their data was erased")
+    nonce = secrets.token_bytes(12)
+    return key_id, nonce + AESGCM(key).encrypt(nonce, data, key_id.encode())
+
+
+def unseal(keystore: KeyStore, key_id: str, blob: bytes) -> bytes | None:
+    """The plaintext, or None once its key has been destroyed."""
     key = keystore.key_by_id(key_id)
     if key is None:
         return None
-    return AESGCM(key).decrypt(blob[:12], blob[12:], key_id.encode()).decode()
+    return AESGCM(key).decrypt(blob[:12], blob[12:], key_id.encode())

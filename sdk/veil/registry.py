@@ -91,6 +91,19 @@ def field(name: str) -> Field:
         raise FieldError(f"unknown field {name!r}: veil collects only {known}") from None
 
 
+# The policy's "Specific Information": never acquired without the person's prior consent.
+SPECIAL_CATEGORIES = {
+    "race": "Race",
+    "creed": "Creed",
+    "social_status": "Social status",
+    "medical_history": "Medical history",
+    "criminal_history": "Criminal history",
+    "crime_victim": "Fact that the person has suffered harm because of a criminal act",
+    "criminal_procedure": "Fact that criminal procedure has been brought against the person",
+    "sex_life": "Sex life or sexual orientation",
+    "trade_union": "Trade union membership",
+}
+
 # The browser snippet's beacon: wire key → registry field it belongs to.
 BEACON_KEYS = {"screen_w": "screen", "screen_h": "screen", "pixel_ratio": "pixel_ratio",
                "language": "navigator_language", "path": "path"}

@@ -67,6 +67,16 @@ def render_policy(policy: Policy) -> str:
                 f"data_use = {_toml_str(p.data_use)}", f"legal_basis = {_toml_str(p.legal_basis)}",
                 f"consent = {str(p.needs_consent).lower()}", f"retention = {_toml_str(retention)}",
                 f"fields = [{fields}]"]
+    for f in policy.app_fields.values():
+        out += ["", f"[policy.fields.{f.name}]", f"type = {_toml_str(f.type)}",
+                f"category = {_toml_str(f.category)}", f"description = {_toml_str(f.description)}"]
+        if f.special:
+            out.append(f"special = {_toml_str(f.special)}")
+    for d in policy.decisions.values():
+        bases = ", ".join(_toml_str(b) for b in d.bases)
+        out += ["", f"[policy.decisions.{d.key}]", f"description = {_toml_str(d.description)}",
+                f"legal_effect = {str(d.legal_effect).lower()}", f"bases = [{bases}]",
+                f"purpose = {_toml_str(d.purpose)}"]
     for r in policy.recipients:
         purposes = ", ".join(_toml_str(k) for k in r.purposes)
         out += ["", "[[policy.recipients]]", f"name = {_toml_str(r.name)}",

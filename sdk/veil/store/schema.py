@@ -62,4 +62,79 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE event_log ADD COLUMN event_id TEXT;
     CREATE UNIQUE INDEX event_log_event_id ON event_log (event_id);
     """,
+    # 3: subjects, the consent ledger, app records, decisions, provisions, policy versions.
+    """
+    ALTER TABLE event_log ADD COLUMN subject TEXT;  -- only on rows of consent-based purposes
+    CREATE INDEX event_log_subject ON event_log (subject) WHERE subject IS NOT NULL;
+    CREATE TABLE consent_ledger (
+        id             INTEGER PRIMARY KEY,
+        ts             REAL NOT NULL,
+        subject        TEXT,             -- NULL: a refusal by a visitor without a subject
+        scope          TEXT NOT NULL,
+        action         TEXT NOT NULL CHECK (action IN ('grant', 'refuse', 'withdraw')),
+        method         TEXT NOT NULL CHECK (method IN ('banner', 'api', 'gpc')),
+        explicit       INTEGER NOT NULL,
+        gpc            INTEGER NOT NULL,
+        policy_version TEXT NOT NULL,
+        jurisdiction   TEXT NOT NULL
+    );
+    CREATE INDEX consent_ledger_subject ON consent_ledger (subject, scope, ts);
+    CREATE TRIGGER consent_ledger_no_update BEFORE UPDATE ON consent_ledger
+        BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;
+    CREATE TRIGGER consent_ledger_no_delete BEFORE DELETE ON consent_ledger
+        BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;
+    CREATE TABLE records (
+        id             INTEGER PRIMARY KEY,
+        ts             REAL NOT NULL,
+        purpose        TEXT NOT NULL REFERENCES purposes (key),
+        policy_version TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        fields         TEXT NOT NULL,    -- the declared field names, comma-separated
+        key_id         TEXT NOT NULL,    -- the subject's key in the keystore
+        sealed         BLOB NOT NULL     -- nonce || AES-GCM(JSON of the values)
+    );
+    CREATE INDEX records_subject ON records (subject);
+    CREATE TABLE decisions (
+        id             TEXT PRIMARY KEY,
+        ts             REAL NOT NULL,
+        type           TEXT NOT NULL,
+        purpose        TEXT NOT NULL REFERENCES purposes (key),
+        policy_version TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        legal_effect   INTEGER NOT NULL,
+        basis          TEXT NOT NULL,    -- explicit_consent, contract, law, none_needed
+        evidence       TEXT,             -- contract or law reference the app gave
+        key_id         TEXT NOT NULL,
+        sealed         BLOB NOT NULL     -- AES-GCM(JSON of outcome, inputs, model)
+    );
+    CREATE INDEX decisions_subject ON decisions (subject);
+    CREATE TABLE reviews (
+        id          INTEGER PRIMARY KEY,
+        ts          REAL NOT NULL,
+        decision_id TEXT NOT NULL REFERENCES decisions (id),
+        status      TEXT NOT NULL CHECK (status IN ('requested', 'upheld', 'overturned')),
+        key_id      TEXT NOT NULL,
+        sealed      BLOB NOT NULL        -- AES-GCM of the subject's reason
+    );
+    CREATE TABLE provisions (
+        id           INTEGER PRIMARY KEY,
+        ts           REAL NOT NULL,
+        recipient    TEXT NOT NULL,
+        country      TEXT NOT NULL,
+        role         TEXT NOT NULL,
+        purpose      TEXT NOT NULL,
+        categories   TEXT NOT NULL,      -- data categories provided, comma-separated
+        subjects     INTEGER NOT NULL,   -- how many data subjects
+        records      INTEGER NOT NULL,
+        basis        TEXT NOT NULL,      -- consent, law, vital_interests, public_health
+        safeguard    TEXT NOT NULL,
+        transfer     TEXT                -- e.g. 'EU→US under scc'; NULL when domestic
+    );
+    CREATE TABLE policy_versions (
+        version    TEXT PRIMARY KEY,
+        effective  TEXT NOT NULL,
+        digest     TEXT NOT NULL,        -- SHA-256 of the policy as declared
+        first_seen REAL NOT NULL
+    );
+    """,
 )

@@ -6,6 +6,7 @@ database file; a TRUNCATE checkpoint after deletions does the same for the WAL.
 
 import asyncio
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ import aiosqlite
 
 from ..errors import QueryError, StoreError
 from ..pipeline import ROW_COLUMNS
-from ..policy import Policy
+from ..policy import Policy, policy_digest
 from ..registry import DIMENSIONS
 from .base import Aggregate
 from .schema import MIGRATIONS
@@ -41,6 +42,7 @@ class SQLiteStore:
                 await self._db.execute(f"PRAGMA {pragma}")
             await self._migrate()
             if policy is not None:
+                await self._register_policy(policy)
                 await self._db.executemany(
                     "INSERT INTO purposes VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                     "legal_basis=excluded.legal_basis, needs_consent=excluded.needs_consent, "
@@ -51,6 +53,21 @@ class SQLiteStore:
         except (OSError, sqlite3.Error) as exc:
             await self.close()
             raise StoreError(f"store.url: cannot open {self.path}: {exc}") from None
+
+    async def _register_policy(self, policy: Policy) -> None:
+        """Remember each policy version's digest; a changed policy must carry a new version."""
+        digest = policy_digest(policy)
+        async with self._db.execute("SELECT digest FROM policy_versions WHERE version = ?",
+                                    (policy.version,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            await self._db.execute("INSERT INTO policy_versions VALUES (?, ?, ?, ?)",
+                                   (policy.version, policy.effective.isoformat(), digest,
+                                    time.time()))
+        elif row[0] != digest:
+            raise StoreError(f"policy.version: the policy changed but its version "
+                             f"{policy.version!r} did not; bump policy.version and add a "
+                             "[[policy.changes]] entry saying what changed")
 
     async def _migrate(self) -> None:
         (version,) = await (await self._db.execute("PRAGMA user_version")).fetchone()
@@ -84,6 +101,25 @@ class SQLiteStore:
             except BaseException:
                 await db.rollback()
                 raise
+
+    async def insert(self, table: str, values: dict) -> None:
+        """One row into one of veil's own tables, in its own transaction."""
+        sql = (f"INSERT INTO {table} ({', '.join(values)}) "
+               f"VALUES ({', '.join('?' * len(values))})")
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.execute(sql, tuple(values.values()))
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+
+    async def select(self, sql: str, params: Sequence = ()) -> list[dict]:
+        """Rows of a read-only query over veil's tables, as dicts."""
+        async with self.db.execute(sql, params) as cursor:
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) async for row in cursor]
 
     async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
                         min_group_size: int) -> Aggregate:

@@ -1,0 +1,97 @@
+"""The consent ledger: append-only grants, refusals and withdrawals, per subject and scope.
+
+A scope is what a consent is for:
+- a purpose key that needs consent (`browsing_history`);
+- `special:<category>:<purpose>`, explicit prior consent to a special category of data;
+- `decision:<type>`, explicit consent to an automated decision with legal effect;
+- `provision:<recipient>`, consent to provision to a declared third party.
+
+Subjects are pseudonyms (keyed hash of the subject cookie's random id, or of an app's own user
+id), never the id itself. The ledger is never updated or deleted: the store refuses both.
+
+Global Privacy Control (and DNT, as the same hint) opts a subject out of consent-based scopes,
+unless the grant was given while the signal was on: an explicit, later choice that overrides it.
+"""
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .errors import FieldError
+from .policy import Policy
+from .registry import SPECIAL_CATEGORIES
+
+
+class Action(StrEnum):
+    GRANT = "grant"
+    REFUSE = "refuse"
+    WITHDRAW = "withdraw"
+
+
+class Method(StrEnum):
+    BANNER = "banner"  # the visitor, through /veil/consent (banner or snippet)
+    API = "api"        # the app, through the Python API
+    GPC = "gpc"        # inferred from a Global Privacy Control / DNT signal
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    ts: float
+    subject: str | None
+    scope: str
+    action: str
+    method: str
+    explicit: bool
+    gpc: bool            # the signal was on when this was recorded
+    policy_version: str
+    jurisdiction: str
+
+
+def scope_problem(policy: Policy, scope: str) -> str | None:
+    """Why `scope` cannot be consented to under `policy`, or None when it can."""
+    kind, _, rest = scope.partition(":")
+    if not rest:
+        purpose = policy.purposes.get(scope)
+        if purpose is None:
+            return f"unknown purpose {scope!r}"
+        return None if purpose.needs_consent else (
+            f"purpose {scope!r} does not rest on consent ({purpose.legal_basis})")
+    if kind == "special":
+        category, _, purpose = rest.partition(":")
+        if category not in SPECIAL_CATEGORIES:
+            return f"unknown special category {category!r}"
+        return None if purpose in policy.purposes else f"unknown purpose {purpose!r}"
+    if kind == "decision":
+        return None if rest in policy.decisions else f"undeclared decision type {rest!r}"
+    if kind == "provision":
+        return None if any(r.name == rest for r in policy.recipients) else (
+            f"undeclared recipient {rest!r}")
+    return f"unknown consent scope {scope!r}"
+
+
+def check_scopes(policy: Policy, scopes: Iterable[str]) -> list[str]:
+    scopes = list(scopes)
+    for scope in scopes:
+        if problem := scope_problem(policy, scope):
+            raise FieldError(problem)
+    return scopes
+
+
+def latest(records: Sequence[ConsentRecord], scope: str, at: float) -> ConsentRecord | None:
+    found = None
+    for r in records:
+        if r.scope == scope and r.ts <= at and (found is None or r.ts >= found.ts):
+            found = r
+    return found
+
+
+def holds(records: Sequence[ConsentRecord], scope: str, at: float | None = None,
+          signal: bool = False, explicit: bool = False) -> bool:
+    """Whether a grant for `scope` is in force at `at`, given the request's GPC/DNT signal."""
+    r = latest(records, scope, time.time() if at is None else at)
+    if r is None or r.action != Action.GRANT:
+        return False
+    if explicit and not r.explicit:
+        return False
+    return r.gpc or not signal  # a grant made under GPC overrides it; an earlier one yields
