@@ -77,9 +77,10 @@ def test_site_from_host():
 
 
 def captured(ip="198.51.100.7", port=50123, agent=CHROME, lang="de-CH,en;q=0.5", gpc=b"1",
-             forwarded=b"", host=b"shop.example", ts=None, purpose="connection", beacon=None):
+             forwarded=b"", host=b"shop.example", ts=None, purpose="connection", beacon=None,
+             path="/page", cookie_id=None):
     return (purpose, ts or time.time(), ip, port, agent.encode(), lang.encode(), gpc, None,
-            forwarded, host, beacon)
+            forwarded, host, beacon, None if beacon else path, cookie_id)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The `veil` command line: init, policy check, keys, query, drops, serve.
+"""The `veil` command line: init, policy check, keys, query, drops, notice, serve.
 
 Every command takes `--config FILE`; without it `$VEIL_CONFIG`, then `./veil.toml`, then the
 built-in defaults are used. Errors print one line per problem and exit 1.
@@ -18,6 +18,7 @@ from veil import config as config_mod
 from veil.errors import VeilError
 from veil.geo import open_geoip
 from veil.keys import KeyStore, new_master_key
+from veil.notice import FORMATS, render_notice
 from veil.query import METRICS, drop_counts, run_query
 from veil.registry import DIMENSIONS
 from veil.starter import starter_toml
@@ -105,6 +106,11 @@ def cmd_drops(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notice(args: argparse.Namespace) -> int:
+    print(render_notice(_config(args), args.format), end="")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -168,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("drops", parents=[common], help="events dropped, by reason"
                    ).set_defaults(func=cmd_drops)
+
+    p = sub.add_parser("notice", parents=[common],
+                       help="print the privacy notice, rendered from the policy")
+    p.add_argument("--format", choices=FORMATS, default="md")
+    p.set_defaults(func=cmd_notice)
 
     p = sub.add_parser("serve", parents=[common], help="run the collector service")
     p.add_argument("--host", default="127.0.0.1")

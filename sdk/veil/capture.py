@@ -1,12 +1,25 @@
 """The hot path: copy the listed fields out of an ASGI scope onto a bounded buffer.
 
-Nothing here awaits, allocates more than one tuple, or parses anything; parsing, proxy
-resolution and pseudonymisation happen later in the background writer. Only the fields the
-registry lists are copied: cookies, authorization and the rest of the request never are.
+Nothing here awaits or parses more than it must; parsing, proxy resolution and
+pseudonymisation happen later in the background writer. Only the fields the registry lists are
+copied, plus the request path and veil's own subject cookie (used only for a subject who
+consented): other cookies, authorization and the rest of the request never are.
 """
 
+import re
 import time
 from collections import deque
+
+SUBJECT_COOKIE = "veil_sid"
+_SUBJECT = re.compile(rb"(?:^|;)\s*veil_sid=([A-Za-z0-9_-]{22})(?:;|$)")
+
+
+def subject_cookie(header: bytes) -> str | None:
+    """The subject cookie's id from a Cookie header; every other cookie is left alone."""
+    if b"veil_sid=" not in header:
+        return None
+    m = _SUBJECT.search(header)
+    return m[1].decode() if m else None
 
 
 class CaptureBuffer:
@@ -33,11 +46,13 @@ class CaptureBuffer:
             return False
         headers = dict(scope["headers"])
         client = scope.get("client") or (None, None)
+        cookie = headers.get(b"cookie")
         items.append((
             purpose, time.time(), client[0], client[1],
             headers.get(b"user-agent", b""), headers.get(b"accept-language", b""),
             headers.get(b"sec-gpc"), headers.get(b"dnt"),
             headers.get(b"x-forwarded-for", b""), headers.get(b"host", b""), beacon,
+            None if beacon else scope["path"], subject_cookie(cookie) if cookie else None,
         ))
         if len(items) == self.wake_at and self.wake is not None:
             self.wake.set()

@@ -14,12 +14,13 @@ unless the grant was given while the signal was on: an explicit, later choice th
 """
 
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 from .errors import FieldError
 from .policy import Policy
+from .pseudonymise import Pseudonymiser
 from .registry import SPECIAL_CATEGORIES
 
 
@@ -95,3 +96,47 @@ def holds(records: Sequence[ConsentRecord], scope: str, at: float | None = None,
     if explicit and not r.explicit:
         return False
     return r.gpc or not signal  # a grant made under GPC overrides it; an earlier one yields
+
+
+class Ledger:
+    """Appends to and reads the consent ledger in the store."""
+
+    def __init__(self, store, policy: Policy, pseudonymiser: Pseudonymiser) -> None:
+        self.store = store
+        self.policy = policy
+        self.pseudonymiser = pseudonymiser
+
+    def subject(self, subject_id: str) -> str:
+        return self.pseudonymiser.subject(subject_id)
+
+    async def append(self, subject: str | None, scopes: Iterable[str], action: Action,
+                     method: Method, *, explicit: bool = True, signal: bool = False,
+                     jurisdiction: str = "strictest") -> list[ConsentRecord]:
+        """Record `action` for each scope; `subject` is a pseudonym (or None for a refusal)."""
+        records = [ConsentRecord(time.time(), subject, scope, str(action), str(method),
+                                 explicit, signal, self.policy.version, jurisdiction)
+                   for scope in check_scopes(self.policy, scopes)]
+        for r in records:
+            await self.store.insert("consent_ledger", asdict(r))
+        return records
+
+    async def histories(self, subjects: Collection[str]) -> dict[str, list[ConsentRecord]]:
+        out: dict[str, list[ConsentRecord]] = {s: [] for s in subjects}
+        subjects = list(subjects)
+        for i in range(0, len(subjects), 500):  # SQLite's bound-parameter limit
+            chunk = subjects[i:i + 500]
+            rows = await self.store.select(
+                "SELECT ts, subject, scope, action, method, explicit, gpc, policy_version, "
+                f"jurisdiction FROM consent_ledger WHERE subject IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY ts, id", chunk)
+            for row in rows:
+                row["explicit"], row["gpc"] = bool(row["explicit"]), bool(row["gpc"])
+                out[row["subject"]].append(ConsentRecord(**row))
+        return out
+
+    async def history(self, subject: str) -> list[ConsentRecord]:
+        return (await self.histories([subject]))[subject]
+
+    async def holds(self, subject: str, scope: str, *, signal: bool = False,
+                    explicit: bool = False) -> bool:
+        return holds(await self.history(subject), scope, signal=signal, explicit=explicit)

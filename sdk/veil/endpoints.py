@@ -3,16 +3,21 @@
 - `GET /veil/veil.js`: the browser snippet (ETag, a day's cache) and `/veil/veil.<hash>.js`
   (immutable, a year's cache);
 - `POST /veil/e`: the snippet's beacon, validated strictly; 202 on accept, an RFC 9457 problem
-  (400, 405, 413, 415, 429, 503) naming what is wrong otherwise.
+  (400, 405, 413, 415, 429, 503) naming what is wrong otherwise;
+- `GET/POST /veil/consent`: the visitor's consent (consent_endpoint.py);
+- `GET /veil/notice[?format=html|md]`: the privacy notice, rendered from the policy.
 """
 
 import hashlib
 import importlib.resources
+from urllib.parse import parse_qs
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
+from .consent_endpoint import ConsentEndpoint
+from .notice import CONSENT_PATH, FORMATS, MEDIA_TYPES, NOTICE_PATH, render_notice
 from .problems import Problem
 from .proxy import ClientResolver
 from .pseudonymise import network_of
@@ -23,7 +28,7 @@ SCRIPT_HASH = hashlib.sha256(SCRIPT).hexdigest()[:12]
 SCRIPT_PATH = "/veil/veil.js"
 PINNED_SCRIPT_PATH = f"/veil/veil.{SCRIPT_HASH}.js"
 BEACON_PATH = "/veil/e"
-PATHS = frozenset({SCRIPT_PATH, PINNED_SCRIPT_PATH, BEACON_PATH})
+PATHS = frozenset({SCRIPT_PATH, PINNED_SCRIPT_PATH, BEACON_PATH, CONSENT_PATH, NOTICE_PATH})
 
 
 def script_response(scope: Scope) -> Response:
@@ -70,16 +75,43 @@ class Endpoints:
         ingest = veil.config.ingest
         self.resolver = ClientResolver(veil.config.trusted_proxies)
         self.limiter = RateLimiter(ingest.rate, ingest.burst)
+        self.consent = ConsentEndpoint(veil, self.resolver)
+        # the config is frozen: render the notice once, serve the same bytes
+        self.notices = {fmt: render_notice(veil.config, fmt).encode() for fmt in FORMATS}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             if scope["path"] == BEACON_PATH:
                 response = await self.ingest(scope, receive)
+            elif scope["path"] == CONSENT_PATH:
+                response = await self.consent(scope, receive)
+            elif scope["path"] == NOTICE_PATH:
+                response = self.notice(scope)
             else:
                 response = script_response(scope)
         except Problem as problem:
             response = problem.response()
         await response(scope, receive, send)
+
+    def notice(self, scope: Scope) -> Response:
+        """GET /veil/notice[?format=html|md]: the privacy notice rendered from the policy."""
+        if scope["method"] not in ("GET", "HEAD"):
+            raise Problem(405, "method-not-allowed", "Method not allowed", "use GET",
+                          headers={"Allow": "GET, HEAD"})
+        fmt = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("format",
+                                                                            ["html"])[-1]
+        if fmt not in FORMATS:
+            raise Problem(400, "unknown-format", "Unknown format",
+                          f"format must be one of {', '.join(FORMATS)}, got {fmt!r}",
+                          field="format")
+        body = self.notices[fmt]
+        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                   "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+        if etag in dict(scope["headers"]).get(b"if-none-match", b"").decode("latin-1"):
+            return Response(status_code=304, headers=headers)
+        return Response(b"" if scope["method"] == "HEAD" else body, headers=headers,
+                        media_type=MEDIA_TYPES[fmt])
 
     async def ingest(self, scope: Scope, receive: Receive) -> Response:
         if scope["method"] != "POST":

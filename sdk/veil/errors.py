@@ -32,3 +32,33 @@ class StoreError(VeilError):
 
 class QueryError(VeilError):
     """An analyst query asks for something the query path does not allow."""
+
+
+class Refused(VeilError):
+    """A guard refused an operation the policy does not allow for this subject now."""
+
+    reason = "refused"
+
+
+class NotConsented(Refused):
+    """Consent for the scope is not on the ledger (or was withdrawn, or GPC overrides it)."""
+
+    reason = "no_consent"
+
+
+class SpecialCategoryRefused(Refused):
+    """A special category of data without the subject's explicit prior consent."""
+
+    reason = "special_category"
+
+
+class DecisionRefused(Refused):
+    """An automated decision with legal effect whose basis does not hold for this subject."""
+
+    reason = "decision_refused"
+
+
+class ProvisionRefused(Refused):
+    """Provision to a third party, or a transfer abroad, that the policy does not allow."""
+
+    reason = "provision_refused"

@@ -8,6 +8,7 @@ standalone HTML page; every string from the policy is escaped for the format it 
 
 import datetime as dt
 import html
+import re
 from dataclasses import dataclass
 
 from .config import Config
@@ -18,18 +19,22 @@ FORMATS = ("md", "html")
 MEDIA_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8"}
 NOTICE_PATH = "/veil/notice"
 CONSENT_PATH = "/veil/consent"
-RIGHTS = (  # (right, endpoint): the data subject's requests, policy "Disclosure / Revision"
-    ("Disclosure: a copy of your personal information in a portable, machine-readable format "
-     "(GDPR Art. 20)", "/veil/rights/export"),
-    ("Correction of your personal information", "/veil/rights/correct"),
-    ("Suspension of use of your personal information", "/veil/rights/suspend"),
-    ("Restriction of use of your personal information", "/veil/rights/restrict"),
-    ("Deletion (disposal) of your personal information", "/veil/rights/delete"),
-    ("Complaint to us; you may also lodge a complaint with a supervisory authority "
-     "(GDPR Art. 77)", "/veil/rights/complaint"),
-    ("Give, refuse or withdraw consent, purpose by purpose, at any time", CONSENT_PATH),
-)
 HUMAN_REVIEW_PATH = "/veil/rights/human-review"
+# (right, endpoint): the data subject's requests, policy "Disclosure / Revision". A right with
+# no endpoint (None) is asked of the Data Protection Officer: the notice names only endpoints
+# that exist.
+RIGHTS = (
+    ("Disclosure: a copy of your personal information in a portable, machine-readable format "
+     "(GDPR Art. 20)", None),
+    ("Correction of your personal information", None),
+    ("Suspension of use of your personal information", None),
+    ("Restriction of use of your personal information", None),
+    ("Deletion (disposal) of your personal information", None),
+    ("Complaint to us; you may also lodge a complaint with a supervisory authority "
+     "(GDPR Art. 77)", None),
+    ("Give, refuse or withdraw consent, purpose by purpose, at any time", CONSENT_PATH),
+    ("Human review of an automated decision about you, and to contest it", HUMAN_REVIEW_PATH),
+)
 LEGAL_BASIS_WORDS = {  # GDPR Art. 6(1)
     "consent": ("your consent", "a"),
     "contract": ("performance of a contract with you", "b"),
@@ -277,9 +282,13 @@ def _recipients(policy: Policy) -> list[Block]:
 def _rights(policy: Policy) -> list[Block]:
     return [
         Heading(2, "Your rights"),
-        Grid(("Right", "Where to ask"), tuple((right, Code(path)) for right, path in RIGHTS)),
-        Para(("You can also write to our Data Protection Officer, ", policy.dpo.name, ": ",
-              _contact(policy.dpo), ".")),
+        Grid(("Right", "Where to ask"), tuple(
+            (right, Code(path) if path else "the Data Protection Officer")
+            for right, path in RIGHTS)),
+        Para(("You can also write to the Data Protection Officer (", policy.dpo.name, ") at ",
+              policy.dpo.contact, ".") if policy.dpo.contact else
+             "The Data Protection Officer has not published a contact yet: use the addresses "
+             "above."),
     ]
 
 
@@ -329,6 +338,7 @@ def _title(config: Config) -> str:
 
 # -- rendering ---------------------------------------------------------------------------------
 
+_WS = re.compile(r"\s+")
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|"})
 
 
@@ -336,13 +346,13 @@ def _md(text: Inline, cell: bool = False) -> str:
     if isinstance(text, tuple):
         return "".join(_md(t, cell) for t in text)
     if isinstance(text, Code):
-        code = " ".join(text.text.split())
+        code = _WS.sub(" ", text.text).strip()
         if cell:
             code = code.replace("|", "\\|")
         fence = "``" if "`" in code else "`"
         pad = " " if fence == "``" else ""
         return f"{fence}{pad}{code}{pad}{fence}"
-    return " ".join(text.split()).translate(_MD_SPECIAL)
+    return _WS.sub(" ", text).translate(_MD_SPECIAL)  # a newline would end a table row
 
 
 def _to_md(blocks: list[Block]) -> str:

@@ -15,10 +15,13 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from . import agents, languages
+from .consent import ConsentRecord, holds, latest
 from .geo import GeoLookup
+from .jurisdiction import regime_for
 from .policy import Policy, Purpose
 from .proxy import ClientResolver
 from .pseudonymise import Pseudonymiser, network_of
@@ -54,7 +57,8 @@ class Event(_Unset):
 
     def __init__(self, captured: tuple, purpose: Purpose, policy_version: str) -> None:
         (_, self.ts, self.peer, self.port, self.agent, self.accept_language, self.sec_gpc,
-         self.sec_dnt, self.forwarded, self.host, self.beacon) = captured
+         self.sec_dnt, self.forwarded, self.host, self.beacon, self.request_path,
+         self.cookie_id) = captured
         self.allowed = purpose.fields
         self.purpose = purpose.key
         self.policy_version = policy_version
@@ -77,6 +81,21 @@ def site_from_host(host: bytes) -> str | None:
     return name.decode() if _HOST.match(name) else None
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentView:
+    """What the ledger says about the subjects of one batch, fetched before processing it."""
+
+    subjects: dict[str, str]  # subject cookie id → subject pseudonym
+    histories: dict[str, list[ConsentRecord]]
+
+    def of(self, cookie_id: str | None) -> tuple[str | None, list[ConsentRecord]]:
+        subject = self.subjects.get(cookie_id) if cookie_id else None
+        return subject, self.histories.get(subject, []) if subject else []
+
+
+NO_CONSENT = ConsentView({}, {})
+
+
 def _batch_prefix() -> str:
     """Time-ordered and random: event ids sort by time, so the unique index appends cheaply."""
     return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(4)}"
@@ -93,6 +112,9 @@ class Pipeline:
         self._pseudonymiser = pseudonymiser
         self._geo = geo
         self.routes = {key: (p, self._steps_for(p, seal_ip)) for key, p in policy.purposes.items()}
+        self.consent_purposes = tuple(p for p in policy.purposes.values() if p.needs_consent)
+        # (subject, scope, regime) that GPC/DNT opted out of an earlier grant, per batch
+        self.withdrawals: list[tuple[str, str, str]] = []
 
     def _steps_for(self, purpose: Purpose, seal_ip: bool) -> tuple[Step, ...]:
         allowed = purpose.fields
@@ -105,6 +127,8 @@ class Pipeline:
             steps.append(self.read_languages)
         if allowed & BEACON_FIELDS:
             steps.append(self.read_beacon)
+        if "path" in allowed:
+            steps.append(self.read_request_path)
         if self._geo is not None and "ip_address" in allowed:
             steps.append(self.locate)
         steps.append(self.pseudonymise)
@@ -112,25 +136,62 @@ class Pipeline:
             steps.append(self.seal_endpoint)
         return tuple(steps)
 
-    def process(self, captured: Iterable[tuple]) -> tuple[list[tuple], Counter]:
+    def process(self, captured: Iterable[tuple],
+                consent: ConsentView = NO_CONSENT) -> tuple[list[tuple], Counter]:
+        """Rows and drop counts; GPC opt-outs to record land in `self.withdrawals`."""
         rows: list[tuple] = []
         drops: Counter = Counter()
+        self.withdrawals = []
         routes, version, batch = self.routes, self.policy.version, _batch_prefix()
         for i, item in enumerate(captured):
             route = routes.get(item[0])
             if route is None:
                 drops[Drop.UNKNOWN_PURPOSE] += 1
                 continue
-            purpose, steps = route
-            event = Event(item, purpose, version)
+            event = self._run(Event(item, route[0], version), route[1], drops)
+            if event is None:
+                continue
             event.event_id = f"{batch}{i:05x}"
-            for step in steps:
-                if (reason := step(event)) is not None:
-                    drops[reason] += 1
-                    break
-            else:
-                rows.append(as_row(event))
+            rows.append(as_row(event))
+            # The same request, again, under each consent-based purpose it may feed.
+            for n, (purpose, subject) in enumerate(self._consented(event, consent), start=1):
+                extra = self._run(Event(item, purpose, version), routes[purpose.key][1], drops)
+                if extra is not None:
+                    extra.event_id = f"{batch}{i:05x}{n:x}"
+                    extra.subject = subject
+                    rows.append(as_row(extra))
         return rows, drops
+
+    @staticmethod
+    def _run(event: Event, steps: tuple[Step, ...], drops: Counter) -> Event | None:
+        for step in steps:
+            if (reason := step(event)) is not None:
+                drops[reason] += 1
+                return None
+        return event
+
+    def _consented(self, e: Event, consent: ConsentView) -> list[tuple[Purpose, str | None]]:
+        """Consent-based purposes this event may also be kept under, with the subject.
+
+        A grant on the ledger (in force at the event's time, not overridden by GPC/DNT), or,
+        where the visitor's regime is opt-out (California), no refusal and no GPC/DNT.
+        """
+        if not self.consent_purposes or self.policy.purposes[e.purpose].needs_consent:
+            return []
+        subject, records = consent.of(e.cookie_id)
+        signal = e.sec_gpc == b"1" or e.sec_dnt == b"1"
+        regime = regime_for(e.country, e.region)
+        out = []
+        for purpose in self.consent_purposes:
+            if purpose.key == e.purpose:
+                continue
+            if holds(records, purpose.key, e.ts, signal):
+                out.append((purpose, subject))
+            elif signal and holds(records, purpose.key, e.ts):
+                self.withdrawals.append((subject, purpose.key, regime.key))  # GPC wins
+            elif not regime.opt_in and not signal and latest(records, purpose.key, e.ts) is None:
+                out.append((purpose, subject))
+        return out
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -176,6 +237,10 @@ class Pipeline:
             e.language = languages.primary_subtag(b["language"])
         if "path" in allowed:
             e.path = b.get("path")
+
+    def read_request_path(self, e: Event) -> None:
+        if e.beacon is None and e.request_path:
+            e.path = e.request_path[:512]
 
     def locate(self, e: Event) -> None:
         e.country, e.region = self._geo.locate(str(e.ip))

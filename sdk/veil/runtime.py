@@ -16,7 +16,8 @@ from . import agents
 from . import config as config_mod
 from .capture import CaptureBuffer
 from .config import Config
-from .geo import open_geoip
+from .consent import Ledger
+from .geo import GeoLookup, open_geoip
 from .keys import KeyStore
 from .pipeline import Pipeline
 from .proxy import ClientResolver
@@ -46,6 +47,8 @@ class Veil:
         self.writer: BatchWriter | None = None
         self.store: EventStore | None = None
         self.keystore: KeyStore | None = None
+        self.ledger: Ledger | None = None
+        self.geo: GeoLookup | None = None
         self._task: asyncio.Task | None = None
         self._first_attempt = asyncio.Event()
         self._stopped = False  # after stop(), no lazy restart by a late request
@@ -96,11 +99,15 @@ class Veil:
             keystore.close()
             raise
         pseudonymiser = Pseudonymiser(keystore)
+        self.geo = open_geoip(cfg.geoip_path)
         pipeline = Pipeline(cfg.policy, cfg.site, ClientResolver(cfg.trusted_proxies),
-                            pseudonymiser, open_geoip(cfg.geoip_path), cfg.keys.seal_ip)
+                            pseudonymiser, self.geo, cfg.keys.seal_ip)
         self.keystore, self.store = keystore, store
+        # The ledger lives in a local store; an app forwarding to a collector has none.
+        self.ledger = None if cfg.remote.url else Ledger(store, cfg.policy, pseudonymiser)
+        self.pseudonymiser = pseudonymiser
         return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture,
-                           cfg.remote.shutdown_grace)
+                           cfg.remote.shutdown_grace, self.ledger)
 
     async def _try_open(self) -> bool:
         self.writer = None

@@ -19,8 +19,9 @@ from collections import Counter
 
 from .capture import CaptureBuffer
 from .config import CaptureConfig
+from .consent import Action, Ledger, Method
 from .keys import KeyStore
-from .pipeline import Drop, Pipeline
+from .pipeline import NO_CONSENT, ConsentView, Drop, Pipeline
 from .pseudonymise import Pseudonymiser
 from .store import BatchRejected, EventStore
 
@@ -30,7 +31,7 @@ log = logging.getLogger("veil.writer")
 class BatchWriter:
     def __init__(self, buffer: CaptureBuffer, pipeline: Pipeline, store: EventStore,
                  keystore: KeyStore, pseudonymiser: Pseudonymiser, cfg: CaptureConfig,
-                 shutdown_grace: float = 10.0) -> None:
+                 shutdown_grace: float = 10.0, ledger: Ledger | None = None) -> None:
         self.buffer = buffer
         self.pipeline = pipeline
         self.store = store
@@ -38,6 +39,7 @@ class BatchWriter:
         self.pseudonymiser = pseudonymiser
         self.cfg = cfg
         self.shutdown_grace = shutdown_grace
+        self.ledger = ledger
         self.stored = 0
         self.drops: Counter = Counter()     # every drop since start, by reason
         self._unwritten: Counter = Counter()  # drops not yet persisted in the store
@@ -77,7 +79,8 @@ class BatchWriter:
         self._rotate_keys()
         while True:
             batch = self.buffer.take(self.cfg.batch_size)
-            rows, drops = self.pipeline.process(batch)
+            rows, drops = self.pipeline.process(batch, await self._consent_view(batch))
+            await self._record_withdrawals()
             overflow, errors = self.buffer.take_refused()
             if overflow:
                 drops[Drop.QUEUE_FULL] += overflow
@@ -90,6 +93,28 @@ class BatchWriter:
             if not self.buffer:
                 return
             await asyncio.sleep(0)  # let the app's requests run between batches
+
+    async def _consent_view(self, batch: list[tuple]) -> ConsentView:
+        """The ledger's records for the subjects who carry a subject cookie in this batch."""
+        cookie_ids = {item[12] for item in batch if item[12]}
+        if self.ledger is None or not cookie_ids:
+            return NO_CONSENT
+        subjects = {cid: self.pseudonymiser.subject(cid) for cid in cookie_ids}
+        try:
+            return ConsentView(subjects, await self.ledger.histories(set(subjects.values())))
+        except Exception as exc:  # no ledger, no consent: consent-based purposes collect nothing
+            log.warning("consent ledger unreadable, consent-based purposes skip this batch: "
+                        "%s: %s", exc.__class__.__name__, exc)
+            return NO_CONSENT
+
+    async def _record_withdrawals(self) -> None:
+        for subject, scope, regime in set(self.pipeline.withdrawals):
+            try:
+                await self.ledger.append(subject, [scope], Action.WITHDRAW, Method.GPC,
+                                         explicit=False, signal=True, jurisdiction=regime)
+            except Exception as exc:
+                log.warning("could not record a GPC opt-out: %s: %s", exc.__class__.__name__,
+                            exc)
 
     async def _write(self, rows: list[tuple], drops: Counter) -> None:
         """Write until it works, the retries run out, or the shutdown grace is over."""
