@@ -24,7 +24,7 @@ from .problems import Problem
 COOKIE_DAYS = 180
 
 
-def _origin_allowed(headers: dict[bytes, bytes]) -> bool:
+def origin_allowed(headers: dict[bytes, bytes]) -> bool:
     origin = headers.get(b"origin")
     if origin is not None and origin != b"null":
         host = origin.split(b"://", 1)[-1]
@@ -65,7 +65,7 @@ class ConsentEndpoint:
         regime = self._regime(scope, headers)
         set_cookie = None
         if scope["method"] == "POST":
-            if not _origin_allowed(headers):
+            if not origin_allowed(headers):
                 raise Problem(403, "cross-site", "Cross-site consent refused",
                               "consent can only be given from this site's own pages")
             check_content_type(headers.get(b"content-type", b""))

@@ -5,19 +5,30 @@
 - `POST /veil/e`: the snippet's beacon, validated strictly; 202 on accept, an RFC 9457 problem
   (400, 405, 413, 415, 429, 503) naming what is wrong otherwise;
 - `GET/POST /veil/consent`: the visitor's consent (consent_endpoint.py);
-- `GET /veil/notice[?format=html|md]`: the privacy notice, rendered from the policy.
+- `GET /veil/notice[?format=html|md]`: the privacy notice, rendered from the policy;
+- `POST /veil/rights/human-review`: contest an automated decision;
+- `GET /.well-known/gpc.json`: the Global Privacy Control declaration.
 """
 
 import hashlib
 import importlib.resources
+import json
 from urllib.parse import parse_qs
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
-from .consent_endpoint import ConsentEndpoint
-from .notice import CONSENT_PATH, FORMATS, MEDIA_TYPES, NOTICE_PATH, render_notice
+from .consent_endpoint import ConsentEndpoint, origin_allowed
+from .errors import FieldError
+from .notice import (
+    CONSENT_PATH,
+    FORMATS,
+    HUMAN_REVIEW_PATH,
+    MEDIA_TYPES,
+    NOTICE_PATH,
+    render_notice,
+)
 from .problems import Problem
 from .proxy import ClientResolver
 from .pseudonymise import network_of
@@ -28,7 +39,9 @@ SCRIPT_HASH = hashlib.sha256(SCRIPT).hexdigest()[:12]
 SCRIPT_PATH = "/veil/veil.js"
 PINNED_SCRIPT_PATH = f"/veil/veil.{SCRIPT_HASH}.js"
 BEACON_PATH = "/veil/e"
-PATHS = frozenset({SCRIPT_PATH, PINNED_SCRIPT_PATH, BEACON_PATH, CONSENT_PATH, NOTICE_PATH})
+GPC_PATH = "/.well-known/gpc.json"
+PATHS = frozenset({SCRIPT_PATH, PINNED_SCRIPT_PATH, BEACON_PATH, CONSENT_PATH, NOTICE_PATH,
+                   HUMAN_REVIEW_PATH, GPC_PATH})
 
 
 def script_response(scope: Scope) -> Response:
@@ -87,6 +100,12 @@ class Endpoints:
                 response = await self.consent(scope, receive)
             elif scope["path"] == NOTICE_PATH:
                 response = self.notice(scope)
+            elif scope["path"] == HUMAN_REVIEW_PATH:
+                response = await self.human_review(scope, receive)
+            elif scope["path"] == GPC_PATH:
+                # The GPC spec's site declaration: this site honours the signal.
+                response = JSONResponse({"gpc": True, "lastUpdate":
+                                         self.veil.config.policy.effective.isoformat()})
             else:
                 response = script_response(scope)
         except Problem as problem:
@@ -112,6 +131,39 @@ class Endpoints:
             return Response(status_code=304, headers=headers)
         return Response(b"" if scope["method"] == "HEAD" else body, headers=headers,
                         media_type=MEDIA_TYPES[fmt])
+
+    async def human_review(self, scope: Scope, receive: Receive) -> Response:
+        """POST {"decision": id, "reason": text}: contest an automated decision."""
+        if scope["method"] != "POST":
+            raise Problem(405, "method-not-allowed", "Method not allowed", "use POST",
+                          headers={"Allow": "POST"})
+        headers = dict(scope["headers"])
+        if not origin_allowed(headers):
+            raise Problem(403, "cross-site", "Cross-site request refused",
+                          "a review can only be requested from this site's own pages")
+        check_content_type(headers.get(b"content-type", b""))
+        try:
+            data = json.loads(await read_body(scope, receive, MAX_BODY_BYTES))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise Problem(400, "malformed-body", "Malformed request",
+                          "the body is not valid JSON") from None
+        if not isinstance(data, dict) or set(data) != {"decision", "reason"}:
+            raise Problem(400, "malformed-body", "Malformed request",
+                          'send {"decision": "<decision id>", "reason": "<why>"}')
+        for key in ("decision", "reason"):
+            if not isinstance(data[key], str) or not 0 < len(data[key]) <= 1500:
+                raise Problem(400, "invalid-field", "Invalid field",
+                              f"{key} must be a non-empty string of at most 1500 characters",
+                              field=key)
+        if self.veil.guards is None:
+            raise Problem(503, "not-ready", "Not ready", "veil has no local store here",
+                          headers={"Retry-After": "5"})
+        try:
+            review = await self.veil.contest(data["decision"], data["reason"])
+        except FieldError:
+            raise Problem(404, "unknown-decision", "Unknown decision",
+                          "no decision has that id", field="decision") from None
+        return JSONResponse({"review": review, "status": "requested"}, status_code=202)
 
     async def ingest(self, scope: Scope, receive: Receive) -> Response:
         if scope["method"] != "POST":

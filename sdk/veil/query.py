@@ -59,6 +59,9 @@ async def run_query(config: Config, by: Sequence[str], metric: str = "events",
         config.policy.purpose(purpose)
     except Exception as exc:
         raise QueryError(str(exc)) from None
+    if purpose in config.policy.decision_purposes:
+        raise QueryError(f"purpose {purpose!r} feeds automated decisions: its data is not "
+                         "open to analyst queries")
     since_ts = None
     if since is not None:
         window = parse_duration(since)

@@ -10,14 +10,17 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import agents
 from . import config as config_mod
 from .capture import CaptureBuffer
 from .config import Config
-from .consent import Ledger
+from .consent import Action, ConsentRecord, Ledger, Method
+from .errors import VeilError
 from .geo import GeoLookup, open_geoip
+from .guards import Guards
 from .keys import KeyStore
 from .pipeline import Pipeline
 from .proxy import ClientResolver
@@ -48,6 +51,7 @@ class Veil:
         self.store: EventStore | None = None
         self.keystore: KeyStore | None = None
         self.ledger: Ledger | None = None
+        self.guards: Guards | None = None
         self.geo: GeoLookup | None = None
         self._task: asyncio.Task | None = None
         self._first_attempt = asyncio.Event()
@@ -105,6 +109,7 @@ class Veil:
         self.keystore, self.store = keystore, store
         # The ledger lives in a local store; an app forwarding to a collector has none.
         self.ledger = None if cfg.remote.url else Ledger(store, cfg.policy, pseudonymiser)
+        self.guards = self.ledger and Guards(store, keystore, cfg.policy, self.ledger)
         self.pseudonymiser = pseudonymiser
         return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture,
                            cfg.remote.shutdown_grace, self.ledger)
@@ -150,6 +155,61 @@ class Veil:
         """Write everything queued now (tests and shutdown hooks)."""
         if self.writer is not None and self._task is not None:
             await self.writer.flush()
+
+    # -- the Python API of consent and the guards (needs a started veil with a local store) ---
+
+    def _running(self) -> tuple[Ledger, Guards]:
+        if self.ledger is None or self.guards is None or self._task is None:
+            raise VeilError("veil is not running with a local store: call `await veil.start()` "
+                            "(or use the app's lifespan) first")
+        return self.ledger, self.guards
+
+    async def _consent(self, subject_id: str | None, scopes: Sequence[str], action: Action,
+                       method: Method, signal: bool, explicit: bool,
+                       jurisdiction: str) -> list[ConsentRecord]:
+        ledger, _ = self._running()
+        subject = ledger.subject(subject_id) if subject_id else None
+        return await ledger.append(subject, scopes, action, method, explicit=explicit,
+                                   signal=signal, jurisdiction=jurisdiction)
+
+    async def grant(self, subject_id: str, scopes: Sequence[str], *, signal: bool = False,
+                    explicit: bool = True, jurisdiction: str = "strictest"
+                    ) -> list[ConsentRecord]:
+        """Record the subject's consent to `scopes` (purposes, `special:…`, `decision:…`,
+        `provision:…`). `subject_id` is the app's own id for the person (never stored)."""
+        return await self._consent(subject_id, scopes, Action.GRANT, Method.API, signal,
+                                   explicit, jurisdiction)
+
+    async def refuse(self, subject_id: str | None, scopes: Sequence[str], *,
+                     jurisdiction: str = "strictest") -> list[ConsentRecord]:
+        return await self._consent(subject_id, scopes, Action.REFUSE, Method.API, False, True,
+                                   jurisdiction)
+
+    async def withdraw(self, subject_id: str, scopes: Sequence[str], *,
+                       jurisdiction: str = "strictest") -> list[ConsentRecord]:
+        return await self._consent(subject_id, scopes, Action.WITHDRAW, Method.API, False,
+                                   True, jurisdiction)
+
+    async def consents(self, subject_id: str) -> list[ConsentRecord]:
+        ledger, _ = self._running()
+        return await ledger.history(ledger.subject(subject_id))
+
+    async def record(self, subject_id: str, purpose: str, **fields: object) -> None:
+        """Record app-declared fields about a subject (special categories need explicit
+        prior consent on the ledger)."""
+        await self._running()[1].record(subject_id, purpose, fields)
+
+    async def decide(self, subject_id: str, decision: str, outcome: object, **kw) -> str:
+        """Log an automated decision; refused when it has legal effect and no basis holds."""
+        return await self._running()[1].decide(subject_id, decision, outcome, **kw)
+
+    async def contest(self, decision_id: str, reason: str) -> int:
+        return await self._running()[1].contest(decision_id, reason)
+
+    async def provide(self, recipient: str, purpose: str, records, **kw) -> int:
+        """Check and register a provision to a third party; raise ProvisionRefused if the
+        policy does not allow it."""
+        return await self._running()[1].provide(recipient, purpose, records, **kw)
 
     def stats(self) -> Stats:
         w = self.writer

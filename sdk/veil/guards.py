@@ -1,0 +1,222 @@
+"""The policy's promises as run-time refusals, for what an app does itself:
+
+- `record`: app-declared fields only; a special category of data only with the subject's
+  explicit prior consent for that category and purpose (policy: "Specific Information");
+- `decide`: no automated decision with legal or similarly significant effect unless its basis
+  holds for this subject: explicit consent, a contract, or a law (GDPR Art. 22(2)); every
+  decision taken is logged and contestable (`contest`);
+- `provide`: no provision to a third party without the subjects' consent, unless one of the
+  policy's exceptions is invoked explicitly; no transfer of EU subjects' data to a country
+  without adequacy unless SCCs are on record; every provision lands in the register.
+
+Refusals raise a typed `Refused` error and are counted as drops; what was refused never reaches
+disk. What is kept about a subject is sealed under that subject's own key.
+"""
+
+import datetime as dt
+import json
+import secrets
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from .consent import Ledger, holds
+from .errors import (
+    DecisionRefused,
+    FieldError,
+    NotConsented,
+    ProvisionRefused,
+    Refused,
+    SpecialCategoryRefused,
+)
+from .jurisdiction import EEA, EU_ADEQUATE
+from .keys import KeyStore
+from .policy import FIELD_TYPES, Policy
+from .pseudonymise import seal_for_subject
+from .registry import FIELDS
+
+EXCEPTIONS = ("law", "vital_interests", "public_health")  # policy: provision without consent
+NEEDS_CONSENT_HARD_TO_OBTAIN = ("vital_interests", "public_health")
+APPI_EQUIVALENT = EEA | {"GB"}  # countries Japan's PPC recognises as equivalent
+
+
+def _typed(value: object, kind: str) -> bool:
+    expected = FIELD_TYPES[kind]
+    if isinstance(value, bool) and expected is not bool:
+        return False
+    return isinstance(value, int | float) if expected is float else isinstance(value, expected)
+
+
+class Guards:
+    def __init__(self, store, keystore: KeyStore, policy: Policy, ledger: Ledger) -> None:
+        self.store = store
+        self.keystore = keystore
+        self.policy = policy
+        self.ledger = ledger
+
+    async def _refuse(self, error: Refused) -> None:
+        """Count the refusal (never its content) and raise it."""
+        day = dt.datetime.now(dt.UTC).date().isoformat()
+        await self.store.write([], Counter({error.reason: 1}), day)
+        raise error
+
+    # -- app-declared fields -------------------------------------------------------------------
+
+    async def record(self, subject_id: str, purpose_key: str, fields: Mapping[str, object]) -> None:
+        purpose = self.policy.purpose(purpose_key)
+        if not fields:
+            raise FieldError("record() needs at least one field")
+        for name, value in fields.items():
+            declared = self.policy.app_fields.get(name)
+            if declared is None:
+                hint = (" is collected automatically, not recorded" if name in FIELDS
+                        else " is not declared under [policy.fields]")
+                raise FieldError(f"field {name!r}{hint}")
+            if name not in purpose.fields:
+                raise FieldError(f"field {name!r} is not allowed for purpose {purpose.key!r}")
+            if not _typed(value, declared.type):
+                raise FieldError(f"field {name!r} must be of type {declared.type}, got "
+                                 f"{type(value).__name__}")
+        subject = self.ledger.subject(subject_id)
+        history = await self.ledger.history(subject)
+        if purpose.needs_consent and not holds(history, purpose.key):
+            await self._refuse(NotConsented(
+                f"purpose {purpose.key!r} needs the subject's consent, and none is in force"))
+        for name in fields:
+            category = self.policy.app_fields[name].special
+            if category and not holds(history, f"special:{category}:{purpose.key}",
+                                      explicit=True):
+                await self._refuse(SpecialCategoryRefused(
+                    f"field {name!r} is special-category data ({category}): refused without "
+                    f"the subject's explicit prior consent to 'special:{category}:"
+                    f"{purpose.key}'"))
+        key_id, sealed = seal_for_subject(self.keystore, subject,
+                                          json.dumps(dict(fields)).encode())
+        await self.store.insert("records", {
+            "ts": time.time(), "purpose": purpose.key, "policy_version": self.policy.version,
+            "subject": subject, "fields": ",".join(sorted(fields)), "key_id": key_id,
+            "sealed": sealed})
+
+    # -- automated decisions -------------------------------------------------------------------
+
+    async def decide(self, subject_id: str, decision: str, outcome: object, *,
+                     inputs: Mapping[str, object] | None = None, model: str | None = None,
+                     contract: str | None = None, law: str | None = None) -> str:
+        """Log a decision and return its id (give it to the subject: it is how they contest
+        it); raise DecisionRefused when it has legal effect and no basis holds."""
+        kind = self.policy.decisions.get(decision)
+        if kind is None:
+            raise FieldError(f"undeclared decision type {decision!r}: declare it under "
+                             "[policy.decisions]")
+        subject = self.ledger.subject(subject_id)
+        basis, evidence = "none_needed", None
+        if kind.legal_effect:
+            if "explicit_consent" in kind.bases and await self.ledger.holds(
+                    subject, f"decision:{decision}", explicit=True):
+                basis = "explicit_consent"
+            elif "contract" in kind.bases and contract:
+                basis, evidence = "contract", contract
+            elif "law" in kind.bases and law:
+                basis, evidence = "law", law
+            else:
+                await self._refuse(DecisionRefused(
+                    f"decision {decision!r} has legal or similarly significant effect: it "
+                    f"needs one of {', '.join(kind.bases)} for this subject, and none holds"))
+        decision_id = secrets.token_hex(16)
+        key_id, sealed = seal_for_subject(self.keystore, subject, json.dumps(
+            {"outcome": outcome, "inputs": dict(inputs or {}), "model": model},
+            default=str).encode())
+        await self.store.insert("decisions", {
+            "id": decision_id, "ts": time.time(), "type": decision, "purpose": kind.purpose,
+            "policy_version": self.policy.version, "subject": subject,
+            "legal_effect": kind.legal_effect, "basis": basis, "evidence": evidence,
+            "key_id": key_id, "sealed": sealed})
+        return decision_id
+
+    async def contest(self, decision_id: str, reason: str) -> int:
+        """Ask for human review of a decision: the decision id is the subject's proof."""
+        rows = await self.store.select("SELECT subject FROM decisions WHERE id = ?",
+                                       (decision_id,))
+        if not rows:
+            raise FieldError("no decision with that id")
+        key_id, sealed = seal_for_subject(self.keystore, rows[0]["subject"], reason.encode())
+        await self.store.insert("reviews", {"ts": time.time(), "decision_id": decision_id,
+                                            "status": "requested", "key_id": key_id,
+                                            "sealed": sealed})
+        found = await self.store.select("SELECT MAX(id) AS id FROM reviews WHERE "
+                                        "decision_id = ?", (decision_id,))
+        return found[0]["id"]
+
+    # -- provision to third parties and transfers abroad ---------------------------------------
+
+    async def provide(self, recipient: str, purpose_key: str,
+                      records: Sequence[Mapping[str, object]], *, exception: str | None = None,
+                      consent_obtainable: bool = True) -> int:
+        """Check, then register, a provision of `records` (each with a "subject" id and
+        declared fields, optionally "country"); return its register id. The caller sends the
+        data only after this returns."""
+        to = next((r for r in self.policy.recipients if r.name == recipient), None)
+        if to is None:
+            raise FieldError(f"undeclared recipient {recipient!r}: declare it under "
+                             "[[policy.recipients]]")
+        purpose = self.policy.purpose(purpose_key)
+        if purpose.key not in to.purposes:
+            await self._refuse(ProvisionRefused(
+                f"{recipient} is not declared for purpose {purpose.key!r}"))
+        categories = set()
+        for r in records:
+            for name in r:
+                if name in ("subject", "country"):
+                    continue
+                declared = FIELDS.get(name) or self.policy.app_fields.get(name)
+                if declared is None:
+                    raise FieldError(f"field {name!r} is neither collected nor declared")
+                categories.add(declared.category)
+        subjects = {self.ledger.subject(str(r["subject"])) for r in records}
+        basis = await self._provision_basis(to.name, subjects, exception, consent_obtainable)
+        countries = {r.get("country") for r in records}
+        transfer = await self._transfer(to, countries, basis)
+        await self.store.insert("provisions", {
+            "ts": time.time(), "recipient": to.name, "country": to.country, "role": to.role,
+            "purpose": purpose.key, "categories": ",".join(sorted(categories)),
+            "subjects": len(subjects), "records": len(records), "basis": basis,
+            "safeguard": to.safeguard, "transfer": transfer})
+        found = await self.store.select("SELECT MAX(id) AS id FROM provisions")
+        return found[0]["id"]
+
+    async def _provision_basis(self, recipient: str, subjects: set[str], exception: str | None,
+                               consent_obtainable: bool) -> str:
+        if exception is not None:
+            if exception not in EXCEPTIONS:
+                raise FieldError(f"exception must be one of {', '.join(EXCEPTIONS)}")
+            if exception in NEEDS_CONSENT_HARD_TO_OBTAIN and consent_obtainable:
+                await self._refuse(ProvisionRefused(
+                    f"the {exception} exception applies only when consent is difficult to "
+                    "obtain; pass consent_obtainable=False if that is so"))
+            return exception
+        histories = await self.ledger.histories(subjects)
+        missing = sum(not holds(h, f"provision:{recipient}") for h in histories.values())
+        if missing:
+            await self._refuse(ProvisionRefused(
+                f"{missing} of {len(subjects)} subject(s) have not consented to provision to "
+                f"{recipient}"))
+        return "consent"
+
+    async def _transfer(self, to, countries: set, basis: str) -> str | None:
+        abroad = []
+        if countries & EEA and to.country not in EEA:
+            if not (to.safeguard == "scc" or (to.safeguard == "adequacy"
+                                              and to.country in EU_ADEQUATE)):
+                await self._refuse(ProvisionRefused(
+                    f"EU subjects' data to {to.country} needs an adequacy decision or standard "
+                    f"contractual clauses on record; {to.name} has {to.safeguard!r}"))
+            abroad.append(f"EU→{to.country} under {to.safeguard}")
+        if "JP" in countries and to.country != "JP":
+            if basis != "consent" and not (to.country in APPI_EQUIVALENT
+                                           or to.safeguard == "appi_equivalent"):
+                await self._refuse(ProvisionRefused(
+                    f"Japanese subjects' data to {to.country} needs consent, an equivalent "
+                    "country or an APPI-equivalent system"))
+            under = "consent" if basis == "consent" else to.safeguard
+            abroad.append(f"JP→{to.country} under {under}")
+        return "; ".join(abroad) or None
