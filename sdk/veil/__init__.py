@@ -5,12 +5,25 @@
 """
 
 from .config import Config
-from .errors import ConfigError, FieldError, KeyStoreError, QueryError, StoreError, VeilError
+from .errors import (
+    ConfigError,
+    DecisionRefused,
+    FieldError,
+    KeyStoreError,
+    NotConsented,
+    ProvisionRefused,
+    QueryError,
+    Refused,
+    SpecialCategoryRefused,
+    StoreError,
+    VeilError,
+)
 from .middleware import VeilMiddleware
 from .runtime import Stats, Veil
 
 __all__ = [
-    "Config", "ConfigError", "FieldError", "KeyStoreError", "QueryError", "Stats", "StoreError",
-    "Veil", "VeilError", "VeilMiddleware",
+    "Config", "ConfigError", "DecisionRefused", "FieldError", "KeyStoreError", "NotConsented",
+    "ProvisionRefused", "QueryError", "Refused", "SpecialCategoryRefused", "Stats",
+    "StoreError", "Veil", "VeilError", "VeilMiddleware",
 ]
 __version__ = "0.1.0"

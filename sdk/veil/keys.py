@@ -169,7 +169,7 @@ class KeyStore:
     def named_key(self, key_id: str, create: bool = True) -> bytes | None:
         """A long-lived key by name, made on first use when `create`; None once destroyed."""
         if create:
-            self._create(key_id, "named", "-", FOREVER)
+            self._create(key_id, "named", key_id, FOREVER)  # (kind, epoch) is unique
         return self.key_by_id(key_id)
 
     def key_by_id(self, key_id: str) -> bytes | None:

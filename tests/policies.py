@@ -1,0 +1,45 @@
+"""A policy with app fields, decisions and recipients, for the guards' tests."""
+
+import datetime as dt
+
+AUTOMATIC = ["ip_address", "port", "user_agent", "accept_language", "gpc", "dnt", "screen",
+             "pixel_ratio", "navigator_language"]
+
+GUARDED = {
+    "version": "g1",
+    "effective": dt.date(2026, 11, 1),
+    "controller": {"name": "Example K.K.", "contact": "privacy@example.com"},
+    "dpo": {"name": "DPO", "contact": "dpo@example.com"},
+    "fields": {
+        "diagnosis": {"type": "string", "category": "user.health_and_medical",
+                      "special": "medical_history", "description": "The condition treated"},
+        "plan": {"type": "string", "category": "user.contact", "description": "Care plan name"},
+        "income": {"type": "number", "category": "user.financial",
+                   "description": "Declared yearly income"},
+    },
+    "purposes": {
+        "connection": {"description": "Run the connection", "data_use": "essential.service",
+                       "legal_basis": "legitimate_interests", "retention": "30d",
+                       "fields": AUTOMATIC},
+        "browsing_history": {"description": "Improve the service", "data_use":
+                             "functional.service.improve", "legal_basis": "consent",
+                             "retention": "90d", "fields": [*AUTOMATIC, "path"]},
+        "care": {"description": "Provide care", "data_use": "essential.service",
+                 "legal_basis": "contract", "retention": "365d",
+                 "fields": ["diagnosis", "plan"]},
+        "credit": {"description": "Set credit limits", "data_use": "essential.service",
+                   "legal_basis": "contract", "retention": "365d", "fields": ["income"]},
+    },
+    "decisions": {
+        "credit_limit": {"description": "Automated credit limit", "legal_effect": True,
+                         "bases": ["explicit_consent", "contract"], "purpose": "credit"},
+        "reminder_time": {"description": "When to send reminders", "legal_effect": False,
+                          "bases": ["explicit_consent"], "purpose": "care"},
+    },
+    "recipients": [
+        {"name": "CloudCo", "country": "US", "role": "processor", "purposes": ["care"],
+         "safeguard": "scc"},
+        {"name": "Partner", "country": "BR", "role": "third_party", "purposes": ["care"],
+         "safeguard": "domestic"},
+    ],
+}

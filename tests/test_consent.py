@@ -1,0 +1,175 @@
+"""Consent over HTTP and through the pipeline: cookies, withdrawal, GPC, jurisdiction."""
+
+import sqlite3
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from veil import Veil, VeilMiddleware
+
+from conftest import CHROME
+
+GRANT = {"grant": ["browsing_history"]}
+
+
+async def page(request):
+    return PlainTextResponse("page")
+
+
+@pytest.fixture
+async def site(make_config, geoip_db):
+    """An app with the middleware; `site.client(ip)` is a browser-like client from that IP."""
+    veil = Veil(make_config(geoip={"path": str(geoip_db)}))
+    app = VeilMiddleware(Starlette(routes=[Route("/{p:path}", page)]), veil=veil)
+    await veil.start()
+
+    def client(ip: str = "198.51.100.20", **headers) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(ip, 5000))
+        # https: the subject cookie is Secure, as it must be
+        return httpx.AsyncClient(transport=transport, base_url="https://shop.example",
+                                 headers={"User-Agent": CHROME, **headers})
+
+    veil.client = client
+    yield veil
+    await veil.stop()
+
+
+def rows(veil, sql: str) -> list[tuple]:
+    db = sqlite3.connect(veil.config.store.path)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+async def test_grant_sets_a_bounded_secure_cookie_and_records_the_ledger(site):
+    async with site.client() as c:
+        before = (await c.get("/veil/consent")).json()
+        r = await c.post("/veil/consent", json=GRANT)
+        after = (await c.get("/veil/consent")).json()
+    assert before["subject"] is False and before["purposes"]["browsing_history"]["granted"] is False
+    assert r.status_code == 200 and after["purposes"]["browsing_history"]["granted"] is True
+    cookie = r.headers["set-cookie"]
+    for attribute in ("veil_sid=", "HttpOnly", "Secure", "SameSite=Lax", "Path=/",
+                      f"Max-Age={180 * 86400}"):
+        assert attribute in cookie
+    assert r.json()["jurisdiction"] == "gdpr"  # 198.51.100.0/24 is DE in the test database
+    ledger = rows(site, "SELECT scope, action, method, explicit, policy_version, jurisdiction "
+                        "FROM consent_ledger")
+    assert ledger == [("browsing_history", "grant", "banner", 1, "1.0", "gdpr")]
+    cookie_id = cookie.split("veil_sid=")[1].split(";")[0]
+    assert rows(site, f"SELECT COUNT(*) FROM consent_ledger WHERE subject = '{cookie_id}'") == [
+        (0,)]  # the ledger keeps a pseudonym, not the cookie id
+
+
+async def test_refusing_sets_no_cookie_and_connection_still_works(site):
+    async with site.client() as c:
+        r = await c.post("/veil/consent", json={"refuse": ["browsing_history"]})
+        assert "set-cookie" not in r.headers
+        assert (await c.get("/pricing")).text == "page"
+    await site.flush()
+    assert rows(site, "SELECT purpose, path, subject FROM event_log") == [
+        ("connection", None, None)]
+    assert rows(site, "SELECT subject, action FROM consent_ledger") == [(None, "refuse")]
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"},
+                                     {"Sec-Fetch-Site": "cross-site"}])
+async def test_cross_site_consent_is_refused(site, headers):
+    async with site.client(**headers) as c:
+        r = await c.post("/veil/consent", json=GRANT)
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    assert rows(site, "SELECT COUNT(*) FROM consent_ledger") == [(0,)]
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (b"not json", 400), (b'{"grant": "browsing_history"}', 400),
+    (b'{"grant": ["connection"]}', 400), (b'{"grant": ["x"], "refuse": ["y"]}', 400),
+    (b'{"grant": ["marketing"]}', 400),
+])
+async def test_malformed_consent_is_refused(site, body, status):
+    async with site.client() as c:
+        r = await c.post("/veil/consent", content=body,
+                         headers={"Content-Type": "application/json"})
+    assert r.status_code == status and r.headers["content-type"] == "application/problem+json"
+    assert rows(site, "SELECT COUNT(*) FROM consent_ledger") == [(0,)]
+
+
+async def test_consent_adds_browsing_history_and_withdrawal_stops_it_at_the_next_request(site):
+    async with site.client() as c:
+        await c.get("/before-consent")
+        await c.post("/veil/consent", json=GRANT)
+        await c.get("/pricing?plan=pro")
+        await c.get("/checkout")
+        r = await c.post("/veil/consent", json={"withdraw": "all"})
+        assert "Max-Age=0" in r.headers["set-cookie"]  # the cookie goes with the consent
+        c.cookies.set("veil_sid", r.request.headers["cookie"].split("veil_sid=")[1][:22],
+                      domain="shop.example")  # a client that keeps sending the old cookie
+        await c.get("/after-withdrawal")
+    await site.flush()
+    history = rows(site, "SELECT path, subject IS NOT NULL FROM event_log "
+                         "WHERE purpose = 'browsing_history' ORDER BY id")
+    assert history == [("/pricing", 1), ("/checkout", 1)]  # no query string, no later paths
+    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection' AND "
+                      "(path IS NOT NULL OR subject IS NOT NULL)") == [(0,)]
+    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection'") == [(4,)]
+
+
+async def test_gpc_overrides_an_earlier_grant_but_not_a_later_explicit_one(site):
+    async with site.client() as c:
+        await c.post("/veil/consent", json=GRANT)
+        await c.get("/one", headers={"Sec-GPC": "1"})  # GPC now on: it wins over the grant
+        await site.flush()
+        await c.get("/two")  # the opt-out was recorded; it holds without the header too
+        await c.post("/veil/consent", json=GRANT, headers={"Sec-GPC": "1"})  # explicit, later
+        await c.get("/three", headers={"Sec-GPC": "1"})
+    await site.flush()
+    assert rows(site, "SELECT path FROM event_log WHERE purpose = 'browsing_history'") == [
+        ("/three",)]
+    assert rows(site, "SELECT action, method, gpc FROM consent_ledger ORDER BY id") == [
+        ("grant", "banner", 0), ("withdraw", "gpc", 1), ("grant", "banner", 1)]
+
+
+async def test_dnt_is_the_same_opt_out_hint(site):
+    async with site.client() as c:
+        await c.post("/veil/consent", json=GRANT)
+        await c.get("/one", headers={"DNT": "1"})
+    await site.flush()
+    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [
+        (0,)]
+
+
+async def test_california_is_opt_out_and_gpc_binding(site):
+    async with site.client(ip="2001:db8:1::7") as c:  # US-CA in the test database
+        await c.get("/ca-page")
+        await c.get("/ca-gpc", headers={"Sec-GPC": "1"})
+    async with site.client(ip="2001:db8:1::8") as c:
+        await c.post("/veil/consent", json={"refuse": ["browsing_history"]})
+    async with site.client(ip="203.0.113.5") as c:  # Japan: opt-in
+        await c.get("/jp-page")
+    async with site.client(ip="192.0.2.1") as c:  # unknown country: the strictest regime
+        await c.get("/unknown-page")
+    await site.flush()
+    assert rows(site, "SELECT path, subject FROM event_log WHERE purpose = 'browsing_history'"
+                ) == [("/ca-page", None)]
+
+
+async def test_python_api_consent_drives_collection_for_the_same_cookie(site):
+    async with site.client() as c:
+        await c.post("/veil/consent", json=GRANT)
+        cookie_id = c.cookies["veil_sid"]
+        await site.withdraw(cookie_id, ["browsing_history"])  # e.g. from a settings page
+        await c.get("/after-api-withdrawal")
+    await site.flush()
+    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [
+        (0,)]
+    assert [r.action for r in await site.consents(cookie_id)] == ["grant", "withdraw"]
+
+
+async def test_gpc_declaration_is_served(site):
+    async with site.client() as c:
+        r = await c.get("/.well-known/gpc.json")
+    assert r.json() == {"gpc": True, "lastUpdate": "2026-11-25"}
