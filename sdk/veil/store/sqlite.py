@@ -53,6 +53,9 @@ class SQLiteStore:
         except (OSError, sqlite3.Error) as exc:
             await self.close()
             raise StoreError(f"store.url: cannot open {self.path}: {exc}") from None
+        except BaseException:
+            await self.close()  # never leave a connection's thread behind
+            raise
 
     async def _register_policy(self, policy: Policy) -> None:
         """Remember each policy version's digest; a changed policy must carry a new version."""
