@@ -89,3 +89,44 @@ def test_with_gpc_on_no_consent_based_data_is_stored(collector, browser):
         db.close()
     finally:
         visitor.close()
+
+
+def wait_for(check, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
+def history_rows(db_path) -> list[tuple]:
+    db = sqlite3.connect(db_path)
+    try:
+        return db.execute("SELECT path, subject IS NOT NULL FROM event_log "
+                          "WHERE purpose = 'browsing_history' ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collection(
+        collector, browser):
+    visitor = Visitor(browser, collector.url)
+    try:
+        visitor.open("/")
+        visitor.js("veil.consent(['browsing_history'])")
+        cookie = wait_for(lambda: [c for c in visitor.page.context.cookies()
+                                   if c["name"] == "veil_sid"])
+        assert cookie, "no subject cookie after consent"
+        assert (cookie[0]["httpOnly"], cookie[0]["secure"], cookie[0]["sameSite"]) == (
+            True, True, "Lax")
+        assert visitor.js("document.cookie") == ""  # HttpOnly: page scripts never see it
+        visitor.push("/pricing")
+        assert wait_for(lambda: ("/pricing", 1) in history_rows(collector.db))
+        visitor.js("veil.optOut()")
+        assert wait_for(lambda: not [c for c in visitor.page.context.cookies()
+                                     if c["name"] == "veil_sid"])
+        visitor.push("/after-opt-out")
+        time.sleep(0.5)  # the beacon arrives and is processed (flush interval 0.1 s)
+        assert all(path != "/after-opt-out" for path, _ in history_rows(collector.db))
+        assert visitor.errors == []
+    finally:
+        visitor.close()

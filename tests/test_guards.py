@@ -214,3 +214,25 @@ async def test_the_api_needs_a_started_veil(make_config):
 
     with pytest.raises(VeilError, match="not running"):
         await Veil(make_config(policy=GUARDED)).grant("u", ["browsing_history"])
+
+
+async def test_the_snippets_record_call_goes_through_the_same_guard(veil, data_dir):
+    app = VeilMiddleware(Starlette(), veil=veil)
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.5", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://shop.example") as c:
+        record = {"purpose": "care", "fields": {"diagnosis": SECRET_DIAGNOSIS}}
+        no_cookie = await c.post("/veil/record", json=record)
+        await c.post("/veil/consent", json={"grant": ["browsing_history"]})
+        refused = await c.post("/veil/record", json=record)
+        undeclared = await c.post("/veil/record", json={"purpose": "care",
+                                                        "fields": {"ssn": "123"}})
+        await c.post("/veil/consent", json={"grant": ["special:medical_history:care"]})
+        accepted = await c.post("/veil/record", json=record)
+    assert no_cookie.status_code == 403 and no_cookie.json()["type"].endswith("no-subject")
+    assert refused.status_code == 403
+    assert refused.json()["type"] == "urn:veil:problem:special-category"
+    assert undeclared.status_code == 400 and "not declared" in undeclared.json()["detail"]
+    assert accepted.status_code == 202
+    assert count(veil, "records") == 1
+    await veil.stop()
+    assert disk_contains(data_dir, SECRET_DIAGNOSIS) == []

@@ -7,7 +7,8 @@
  *
  * Sends {screen_w, screen_h, pixel_ratio, language}, plus path only while the visitor
  * has consented to the purpose "browsing_history". Sets no cookie and writes no storage
- * until veil.consent() is called; veil.optOut() withdraws.
+ * until veil.consent() is called; veil.optOut() withdraws. veil.record(purpose, fields)
+ * sends app-declared fields to /veil/record, next to the beacon endpoint.
  */
 (() => {
   // Every entry point runs through this: the snippet must never throw into the page.
@@ -87,6 +88,8 @@
         storage((s) => s.removeItem(KEY));
         post(consentUrl, { withdraw: "all" });
       }),
+      // App-declared fields (the policy's [policy.fields]); the server checks every one.
+      record: safe((purpose, fields) => post(new URL("record", beaconUrl), { purpose, fields })),
     };
 
     // SPA navigation. An error thrown by the original pushState is the page's own and

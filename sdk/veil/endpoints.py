@@ -7,6 +7,7 @@
 - `GET/POST /veil/consent`: the visitor's consent (consent_endpoint.py);
 - `GET /veil/notice[?format=html|md]`: the privacy notice, rendered from the policy;
 - `POST /veil/rights/human-review`: contest an automated decision;
+- `POST /veil/record`: app-declared fields from the snippet's `veil.record`;
 - `GET /.well-known/gpc.json`: the Global Privacy Control declaration.
 """
 
@@ -19,8 +20,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
+from .capture import subject_cookie
 from .consent_endpoint import ConsentEndpoint, origin_allowed
-from .errors import FieldError
+from .errors import FieldError, Refused
 from .notice import (
     CONSENT_PATH,
     FORMATS,
@@ -40,8 +42,9 @@ SCRIPT_PATH = "/veil/veil.js"
 PINNED_SCRIPT_PATH = f"/veil/veil.{SCRIPT_HASH}.js"
 BEACON_PATH = "/veil/e"
 GPC_PATH = "/.well-known/gpc.json"
+RECORD_PATH = "/veil/record"
 PATHS = frozenset({SCRIPT_PATH, PINNED_SCRIPT_PATH, BEACON_PATH, CONSENT_PATH, NOTICE_PATH,
-                   HUMAN_REVIEW_PATH, GPC_PATH})
+                   HUMAN_REVIEW_PATH, GPC_PATH, RECORD_PATH})
 
 
 def script_response(scope: Scope) -> Response:
@@ -102,6 +105,8 @@ class Endpoints:
                 response = self.notice(scope)
             elif scope["path"] == HUMAN_REVIEW_PATH:
                 response = await self.human_review(scope, receive)
+            elif scope["path"] == RECORD_PATH:
+                response = await self.record(scope, receive)
             elif scope["path"] == GPC_PATH:
                 # The GPC spec's site declaration: this site honours the signal.
                 response = JSONResponse({"gpc": True, "lastUpdate":
@@ -132,22 +137,54 @@ class Endpoints:
         return Response(b"" if scope["method"] == "HEAD" else body, headers=headers,
                         media_type=MEDIA_TYPES[fmt])
 
-    async def human_review(self, scope: Scope, receive: Receive) -> Response:
-        """POST {"decision": id, "reason": text}: contest an automated decision."""
+    async def _json_post(self, scope: Scope, receive: Receive, what: str) -> dict:
+        """The JSON object body of a same-site POST, or the Problem saying what is wrong."""
         if scope["method"] != "POST":
             raise Problem(405, "method-not-allowed", "Method not allowed", "use POST",
                           headers={"Allow": "POST"})
         headers = dict(scope["headers"])
         if not origin_allowed(headers):
             raise Problem(403, "cross-site", "Cross-site request refused",
-                          "a review can only be requested from this site's own pages")
+                          f"{what} can only come from this site's own pages")
         check_content_type(headers.get(b"content-type", b""))
         try:
             data = json.loads(await read_body(scope, receive, MAX_BODY_BYTES))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise Problem(400, "malformed-body", "Malformed request",
                           "the body is not valid JSON") from None
-        if not isinstance(data, dict) or set(data) != {"decision", "reason"}:
+        if not isinstance(data, dict):
+            raise Problem(400, "malformed-body", "Malformed request",
+                          "the body must be a JSON object")
+        if self.veil.guards is None:
+            raise Problem(503, "not-ready", "Not ready", "veil has no local store here",
+                          headers={"Retry-After": "5"})
+        return data
+
+    async def record(self, scope: Scope, receive: Receive) -> Response:
+        """POST {"purpose": key, "fields": {...}}: app-declared fields about the subject whose
+        cookie comes with the request (the snippet's `veil.record`)."""
+        data = await self._json_post(scope, receive, "records")
+        if set(data) != {"purpose", "fields"} or not isinstance(data["fields"], dict):
+            raise Problem(400, "malformed-body", "Malformed record",
+                          'send {"purpose": "<purpose>", "fields": {...}}')
+        cookie = dict(scope["headers"]).get(b"cookie")
+        cookie_id = subject_cookie(cookie) if cookie else None
+        if cookie_id is None:
+            raise Problem(403, "no-subject", "No consent",
+                          "recording about a visitor needs their consent cookie first")
+        try:
+            await self.veil.record(cookie_id, str(data["purpose"]), **data["fields"])
+        except FieldError as exc:
+            raise Problem(400, "invalid-field", "Invalid record", str(exc)) from None
+        except Refused as exc:
+            raise Problem(403, exc.reason.replace("_", "-"), "Refused by the policy",
+                          str(exc)) from None
+        return Response(status_code=202)
+
+    async def human_review(self, scope: Scope, receive: Receive) -> Response:
+        """POST {"decision": id, "reason": text}: contest an automated decision."""
+        data = await self._json_post(scope, receive, "a review request")
+        if set(data) != {"decision", "reason"}:
             raise Problem(400, "malformed-body", "Malformed request",
                           'send {"decision": "<decision id>", "reason": "<why>"}')
         for key in ("decision", "reason"):
@@ -155,9 +192,6 @@ class Endpoints:
                 raise Problem(400, "invalid-field", "Invalid field",
                               f"{key} must be a non-empty string of at most 1500 characters",
                               field=key)
-        if self.veil.guards is None:
-            raise Problem(503, "not-ready", "Not ready", "veil has no local store here",
-                          headers={"Retry-After": "5"})
         try:
             review = await self.veil.contest(data["decision"], data["reason"])
         except FieldError:
