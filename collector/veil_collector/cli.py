@@ -1,4 +1,5 @@
-"""The `veil` command line: init, policy check, keys, query, drops, notice, serve.
+"""The `veil` command line: init, policy check, keys, query, drops, retention, provisions,
+notice, serve.
 
 Every command takes `--config FILE`; without it `$VEIL_CONFIG`, then `./veil.toml`, then the
 built-in defaults are used. Errors print one line per problem and exit 1.
@@ -15,11 +16,12 @@ import sys
 from pathlib import Path
 
 from veil import config as config_mod
+from veil import retention
 from veil.errors import VeilError
 from veil.geo import open_geoip
 from veil.keys import KeyStore, new_master_key
 from veil.notice import FORMATS, render_notice
-from veil.query import METRICS, drop_counts, run_query
+from veil.query import METRICS, drop_counts, existing_store, run_query
 from veil.registry import DIMENSIONS
 from veil.starter import starter_toml
 
@@ -106,6 +108,42 @@ def cmd_drops(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+
+    async def run() -> dict[str, int]:
+        async with existing_store(cfg) as store:
+            keystore = KeyStore.open(cfg.keys)
+            try:
+                return await retention.enforce(store, keystore, cfg.policy)
+            finally:
+                keystore.close()
+
+    _print_table(("purpose", "rows deleted"), sorted(asyncio.run(run()).items()))
+    return 0
+
+
+def cmd_provisions_export(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+
+    async def rows() -> list[dict]:
+        async with existing_store(cfg) as store:
+            return await store.select("SELECT id, datetime(ts, 'unixepoch') AS date, recipient, "
+                                      "country, role, purpose, categories, subjects, records, "
+                                      "basis, safeguard, transfer FROM provisions ORDER BY id")
+
+    register = asyncio.run(rows())
+    if args.format == "json":
+        print(json.dumps(register, indent=2))
+    else:
+        fields = ("id", "date", "recipient", "country", "role", "purpose", "categories",
+                  "subjects", "records", "basis", "safeguard", "transfer")
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(register)
+    return 0
+
+
 def cmd_notice(args: argparse.Namespace) -> int:
     print(render_notice(_config(args), args.format), end="")
     return 0
@@ -174,6 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("drops", parents=[common], help="events dropped, by reason"
                    ).set_defaults(func=cmd_drops)
+
+    sub.add_parser("retention", parents=[common],
+                   help="dispose of data past its purpose's retention, destroy expired keys"
+                   ).set_defaults(func=cmd_retention)
+
+    provisions = sub.add_parser("provisions", help="the provision register").add_subparsers(
+        dest="provisions_command", required=True)
+    p = provisions.add_parser("export", parents=[common],
+                              help="every provision to a third party: recipient, date, "
+                                   "categories, subjects' count, basis")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.set_defaults(func=cmd_provisions_export)
 
     p = sub.add_parser("notice", parents=[common],
                        help="print the privacy notice, rendered from the policy")

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import Counter
 
+from . import retention
 from .capture import CaptureBuffer
 from .config import CaptureConfig
 from .consent import Action, Ledger, Method
@@ -65,18 +66,25 @@ class BatchWriter:
             if self._stopping:
                 return
 
-    def _rotate_keys(self) -> None:
+    async def _daily(self) -> None:
+        """Once a UTC day: retention (local store) and key rotation."""
         today = dt.datetime.now(dt.UTC).date()
-        if self._rotated_on != today:
-            destroyed = self.keystore.rotate()
-            self.pseudonymiser.forget_before(today - dt.timedelta(days=1))
-            self._rotated_on = today
-            if destroyed:
-                log.info("destroyed %d expired key(s)", len(destroyed))
+        if self._rotated_on == today:
+            return
+        self._rotated_on = today
+        if self.ledger is not None:  # a local store: dispose of what is past retention
+            try:
+                done = await retention.enforce(self.store, self.keystore, self.pipeline.policy)
+                log.info("retention: %s", done)
+            except Exception as exc:
+                log.error("retention failed: %s: %s", exc.__class__.__name__, exc)
+        else:
+            self.keystore.rotate()
+        self.pseudonymiser.forget_before(today - dt.timedelta(days=1))
 
     async def flush(self) -> None:
         """Write everything queued now, batch by batch."""
-        self._rotate_keys()
+        await self._daily()
         while True:
             batch = self.buffer.take(self.cfg.batch_size)
             rows, drops = self.pipeline.process(batch, await self._consent_view(batch))

@@ -118,6 +118,26 @@ class SQLiteStore:
                 await self.db.rollback()
                 raise
 
+    async def dispose(self, cutoffs: dict[str, float],
+                      tables: tuple[tuple[str, str, str], ...]) -> dict[str, int]:
+        """Delete rows older than their purpose's cutoff; zero them out of the WAL too."""
+        deleted: dict[str, int] = {}
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for purpose, cutoff in cutoffs.items():
+                    for table, ts, purpose_column in tables:
+                        cursor = await self.db.execute(
+                            f"DELETE FROM {table} WHERE {purpose_column} = ? AND {ts} < ?",
+                            (purpose, cutoff))
+                        deleted[purpose] = deleted.get(purpose, 0) + cursor.rowcount
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+            await self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
+
     async def select(self, sql: str, params: Sequence = ()) -> list[dict]:
         """Rows of a read-only query over veil's tables, as dicts."""
         async with self.db.execute(sql, params) as cursor:
