@@ -17,7 +17,8 @@ from starlette.routing import Route
 
 from veil import Veil
 from veil.config import Config
-from veil.endpoints import BEACON_PATH, PATHS, PINNED_SCRIPT_PATH, Endpoints, read_body
+from veil.endpoints import BEACON_PATH, PATHS, PINNED_SCRIPT_PATH, Endpoints
+from veil.httpio import read_body
 from veil.problems import Problem
 from veil.wire import decode_batch, load_secret, verify
 

@@ -18,18 +18,11 @@ from .beacon import MAX_BODY_BYTES, check_content_type
 from .capture import SUBJECT_COOKIE, subject_cookie
 from .consent import Action, Method, holds
 from .errors import FieldError
+from .httpio import origin_allowed, read_body
 from .jurisdiction import regime_for
 from .problems import Problem
 
 COOKIE_DAYS = 180
-
-
-def origin_allowed(headers: dict[bytes, bytes]) -> bool:
-    origin = headers.get(b"origin")
-    if origin is not None and origin != b"null":
-        host = origin.split(b"://", 1)[-1]
-        return host == headers.get(b"host", b"")
-    return headers.get(b"sec-fetch-site", b"same-origin") in (b"same-origin", b"none")
 
 
 def _cookie(value: str, max_age: int) -> str:
@@ -50,8 +43,6 @@ class ConsentEndpoint:
         return regime_for(country, region).key
 
     async def __call__(self, scope: Scope, receive: Receive) -> JSONResponse:
-        from .endpoints import read_body
-
         ledger = self.veil.ledger
         if ledger is None:
             raise Problem(503, "not-ready", "Consent unavailable",

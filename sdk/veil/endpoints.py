@@ -21,8 +21,9 @@ from starlette.types import Receive, Scope, Send
 
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
 from .capture import subject_cookie
-from .consent_endpoint import ConsentEndpoint, origin_allowed
+from .consent_endpoint import ConsentEndpoint
 from .errors import FieldError, Refused
+from .httpio import origin_allowed, read_body
 from .notice import (
     CONSENT_PATH,
     FORMATS,
@@ -59,28 +60,6 @@ def script_response(scope: Scope) -> Response:
         return Response(status_code=304, headers=headers)
     return Response(b"" if scope["method"] == "HEAD" else SCRIPT, headers=headers,
                     media_type="text/javascript; charset=utf-8")
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body, or a 413 as soon as it is known to exceed `limit` bytes."""
-    too_large = Problem(413, "body-too-large", "Body too large",
-                        f"the body must be at most {limit} bytes")
-    length = dict(scope["headers"]).get(b"content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise too_large
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Problem(400, "client-disconnected", "Client disconnected",
-                          "the client went away before the body was complete")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class Endpoints:

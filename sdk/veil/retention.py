@@ -2,9 +2,9 @@
 
 Rows are deleted with SQLite's `secure_delete` on (freed pages are zeroed) and the WAL is
 checkpointed and truncated, so deleted rows survive in no file; then expired keys are destroyed
-(a destroyed seal key makes every IP sealed under it unreadable). The consent ledger, the decision log and the provision register are records
-the law asks us to keep (policy: "except in cases where record retention is required by law"),
-and are not touched here.
+(a destroyed seal key makes every IP sealed under it unreadable). The consent ledger, the
+decision log and the provision register are records the law asks us to keep (policy: "except in
+cases where record retention is required by law"), and are not touched here.
 """
 
 import time
