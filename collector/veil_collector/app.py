@@ -39,6 +39,11 @@ user agent under today's key) and stored nothing else: no cookie, no raw IP, no 
 string.</p>
 <p>Events stored by this collector so far: <strong id="stored">…</strong>
 (<a href="/healthz">/healthz</a>). Ask the store: <code>veil query --by browser</code>.</p>
+<p>Consent-based purposes collect nothing until you agree:
+<button onclick="veil.consent(['browsing_history'])">Consent to browsing history</button>
+<button onclick="veil.optOut()">Withdraw</button>
+(then <a href="/veil/consent">see your consent</a>, and the
+<a href="/veil/notice">privacy notice</a> generated from the policy).</p>
 <p>Embed it on your own pages with
 <code>&lt;script src="{{origin}}/veil/veil.js" defer&gt;&lt;/script&gt;</code>.</p>
 <script>
