@@ -194,3 +194,44 @@ def test_two_lifespans_on_two_event_loops(make_config):
     # TestClient's peer is the name "testclient", not an address: counted, not stored
     assert dict(db.execute("SELECT reason, count FROM drops")) == {"invalid_client": 2}
     db.close()
+
+
+NO_LIFESPAN_APP = """
+import asyncio, sys
+from pathlib import Path
+from conftest import CHROME, scope
+from veil import Veil, VeilMiddleware
+from veil.config import from_dict
+
+cfg = from_dict({"store": {"url": "sqlite:///veil.db"}, "keys": {"path": "keys.db"},
+                 "capture": {"flush_interval": 60}}, base=Path(sys.argv[1]))
+
+async def app(s, receive, send):
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+async def main():
+    wrapped = VeilMiddleware(app, veil=Veil(cfg))
+    async def ignore(message):
+        pass
+    for _ in range(3):
+        await wrapped(scope(headers={"User-Agent": CHROME}), None, ignore)
+
+asyncio.run(main())
+"""
+
+
+def test_without_lifespan_the_process_still_exits_and_flushes(tmp_path, master_key):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    done = subprocess.run([sys.executable, "-c", NO_LIFESPAN_APP, str(tmp_path)], timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(tests)}, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    db = sqlite3.connect(tmp_path / "veil.db")
+    assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
+    db.close()

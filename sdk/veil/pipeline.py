@@ -49,7 +49,7 @@ class Drop(StrEnum):
 
 
 # Stored fields default to None at class level, so a step sets only what it derives.
-_Unset = type("_Unset", (), dict.fromkeys((*ROW_COLUMNS, "ip")))
+_Unset = type("_Unset", (), dict.fromkeys((*ROW_COLUMNS, "ip", "ip_text")))
 
 
 class Event(_Unset):
@@ -179,8 +179,10 @@ class Pipeline:
         if not self.consent_purposes or self.policy.purposes[e.purpose].needs_consent:
             return []
         subject, records = consent.of(e.cookie_id)
-        signal = e.sec_gpc == b"1" or e.sec_dnt == b"1"
         regime = regime_for(e.country, e.region)
+        if not records and regime.opt_in:
+            return []  # the common case: no grant on record, prior consent required
+        signal = e.sec_gpc == b"1" or e.sec_dnt == b"1"
         out = []
         for purpose in self.consent_purposes:
             if purpose.key == e.purpose:
@@ -200,7 +202,7 @@ class Pipeline:
         if found is None:
             return Drop.INVALID_CLIENT
         ip, proxied = found
-        e.ip = ip
+        e.ip, e.ip_text = ip, str(ip)
         if proxied or not e.port:
             e.port = None  # a proxy's socket port is not the client's; 0 means unknown
         e.site = self.site or (site_from_host(e.host) if e.host else None)
@@ -243,12 +245,12 @@ class Pipeline:
             e.path = e.request_path[:512]
 
     def locate(self, e: Event) -> None:
-        e.country, e.region = self._geo.locate(str(e.ip))
+        e.country, e.region = self._geo.locate(e.ip_text)
 
     def pseudonymise(self, e: Event) -> Drop | None:
         day = utc_day(int(e.ts // 86400))
         agent = e.agent if "user_agent" in e.allowed else b""
-        e.visitor = self._pseudonymiser.visitor(day, e.site or "", str(e.ip), agent)
+        e.visitor = self._pseudonymiser.visitor(day, e.site or "", e.ip_text, agent)
         if e.visitor is None:
             return Drop.KEY_DESTROYED
         e.network = network_of(e.ip)
@@ -256,7 +258,7 @@ class Pipeline:
 
     def seal_endpoint(self, e: Event) -> Drop | None:
         day = utc_day(int(e.ts // 86400))
-        sealed = self._pseudonymiser.seal(day, str(e.ip), e.port)
+        sealed = self._pseudonymiser.seal(day, e.ip_text, e.port)
         if sealed is None:
             return Drop.KEY_DESTROYED
         e.seal_key, e.sealed_endpoint = sealed

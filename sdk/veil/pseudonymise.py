@@ -8,6 +8,7 @@
 """
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import secrets
@@ -18,6 +19,7 @@ from .errors import KeyStoreError
 from .keys import KeyStore
 
 
+@functools.lru_cache(maxsize=65_536)
 def network_of(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """The /24 (IPv4) or /48 (IPv6) prefix, e.g. '203.0.113.0/24'."""
     if ip.version == 4:

@@ -126,9 +126,22 @@ class Veil:
         return self.writer is not None
 
     async def _run(self) -> None:
-        while not await self._try_open():
-            await asyncio.sleep(RETRY_OPEN_SECONDS)
-        await self.writer.run()
+        try:
+            while not await self._try_open():
+                await asyncio.sleep(RETRY_OPEN_SECONDS)
+            await self.writer.run()
+        except asyncio.CancelledError:
+            # The loop is closing without stop() (an app without lifespan events): write what
+            # is queued and close, or the store's thread would keep the process from exiting.
+            if self.writer is not None and not self._stopped:
+                with contextlib.suppress(Exception):
+                    await self.writer.flush()
+                await self._close()
+            raise
+
+    async def _close(self) -> None:
+        await self.store.close()
+        self.keystore.close()
 
     async def stop(self) -> None:
         """Flush what is queued, then close the store and keystore."""
@@ -147,8 +160,7 @@ class Veil:
             task = asyncio.create_task(self.writer.run())
         self.writer.stop()
         await task
-        await self.store.close()
-        self.keystore.close()
+        await self._close()
         # self.writer stays: its counters still answer stats() after the stop
 
     async def flush(self) -> None:
