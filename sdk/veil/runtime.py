@@ -133,7 +133,7 @@ class Veil:
         except asyncio.CancelledError:
             # The loop is closing without stop() (an app without lifespan events): write what
             # is queued and close, or the store's thread would keep the process from exiting.
-            if self.writer is not None and not self._stopped:
+            if not self._stopped and (self.writer is not None or await self._try_open()):
                 with contextlib.suppress(Exception):
                     await self.writer.flush()
                 await self._close()
