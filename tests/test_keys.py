@@ -116,4 +116,4 @@ def test_sealed_endpoint_is_readable_until_its_key_is_destroyed(keystore):
 def test_network_truncation(ip, net):
     import ipaddress
 
-    assert network_of(ipaddress.ip_address(ip)) == net
+    assert network_of(ipaddress.ip_address(ip).packed) == net

@@ -45,15 +45,18 @@ def test_languages_are_primary_subtags_ranked_by_q(header, expected):
 
 def test_client_is_the_peer_unless_a_trusted_proxy_forwards():
     r = ClientResolver(nets("10.0.0.0/8"))
-    assert r.resolve("192.0.2.1", b"198.51.100.9") == (ipaddress.ip_address("192.0.2.1"), False)
+    peer = r.resolve("192.0.2.1", b"198.51.100.9")
+    assert (peer.text, peer.proxied, peer.packed) == ("192.0.2.1", False, bytes([192, 0, 2, 1]))
     # from a trusted proxy, read right to left, skipping trusted hops; a spoofed left hop loses
     found = r.resolve("10.0.0.2", b"6.6.6.6, 198.51.100.9, 10.0.0.1")
-    assert found == (ipaddress.ip_address("198.51.100.9"), True)
-    assert r.resolve("10.0.0.2", b"10.0.0.9, 10.0.0.1")[0] == ipaddress.ip_address("10.0.0.9")
+    assert (found.text, found.proxied) == ("198.51.100.9", True)
+    assert r.resolve("10.0.0.2", b"10.0.0.9, 10.0.0.1").text == "10.0.0.9"
     assert r.resolve("10.0.0.2", b"garbage") is None
     assert r.resolve("not an ip", b"") is None
+    assert r.resolve("1.2.3", b"") is None and r.resolve("01.2.3.4", b"") is None
     assert r.resolve(None, b"") is None
-    assert r.resolve("::ffff:192.0.2.5", b"")[0] == ipaddress.ip_address("192.0.2.5")
+    assert r.resolve("::ffff:192.0.2.5", b"").text == "192.0.2.5"
+    assert r.resolve("2001:DB8:0:0::1", b"").text == "2001:db8::1"  # canonical form
 
 
 def test_geo_lookup_from_a_real_mmdb(geoip_db):

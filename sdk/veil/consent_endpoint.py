@@ -39,7 +39,7 @@ class ConsentEndpoint:
         client = scope.get("client") or (None, None)
         found = self.resolver.resolve(client[0], headers.get(b"x-forwarded-for", b""))
         geo = self.veil.geo
-        country, region = geo.locate(str(found[0])) if found and geo else (None, None)
+        country, region = geo.locate(found.text) if found and geo else (None, None)
         return regime_for(country, region).key
 
     async def __call__(self, scope: Scope, receive: Receive) -> JSONResponse:

@@ -187,7 +187,7 @@ class Endpoints:
         beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES))
         client = scope.get("client") or (None, None)
         found = self.resolver.resolve(client[0], headers.get(b"x-forwarded-for", b""))
-        if found is not None and (wait := self.limiter.allow(network_of(found[0]))):
+        if found is not None and (wait := self.limiter.allow(network_of(found.packed))):
             raise Problem(429, "rate-limited", "Too many beacons",
                           "this network sent more beacons than the ingest limit allows",
                           headers={"Retry-After": str(max(1, round(wait)))})

@@ -198,12 +198,11 @@ class Pipeline:
     # -- steps -------------------------------------------------------------------------------
 
     def resolve_client(self, e: Event) -> Drop | None:
-        found = self._resolver.resolve(e.peer, e.forwarded)
-        if found is None:
+        client = self._resolver.resolve(e.peer, e.forwarded)
+        if client is None:
             return Drop.INVALID_CLIENT
-        ip, proxied = found
-        e.ip, e.ip_text = ip, str(ip)
-        if proxied or not e.port:
+        e.ip, e.ip_text = client.packed, client.text
+        if client.proxied or not e.port:
             e.port = None  # a proxy's socket port is not the client's; 0 means unknown
         e.site = self.site or (site_from_host(e.host) if e.host else None)
         return None

@@ -8,10 +8,9 @@
 """
 
 import datetime as dt
-import functools
 import hashlib
-import ipaddress
 import secrets
+import socket
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -19,12 +18,11 @@ from .errors import KeyStoreError
 from .keys import KeyStore
 
 
-@functools.lru_cache(maxsize=65_536)
-def network_of(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    """The /24 (IPv4) or /48 (IPv6) prefix, e.g. '203.0.113.0/24'."""
-    if ip.version == 4:
-        return f"{ipaddress.IPv4Address(int(ip) & 0xFFFFFF00)}/24"
-    return f"{ipaddress.IPv6Address(int(ip) >> 80 << 80)}/48"
+def network_of(packed: bytes) -> str:
+    """The /24 (IPv4) or /48 (IPv6) prefix of a packed address, e.g. '203.0.113.0/24'."""
+    if len(packed) == 4:
+        return f"{socket.inet_ntop(socket.AF_INET, packed[:3] + bytes(1))}/24"
+    return f"{socket.inet_ntop(socket.AF_INET6, packed[:6] + bytes(10))}/48"
 
 
 class Pseudonymiser:
