@@ -1,0 +1,166 @@
+"""Background throughput: events/s from the capture buffer to committed rows.
+
+One run, REPS interleaved repetitions of:
+  end to end   the running writer drains EVENTS queued events (pipeline + SQLite store,
+               batches of `capture.batch_size`), timed until every event is stored or dropped;
+  pipeline     `writer.pipeline.process` alone over the same kind of events, batch by batch;
+  store        `store.write` alone of the rows the pipeline produced, batch by batch;
+  raw SQLite   stdlib sqlite3 `executemany` of those same rows, WAL, synchronous=NORMAL, one
+               transaction per batch, into (a) a fresh plain table of the same columns (28) and
+               (b) a fresh copy of veil's own schema (its indexes and foreign key included), and,
+               for scale only, (c) a plain table of just the first 5 columns.
+Traffic: ~200 distinct user-agents, Zipf-like (3 of them bots), ~200k distinct client IPs
+behind a trusted proxy (traffic.py). The queue is sized to hold a whole repetition, filled
+before timing starts, so the figure is pure drain throughput. Medians over repetitions.
+
+    .venv/bin/python bench/pipeline_throughput.py [events]
+"""
+
+import asyncio
+import datetime as dt
+import gc
+import logging
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import traffic
+
+from veil import Veil
+from veil.pipeline import ROW_COLUMNS
+
+EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+BATCH = 1000
+REPS = 3
+POLL = 0.002  # s between progress checks while the writer drains
+
+
+def fill(veil: Veil, seed: int) -> None:
+    for scope in traffic.requests(EVENTS, seed=seed):
+        veil.capture_request(scope)
+    assert len(veil.buffer) == EVENTS, "the queue must hold a whole repetition"
+
+
+def processed(veil: Veil) -> int:
+    stats = veil.stats()
+    return stats.stored + sum(stats.dropped.values())
+
+
+def batches(items: list) -> list[list]:
+    return [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
+
+
+def raw_insert(path: Path, rows: list[tuple], table: str, create: str | None,
+               columns: tuple[str, ...] = ROW_COLUMNS) -> float:
+    """Seconds to insert `rows` with plain sqlite3, one transaction per batch."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    if create:
+        db.execute(create)
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
+           f"VALUES ({', '.join('?' * len(columns))})")
+    t0 = time.perf_counter()
+    for chunk in batches(rows):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(sql, chunk)
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - t0
+    db.close()
+    return seconds
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    cfg, tmp = traffic.veil_config({"capture": {
+        "queue_size": EVENTS, "batch_size": BATCH, "flush_interval": 3600.0}})
+    veil = Veil(cfg)
+    await veil.start()
+    # veil's schema, empty, with its purposes: the template for the raw-schema baseline
+    template = Path(tempfile.mkdtemp(prefix="veil-bench-raw-")) / "schema.db"
+    with sqlite3.connect(cfg.store.path) as src, sqlite3.connect(template) as dst:
+        src.backup(dst)
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    pipeline = veil.writer.pipeline
+    times: dict[str, list[float]] = {k: [] for k in (
+        "end to end", "pipeline", "store", "raw plain table", "raw veil schema",
+        "raw 5 columns only")}
+    counts: dict[str, int] = {}
+
+    for rep in range(REPS):
+        # end to end: the background writer drains the queue (woken by the first full batch)
+        fill(veil, seed=100 + rep)
+        target = processed(veil) + EVENTS
+        gc.collect()
+        t0 = time.perf_counter()
+        while processed(veil) < target:
+            await asyncio.sleep(POLL)
+        times["end to end"].append(time.perf_counter() - t0)
+        counts["end to end"] = EVENTS
+
+        # pipeline alone (the writer stays idle: the queue is emptied before it can run)
+        fill(veil, seed=200 + rep)
+        captured = veil.buffer.take(EVENTS)
+        gc.collect()
+        rows, drops = [], Counter()
+        t0 = time.perf_counter()
+        for chunk in batches(captured):
+            r, d = pipeline.process(chunk)
+            rows += r
+            drops += d
+        times["pipeline"].append(time.perf_counter() - t0)
+        counts["pipeline"] = EVENTS
+        del captured
+
+        # store alone, then the raw baselines, on the same rows
+        gc.collect()
+        t0 = time.perf_counter()
+        for chunk in batches(rows):
+            await veil.store.write(chunk, Counter(), day)
+        times["store"].append(time.perf_counter() - t0)
+        for name in ("store", "raw plain table", "raw veil schema", "raw 5 columns only"):
+            counts[name] = len(rows)
+
+        work = Path(tempfile.mkdtemp(prefix="veil-bench-raw-"))
+        columns = ", ".join(ROW_COLUMNS)
+        times["raw plain table"].append(raw_insert(
+            work / "plain.db", rows, "t", f"CREATE TABLE t ({columns})"))
+        times["raw 5 columns only"].append(raw_insert(
+            work / "narrow.db", [r[:5] for r in rows], "t",
+            f"CREATE TABLE t ({', '.join(ROW_COLUMNS[:5])})", ROW_COLUMNS[:5]))
+        shutil.copy(template, work / "veil.db")
+        times["raw veil schema"].append(raw_insert(work / "veil.db", rows, "event_log", None))
+        shutil.rmtree(work)
+        print(f"repetition {rep + 1}/{REPS} done", file=sys.stderr)
+
+    rate = {k: counts[k] / statistics.median(v) for k, v in times.items()}
+    raw = rate["raw plain table"]
+    print(f"\n{EVENTS} events per repetition, batches of {BATCH}, {REPS} repetitions, medians; "
+          f"{len(rows)} rows of {len(ROW_COLUMNS)} columns kept, "
+          f"drops {({str(k): v for k, v in drops.items()})}\n")
+    print(f"{'stage':<22}{'per second':>12}{'µs each':>10}{'÷ raw plain':>13}")
+    for name, unit in (("end to end", "events"), ("pipeline", "events"), ("store", "rows"),
+                       ("raw plain table", "rows"), ("raw veil schema", "rows"),
+                       ("raw 5 columns only", "rows")):
+        print(f"{name:<22}{rate[name]:>12,.0f}{1e6 / rate[name]:>10.2f}"
+              f"{rate[name] / raw:>13.2f}   {unit}")
+    print(f"\ngoal: end to end ≥ 100,000 events/s; got {rate['end to end']:,.0f}")
+    print(f"pipeline.process runs on the event loop: {BATCH / rate['pipeline'] * 1e3:.1f} ms "
+          f"without a yield per batch of {BATCH}")
+    print(f"writer (end-to-end runs): {veil.stats()}")
+    await veil.stop()
+    with sqlite3.connect(cfg.store.path) as db:
+        stored = db.execute("SELECT COUNT(*) FROM event_log").fetchone()[0]
+    print(f"rows in the store: {stored} (end-to-end runs + store-only runs)")
+    shutil.rmtree(tmp)
+    shutil.rmtree(template.parent)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
