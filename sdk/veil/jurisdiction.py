@@ -35,7 +35,3 @@ def regime_for(country: str | None, region: str | None = None) -> Regime:
     if country == "JP":
         return APPI
     return STRICTEST
-
-
-def is_eu(country: str | None) -> bool:
-    return country in EEA

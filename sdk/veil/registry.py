@@ -8,8 +8,6 @@ fideslang's taxonomy keys; sensitivity follows Glean's `data_sensitivity` scale.
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import FieldError
-
 Source = Literal["request", "beacon"]
 Sensitivity = Literal["technical", "interaction", "highly_sensitive"]
 
@@ -80,15 +78,6 @@ FIELDS: dict[str, Field] = {
         ),
     )
 }
-
-
-def field(name: str) -> Field:
-    """The registry entry for `name`, or a FieldError saying the field is not collectable."""
-    try:
-        return FIELDS[name]
-    except KeyError:
-        known = ", ".join(sorted(FIELDS))
-        raise FieldError(f"unknown field {name!r}: veil collects only {known}") from None
 
 
 # The policy's "Specific Information": never acquired without the person's prior consent.

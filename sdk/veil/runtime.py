@@ -110,7 +110,6 @@ class Veil:
         # The ledger lives in a local store; an app forwarding to a collector has none.
         self.ledger = None if cfg.remote.url else Ledger(store, cfg.policy, pseudonymiser)
         self.guards = self.ledger and Guards(store, keystore, cfg.policy, self.ledger)
-        self.pseudonymiser = pseudonymiser
         return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture,
                            cfg.remote.shutdown_grace, self.ledger)
 
