@@ -65,6 +65,12 @@ async def test_grant_sets_a_bounded_secure_cookie_and_records_the_ledger(site):
         (0,)]  # the ledger keeps a pseudonym, not the cookie id
 
 
+async def test_an_empty_grant_sets_no_cookie(site):
+    async with site.client() as c:
+        r = await c.post("/veil/consent", json={"grant": []})
+    assert r.status_code == 200 and "set-cookie" not in r.headers
+
+
 async def test_refusing_sets_no_cookie_and_connection_still_works(site):
     async with site.client() as c:
         r = await c.post("/veil/consent", json={"refuse": ["browsing_history"]})

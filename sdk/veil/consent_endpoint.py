@@ -64,7 +64,7 @@ class ConsentEndpoint:
             history = await ledger.history(subject) if subject else []
             if action is Action.WITHDRAW and scopes == "all":
                 scopes = sorted({r.scope for r in history if holds(history, r.scope)})
-            if action is Action.GRANT and subject is None:
+            if action is Action.GRANT and subject is None and scopes:
                 cookie_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
                 subject = ledger.subject(cookie_id)
                 set_cookie = _cookie(cookie_id, COOKIE_DAYS * 86400)
