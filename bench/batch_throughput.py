@@ -177,7 +177,7 @@ async def bench(args, tmp: Path, port: int, proc: subprocess.Popen) -> dict:
                 res[phase].append(len(batches) * BATCH / elapsed)
                 sent_rows += len(batches) * BATCH
                 sent_bots += len(batches) * gen.bots
-    finally:  # an unclosed aiosqlite connection's thread would keep the process alive
+    finally:
         await remote.close()
         await direct.close()
     res["sent_rows"], res["sent_bots"] = sent_rows, sent_bots

@@ -298,7 +298,7 @@ def main() -> int:
         other = statistics.median(per_answer(x) - per_answer(x, "loop_cpu")
                                   for x in results["veil"])
         print(f"veil CPU per answer by thread: event loop {loop:.0f} us (HTTP, endpoint, "
-              f"pipeline), other threads {other:.0f} us (SQLite writes via aiosqlite)")
+              f"pipeline, SQLite writes), other threads {other:.0f} us")
         ratio = med("veil", "ok_rps") / med("bare", "ok_rps")
         print(f"\nveil / bare beacons/s (medians): {ratio:.3f}   per-round: min {min(ratios):.3f},"
               f" median {statistics.median(ratios):.3f}, max {max(ratios):.3f}   goal >= 0.8: "
