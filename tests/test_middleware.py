@@ -86,8 +86,10 @@ async def test_a_malformed_scope_is_counted_and_the_app_still_answers(make_confi
     app = VeilMiddleware(make_app(), veil=veil)
     bad = scope()
     bad["headers"] = None  # a broken server or an upstream middleware
-    sent = await call(app, bad)
-    assert sent[0]["status"] == 200 or "raised" not in sent[-1]
+    bare = scope()
+    bare["headers"] = None
+    # whatever the app makes of such a scope, it makes the same with veil in front
+    assert await call(app, bad) == await call(make_app(), bare)
     assert veil.stats().dropped == {"capture_error": 1}
     await veil.stop()
 
