@@ -93,6 +93,14 @@ async def test_aggregate_is_bound_to_a_purpose_and_a_window(store):
         await store.aggregate(["visitor"], "connection", None, 1)
 
 
+async def test_a_store_path_with_uri_characters_can_be_queried(tmp_path, make_config):
+    odd = SQLiteStore(tmp_path / "with space #and?query" / "veil.db")
+    await odd.open(make_config().policy)
+    await odd.write([row(visitor="a")], Counter(), "d")
+    assert (await odd.aggregate(["browser"], "connection", None, 1)).rows == [("Chrome", 1, 1)]
+    await odd.close()
+
+
 async def test_newer_schema_is_refused(store):
     await store.close()
     db = sqlite3.connect(store.path)

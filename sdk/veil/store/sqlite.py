@@ -170,7 +170,7 @@ class SQLiteStore:
                f"WHERE {where} GROUP BY {groups} ORDER BY COUNT(*) DESC")
 
         def scan() -> list[tuple]:  # a scan of millions of rows: off the loop, own connection
-            reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
             try:
                 return reader.execute(sql, params).fetchall()
             finally:
