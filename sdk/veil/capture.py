@@ -38,13 +38,15 @@ class CaptureBuffer:
     def __len__(self) -> int:
         return len(self._items)
 
-    def capture(self, scope: dict, purpose: str, beacon: dict | None = None) -> bool:
+    def capture(self, scope: dict, purpose: str, beacon: dict | None = None,
+                headers: dict[bytes, bytes] | None = None) -> bool:
         """Queue one event; False when the buffer is full (the event is counted, not kept)."""
         items = self._items
         if len(items) >= self.limit:
             self.overflow += 1
             return False
-        headers = dict(scope["headers"])
+        if headers is None:
+            headers = dict(scope["headers"])
         client = scope.get("client") or (None, None)
         cookie = headers.get(b"cookie")
         items.append((

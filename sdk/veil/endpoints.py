@@ -34,7 +34,6 @@ from .notice import (
 )
 from .problems import Problem
 from .proxy import ClientResolver
-from .pseudonymise import network_of
 from .ratelimit import RateLimiter
 
 SCRIPT = importlib.resources.files("veil").joinpath("static/veil.js").read_bytes()
@@ -184,14 +183,16 @@ class Endpoints:
                           "send the beacon with POST", headers={"Allow": "POST"})
         headers = dict(scope["headers"])
         check_content_type(headers.get(b"content-type", b""))
-        beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES))
+        beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES, headers))
         client = scope.get("client") or (None, None)
         found = self.resolver.resolve(client[0], headers.get(b"x-forwarded-for", b""))
-        if found is not None and (wait := self.limiter.allow(network_of(found.packed))):
+        # keyed on the /24 or /48 prefix, the same truncation the store keeps
+        if found is not None and (wait := self.limiter.allow(found.packed[:3 if len(
+                found.packed) == 4 else 6])):
             raise Problem(429, "rate-limited", "Too many beacons",
                           "this network sent more beacons than the ingest limit allows",
                           headers={"Retry-After": str(max(1, round(wait)))})
-        if not self.veil.capture_beacon(scope, beacon):
+        if not self.veil.capture_beacon(scope, beacon, headers):
             raise Problem(503, "queue-full", "Busy", "the ingest queue is full; try later",
                           headers={"Retry-After": "1"})
         return Response(status_code=202)

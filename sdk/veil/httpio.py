@@ -5,13 +5,17 @@ from starlette.types import Receive, Scope
 from .problems import Problem
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "body-too-large", "Body too large",
+                   f"the body must be at most {limit} bytes")
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int,
+                    headers: dict[bytes, bytes] | None = None) -> bytes:
     """The request body, or a 413 as soon as it is known to exceed `limit` bytes."""
-    too_large = Problem(413, "body-too-large", "Body too large",
-                        f"the body must be at most {limit} bytes")
-    length = dict(scope["headers"]).get(b"content-length")
+    length = (headers if headers is not None else dict(scope["headers"])).get(b"content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
-        raise too_large
+        raise _too_large(limit)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -21,7 +25,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -13,9 +13,9 @@ class RateLimiter:
         self.rate = rate      # tokens per second
         self.burst = burst    # bucket size
         self.max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._buckets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
 
-    def allow(self, key: str, now: float | None = None) -> float:
+    def allow(self, key: bytes, now: float | None = None) -> float:
         """0 when allowed (a token is taken), else seconds until the next token."""
         now = time.monotonic() if now is None else now
         tokens, last = self._buckets.pop(key, (float(self.burst), now))

@@ -69,7 +69,8 @@ class Veil:
             self._start_soon()  # an app without lifespan events still gets a writer
         self.buffer.capture(scope, self.purpose.key)
 
-    def capture_beacon(self, scope: dict, beacon: dict) -> bool:
+    def capture_beacon(self, scope: dict, beacon: dict,
+                       headers: dict[bytes, bytes] | None = None) -> bool:
         """Queue a validated beacon under the connection purpose; False when the queue is full.
 
         The beacon may carry a path; the connection purpose does not allow it, so the
@@ -77,7 +78,7 @@ class Veil:
         """
         if self._task is None and not self._stopped:
             self._start_soon()
-        return self.buffer.capture(scope, self.purpose.key, beacon)
+        return self.buffer.capture(scope, self.purpose.key, beacon, headers)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
