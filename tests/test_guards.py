@@ -236,3 +236,33 @@ async def test_the_snippets_record_call_goes_through_the_same_guard(veil, data_d
     assert count(veil, "records") == 1
     await veil.stop()
     assert disk_contains(data_dir, SECRET_DIAGNOSIS) == []
+
+
+def test_policy_check_warns_on_a_declared_special_category_field(tmp_path, capsys):
+    from veil_collector.cli import main
+
+    config = tmp_path / "veil.toml"
+    config.write_text('''
+[policy]
+version = "w1"
+effective = 2026-11-01
+controller = { name = "C", contact = "c@example.com" }
+dpo = { name = "D", contact = "d@example.com" }
+[policy.fields.union]
+type = "boolean"
+category = "user.workplace"
+special = "trade_union"
+description = "Member of a trade union"
+[policy.purposes.hr]
+description = "HR"
+data_use = "essential.service"
+legal_basis = "contract"
+retention = "30d"
+fields = ["union"]
+''')
+    assert main(["policy", "check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: policy.fields.union: special category 'trade_union'" in out
+    config.write_text(config.read_text().replace('"trade_union"', '"politics"'))
+    assert main(["policy", "check", str(config)]) == 1
+    assert "policy.fields.union.special: must be one of race, creed" in capsys.readouterr().err
