@@ -237,3 +237,23 @@ def test_without_lifespan_the_process_still_exits_and_flushes(tmp_path, master_k
     db = sqlite3.connect(tmp_path / "veil.db")
     assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
     db.close()
+
+
+async def test_an_unexpected_writer_error_logs_where_not_what(make_config, caplog):
+    veil = Veil(make_config())
+    app = VeilMiddleware(make_app(), veil=veil)
+    await veil.start()
+
+    def explode(batch, consent):
+        raise ValueError(f"bad event from {batch[0][2]} with {batch[0][4]!r}")
+
+    veil.writer.pipeline.process = explode
+    await call(app, scope(client=("198.51.100.77", 40404), headers={"User-Agent": CHROME}))
+    for _ in range(100):
+        if "unexpected ValueError" in caplog.text:
+            break
+        await asyncio.sleep(0.02)
+    assert "veil writer: unexpected ValueError at" in caplog.text
+    assert "198.51.100.77" not in caplog.text and "Chrome/120" not in caplog.text
+    veil.buffer.take(len(veil.buffer))
+    await veil.stop()

@@ -11,6 +11,10 @@ import time
 from collections import deque
 
 SUBJECT_COOKIE = "veil_sid"
+# A captured event is a plain tuple (cheapest to build on the hot path): (purpose, ts, peer
+# host, peer port, User-Agent, Accept-Language, Sec-GPC, DNT, X-Forwarded-For, Host, beacon,
+# request path, subject cookie id). pipeline.Event unpacks it in that order.
+COOKIE_ID = 12
 _SUBJECT = re.compile(rb"(?:^|;)\s*veil_sid=([A-Za-z0-9_-]{22})(?:;|$)")
 
 

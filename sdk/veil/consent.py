@@ -17,11 +17,15 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from .errors import FieldError
 from .policy import Policy
 from .pseudonymise import Pseudonymiser
 from .registry import SPECIAL_CATEGORIES
+
+if TYPE_CHECKING:  # for types only: store → pipeline → consent would import in a circle
+    from .store.base import LocalStore
 
 
 class Action(StrEnum):
@@ -101,7 +105,7 @@ def holds(records: Sequence[ConsentRecord], scope: str, at: float | None = None,
 class Ledger:
     """Appends to and reads the consent ledger in the store."""
 
-    def __init__(self, store, policy: Policy, pseudonymiser: Pseudonymiser) -> None:
+    def __init__(self, store: "LocalStore", policy: Policy, pseudonymiser: Pseudonymiser) -> None:
         self.store = store
         self.policy = policy
         self.pseudonymiser = pseudonymiser

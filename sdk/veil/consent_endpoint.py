@@ -54,6 +54,7 @@ class ConsentEndpoint:
         subject = ledger.subject(cookie_id) if cookie_id else None
         signal = headers.get(b"sec-gpc") == b"1" or headers.get(b"dnt") == b"1"
         regime = self._regime(scope, headers)
+        history = await ledger.history(subject) if subject else []
         set_cookie = None
         if scope["method"] == "POST":
             if not origin_allowed(headers):
@@ -61,7 +62,6 @@ class ConsentEndpoint:
                               "consent can only be given from this site's own pages")
             check_content_type(headers.get(b"content-type", b""))
             action, scopes = self._parse(await read_body(scope, receive, MAX_BODY_BYTES))
-            history = await ledger.history(subject) if subject else []
             if action is Action.WITHDRAW and scopes == "all":
                 scopes = sorted({r.scope for r in history if holds(history, r.scope)})
             if action is Action.GRANT and subject is None and scopes:
@@ -70,17 +70,17 @@ class ConsentEndpoint:
                 set_cookie = _cookie(cookie_id, COOKIE_DAYS * 86400)
             if scopes and (subject is not None or action is Action.REFUSE):
                 try:
-                    await ledger.append(subject, scopes, action, Method.BANNER, explicit=True,
-                                        signal=signal, jurisdiction=regime)
+                    history += await ledger.append(subject, scopes, action, Method.BANNER,
+                                                   explicit=True, signal=signal,
+                                                   jurisdiction=regime)
                 except FieldError as exc:
                     raise Problem(400, "invalid-field", "Unknown consent scope", str(exc),
                                   field=str(action)) from None
-            if action is Action.WITHDRAW and subject is not None:
-                history = await ledger.history(subject)
-                if not any(holds(history, r.scope) for r in history):
-                    set_cookie = _cookie("", 0)  # nothing left to remember them for
-                    subject = None
-        response = JSONResponse(await self._state(subject, signal, regime))
+            if action is Action.WITHDRAW and subject is not None and not any(
+                    holds(history, r.scope) for r in history):
+                set_cookie = _cookie("", 0)  # nothing left to remember them for
+                subject, history = None, []
+        response = JSONResponse(self._state(subject is not None, history, signal, regime))
         if set_cookie:
             response.headers.append("Set-Cookie", set_cookie)
         response.headers["Cache-Control"] = "no-store"
@@ -105,11 +105,10 @@ class ConsentEndpoint:
                           f"{key} must be a list of scope names", field=key)
         return Action(key), scopes
 
-    async def _state(self, subject: str | None, signal: bool, regime: str) -> dict:
-        history = await self.veil.ledger.history(subject) if subject else []
+    def _state(self, has_subject: bool, history: list, signal: bool, regime: str) -> dict:
         policy = self.veil.config.policy
         return {
-            "subject": subject is not None, "signal": signal, "jurisdiction": regime,
+            "subject": has_subject, "signal": signal, "jurisdiction": regime,
             "policy_version": policy.version,
             "purposes": {p.key: {"description": p.description, "needs_consent": p.needs_consent,
                                  "granted": not p.needs_consent or holds(history, p.key,

@@ -19,6 +19,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .consent import Ledger, holds
 from .errors import (
@@ -35,6 +36,9 @@ from .policy import FIELD_TYPES, Policy
 from .pseudonymise import seal_for_subject
 from .registry import FIELDS
 
+if TYPE_CHECKING:  # for types only: store → pipeline → consent would import in a circle
+    from .store.base import LocalStore
+
 EXCEPTIONS = ("law", "vital_interests", "public_health")  # policy: provision without consent
 NEEDS_CONSENT_HARD_TO_OBTAIN = ("vital_interests", "public_health")
 APPI_EQUIVALENT = EEA | {"GB"}  # countries Japan's PPC recognises as equivalent
@@ -48,7 +52,8 @@ def _typed(value: object, kind: str) -> bool:
 
 
 class Guards:
-    def __init__(self, store, keystore: KeyStore, policy: Policy, ledger: Ledger) -> None:
+    def __init__(self, store: "LocalStore", keystore: KeyStore, policy: Policy,
+                 ledger: Ledger) -> None:
         self.store = store
         self.keystore = keystore
         self.policy = policy
@@ -140,12 +145,9 @@ class Guards:
         if not rows:
             raise FieldError("no decision with that id")
         key_id, sealed = seal_for_subject(self.keystore, rows[0]["subject"], reason.encode())
-        await self.store.insert("reviews", {"ts": time.time(), "decision_id": decision_id,
-                                            "status": "requested", "key_id": key_id,
-                                            "sealed": sealed})
-        found = await self.store.select("SELECT MAX(id) AS id FROM reviews WHERE "
-                                        "decision_id = ?", (decision_id,))
-        return found[0]["id"]
+        return await self.store.insert("reviews", {
+            "ts": time.time(), "decision_id": decision_id, "status": "requested",
+            "key_id": key_id, "sealed": sealed})
 
     # -- provision to third parties and transfers abroad ---------------------------------------
 
@@ -176,13 +178,11 @@ class Guards:
         basis = await self._provision_basis(to.name, subjects, exception, consent_obtainable)
         countries = {r.get("country") for r in records}
         transfer = await self._transfer(to, countries, basis)
-        await self.store.insert("provisions", {
+        return await self.store.insert("provisions", {
             "ts": time.time(), "recipient": to.name, "country": to.country, "role": to.role,
             "purpose": purpose.key, "categories": ",".join(sorted(categories)),
             "subjects": len(subjects), "records": len(records), "basis": basis,
             "safeguard": to.safeguard, "transfer": transfer})
-        found = await self.store.select("SELECT MAX(id) AS id FROM provisions")
-        return found[0]["id"]
 
     async def _provision_basis(self, recipient: str, subjects: set[str], exception: str | None,
                                consent_obtainable: bool) -> str:

@@ -185,8 +185,6 @@ class Pipeline:
         signal = e.sec_gpc == b"1" or e.sec_dnt == b"1"
         out = []
         for purpose in self.consent_purposes:
-            if purpose.key == e.purpose:
-                continue
             if holds(records, purpose.key, e.ts, signal):
                 out.append((purpose, subject))
             elif signal and holds(records, purpose.key, e.ts):

@@ -8,15 +8,19 @@ cases where record retention is required by law"), and are not touched here.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 from .keys import KeyStore
 from .policy import Policy
+
+if TYPE_CHECKING:  # for types only: store → pipeline → consent would import in a circle
+    from .store.base import LocalStore
 
 # (table, timestamp column, purpose column) of the data a purpose's retention governs
 GOVERNED = (("event_log", "ts", "purpose"), ("records", "ts", "purpose"))
 
 
-async def enforce(store, keystore: KeyStore, policy: Policy, now: float | None = None
+async def enforce(store: "LocalStore", keystore: KeyStore, policy: Policy, now: float | None = None
                   ) -> dict[str, int]:
     """Dispose of what is past retention; return rows deleted per purpose and destroyed keys."""
     now = time.time() if now is None else now

@@ -65,24 +65,26 @@ class Veil:
     # -- hot path ----------------------------------------------------------------------------
 
     def capture_request(self, scope: dict) -> None:
-        if self._task is None and not self._stopped:
-            self._start_soon()  # an app without lifespan events still gets a writer
+        if self._task is None:
+            self._start_soon()
         self.buffer.capture(scope, self.purpose.key)
 
     def capture_beacon(self, scope: dict, beacon: dict,
                        headers: dict[bytes, bytes] | None = None) -> bool:
         """Queue a validated beacon under the connection purpose; False when the queue is full.
 
-        The beacon may carry a path; the connection purpose does not allow it, so the
-        pipeline never stores it there.
+        A path in the beacon is kept only under a consent-based purpose the subject agreed to.
         """
-        if self._task is None and not self._stopped:
+        if self._task is None:
             self._start_soon()
         return self.buffer.capture(scope, self.purpose.key, beacon, headers)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _start_soon(self) -> None:
+        """An app without lifespan events still gets a writer; a stopped veil stays stopped."""
+        if self._stopped:
+            return
         with contextlib.suppress(RuntimeError):
             self._task = asyncio.get_running_loop().create_task(self._run(), name="veil-writer")
 

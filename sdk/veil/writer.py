@@ -15,10 +15,11 @@ import contextlib
 import datetime as dt
 import logging
 import time
+import traceback
 from collections import Counter
 
 from . import retention
-from .capture import CaptureBuffer
+from .capture import COOKIE_ID, CaptureBuffer
 from .config import CaptureConfig
 from .consent import Action, Ledger, Method
 from .keys import KeyStore
@@ -62,8 +63,11 @@ class BatchWriter:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:  # never let the writer die: log without event data, go on
-                log.exception("veil writer: unexpected error while flushing")
+            except Exception as exc:  # never let the writer die; go on
+                # Where it failed, not the message: a message may quote an event's raw data.
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                log.error("veil writer: unexpected %s at %s:%d while flushing",
+                          exc.__class__.__name__, where.filename, where.lineno)
             if self._stopping:
                 return
 
@@ -91,7 +95,7 @@ class BatchWriter:
             consent = await self._consent_view(batch)
             rows, drops = [], Counter()
             # In slices, yielding between them: the pipeline runs on the app's event loop and
-            # must not hold it for a whole batch (~15 ms per 1,000 events).
+            # must not hold it for a whole batch (~10 ms per 1,000 events).
             for i in range(0, len(batch), PROCESS_SLICE):
                 more_rows, more_drops = self.pipeline.process(batch[i:i + PROCESS_SLICE],
                                                               consent)
@@ -114,7 +118,7 @@ class BatchWriter:
 
     async def _consent_view(self, batch: list[tuple]) -> ConsentView:
         """The ledger's records for the subjects who carry a subject cookie in this batch."""
-        cookie_ids = {item[12] for item in batch if item[12]}
+        cookie_ids = {item[COOKIE_ID] for item in batch if item[COOKIE_ID]}
         if self.ledger is None or not cookie_ids:
             return NO_CONSENT
         subjects = {cid: self.pseudonymiser.subject(cid) for cid in cookie_ids}

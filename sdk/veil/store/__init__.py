@@ -1,7 +1,7 @@
 """Where pseudonymised events live. `open_store` picks the implementation from the config."""
 
 from ..config import Config
-from .base import Aggregate, EventStore
+from .base import Aggregate, EventStore, LocalStore
 from .remote import BatchRejected, RemoteStore
 from .sqlite import SQLiteStore
 
@@ -13,5 +13,5 @@ def open_store(cfg: Config) -> EventStore:
     return SQLiteStore(cfg.store.path)
 
 
-__all__ = ["Aggregate", "BatchRejected", "EventStore", "RemoteStore", "SQLiteStore",
-           "open_store"]
+__all__ = ["Aggregate", "BatchRejected", "EventStore", "LocalStore", "RemoteStore",
+           "SQLiteStore", "open_store"]

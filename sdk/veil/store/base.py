@@ -20,7 +20,8 @@ class EventStore(Protocol):
         """Create or migrate the schema and register the policy's purposes."""
 
     async def write(self, rows: Sequence[tuple], drops: Counter, day: str) -> None:
-        """Store a batch atomically: all rows and drop counts, or nothing (then raise)."""
+        """Store rows and drop counts, or raise. Retrying the same rows is safe: an event id
+        is stored once."""
 
     async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
                         min_group_size: int) -> Aggregate:
@@ -30,3 +31,18 @@ class EventStore(Protocol):
         """Counted drops by reason."""
 
     async def close(self) -> None: ...
+
+
+class LocalStore(EventStore, Protocol):
+    """A store that also keeps veil's own records: the consent ledger, app records,
+    decisions, reviews, the provision register (the SQLite store; not a remote collector)."""
+
+    async def insert(self, table: str, values: dict) -> int:
+        """One row into one of veil's own tables; its id."""
+
+    async def select(self, sql: str, params: Sequence = ()) -> list[dict]:
+        """Rows of a short read-only query, as dicts."""
+
+    async def dispose(self, cutoffs: dict[str, float],
+                      tables: tuple[tuple[str, str, str], ...]) -> dict[str, int]:
+        """Delete rows older than their purpose's cutoff, unrecoverably."""

@@ -130,11 +130,12 @@ class SQLiteStore:
             if not last:
                 await asyncio.sleep(0)
 
-    async def insert(self, table: str, values: dict) -> None:
-        """One row into one of veil's own tables, in its own transaction."""
+    async def insert(self, table: str, values: dict) -> int:
+        """One row into one of veil's own tables, in its own transaction; its row id."""
         with self._transaction() as db:
-            db.execute(f"INSERT INTO {table} ({', '.join(values)}) "
-                       f"VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
+            return db.execute(f"INSERT INTO {table} ({', '.join(values)}) "
+                              f"VALUES ({', '.join('?' * len(values))})",
+                              tuple(values.values())).lastrowid
 
     async def dispose(self, cutoffs: dict[str, float],
                       tables: tuple[tuple[str, str, str], ...]) -> dict[str, int]:
