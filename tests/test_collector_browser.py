@@ -114,7 +114,7 @@ def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collecti
         visitor.open("/")
         visitor.js("veil.consent(['browsing_history'])")
         cookie = wait_for(lambda: [c for c in visitor.page.context.cookies()
-                                   if c["name"] == "veil_sid"])
+                                   if c["name"] == "__Host-veil_sid"])
         assert cookie, "no subject cookie after consent"
         assert (cookie[0]["httpOnly"], cookie[0]["secure"], cookie[0]["sameSite"]) == (
             True, True, "Lax")
@@ -123,7 +123,7 @@ def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collecti
         assert wait_for(lambda: ("/pricing", 1) in history_rows(collector.db))
         visitor.js("veil.optOut()")
         assert wait_for(lambda: not [c for c in visitor.page.context.cookies()
-                                     if c["name"] == "veil_sid"])
+                                     if c["name"] == "__Host-veil_sid"])
         visitor.push("/after-opt-out")
         time.sleep(0.5)  # the beacon arrives and is processed (flush interval 0.1 s)
         assert all(path != "/after-opt-out" for path, _ in history_rows(collector.db))

@@ -53,16 +53,18 @@ async def test_grant_sets_a_bounded_secure_cookie_and_records_the_ledger(site):
     assert before["subject"] is False and before["purposes"]["browsing_history"]["granted"] is False
     assert r.status_code == 200 and after["purposes"]["browsing_history"]["granted"] is True
     cookie = r.headers["set-cookie"]
-    for attribute in ("veil_sid=", "HttpOnly", "Secure", "SameSite=Lax", "Path=/",
+    for attribute in ("__Host-veil_sid=", "HttpOnly", "Secure", "SameSite=Lax", "Path=/",
                       f"Max-Age={180 * 86400}"):
         assert attribute in cookie
+    assert "Domain" not in cookie  # __Host-: this host only
     assert r.json()["jurisdiction"] == "gdpr"  # 198.51.100.0/24 is DE in the test database
     ledger = rows(site, "SELECT scope, action, method, explicit, policy_version, jurisdiction "
                         "FROM consent_ledger")
     assert ledger == [("browsing_history", "grant", "banner", 1, "1.0", "gdpr")]
-    cookie_id = cookie.split("veil_sid=")[1].split(";")[0]
-    assert rows(site, f"SELECT COUNT(*) FROM consent_ledger WHERE subject = '{cookie_id}'") == [
-        (0,)]  # the ledger keeps a pseudonym, not the cookie id
+    cookie_value = cookie.split("veil_sid=")[1].split(";")[0]
+    stored = rows(site, "SELECT subject FROM consent_ledger")
+    assert all(cookie_value.split(".")[0] not in s and cookie_value not in s for (s,) in stored)
+    # the ledger keeps a pseudonym, not the cookie id
 
 
 async def test_an_empty_grant_sets_no_cookie(site):
@@ -71,10 +73,13 @@ async def test_an_empty_grant_sets_no_cookie(site):
     assert r.status_code == 200 and "set-cookie" not in r.headers
 
 
-async def test_refusing_sets_no_cookie_and_connection_still_works(site):
+async def test_refusing_sets_only_an_opt_out_cookie_and_connection_still_works(site):
     async with site.client() as c:
         r = await c.post("/veil/consent", json={"refuse": ["browsing_history"]})
-        assert "set-cookie" not in r.headers
+        # no subject: only the non-identifying opt-out cookie, so the refusal sticks
+        assert r.headers.get_list("set-cookie") == [
+            f"__Host-veil_optout=browsing_history; Max-Age={180 * 86400}; Path=/; HttpOnly; "
+            "Secure; SameSite=Lax"]
         assert (await c.get("/pricing")).text == "page"
     await site.flush()
     assert rows(site, "SELECT purpose, path, subject FROM event_log") == [
@@ -112,8 +117,9 @@ async def test_consent_adds_browsing_history_and_withdrawal_stops_it_at_the_next
         await c.get("/checkout")
         r = await c.post("/veil/consent", json={"withdraw": "all"})
         assert "Max-Age=0" in r.headers["set-cookie"]  # the cookie goes with the consent
-        c.cookies.set("veil_sid", r.request.headers["cookie"].split("veil_sid=")[1][:22],
-                      domain="shop.example")  # a client that keeps sending the old cookie
+        old = r.request.headers["cookie"].split("__Host-veil_sid=")[1].split(";")[0]
+        c.cookies.set("__Host-veil_sid", old, domain="shop.example")  # a client that keeps
+        # sending the old cookie
         await c.get("/after-withdrawal")
     await site.flush()
     history = rows(site, "SELECT path, subject IS NOT NULL FROM event_log "
@@ -148,31 +154,32 @@ async def test_dnt_is_the_same_opt_out_hint(site):
         (0,)]
 
 
-async def test_california_is_opt_out_and_gpc_binding(site):
+async def test_by_default_consent_based_purposes_are_opt_in_everywhere(site):
     async with site.client(ip="2001:db8:1::7") as c:  # US-CA in the test database
         await c.get("/ca-page")
-        await c.get("/ca-gpc", headers={"Sec-GPC": "1"})
-    async with site.client(ip="2001:db8:1::8") as c:
-        await c.post("/veil/consent", json={"refuse": ["browsing_history"]})
+        state = (await c.get("/veil/consent")).json()
     async with site.client(ip="203.0.113.5") as c:  # Japan: opt-in
         await c.get("/jp-page")
     async with site.client(ip="192.0.2.1") as c:  # unknown country: the strictest regime
         await c.get("/unknown-page")
     await site.flush()
-    assert rows(site, "SELECT path, subject FROM event_log WHERE purpose = 'browsing_history'"
-                ) == [("/ca-page", None)]
-
-
-async def test_python_api_consent_drives_collection_for_the_same_cookie(site):
-    async with site.client() as c:
-        await c.post("/veil/consent", json=GRANT)
-        cookie_id = c.cookies["veil_sid"]
-        await site.withdraw(cookie_id, ["browsing_history"])  # e.g. from a settings page
-        await c.get("/after-api-withdrawal")
-    await site.flush()
+    assert state["jurisdiction"] == "ccpa" and state["consent_model"] == "opt-in"
+    assert state["purposes"]["browsing_history"]["collected"] is False
     assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [
         (0,)]
-    assert [r.action for r in await site.consents(cookie_id)] == ["grant", "withdraw"]
+
+
+async def test_the_app_cannot_speak_for_a_browser_subject(site):
+    """Namespaces: the app's ids and veil's cookies never map to the same subject."""
+    async with site.client() as c:
+        await c.post("/veil/consent", json=GRANT)
+        cookie_value = c.cookies["__Host-veil_sid"]
+        await site.withdraw(cookie_value, ["browsing_history"])  # an app user of that name
+        await c.get("/still-consented")
+    await site.flush()
+    assert rows(site, "SELECT path FROM event_log WHERE purpose = 'browsing_history'") == [
+        ("/still-consented",)]
+    assert await site.consents(cookie_value) == []  # that app user has no grant to withdraw
 
 
 async def test_gpc_declaration_is_served(site):

@@ -2,39 +2,65 @@
 
 Nothing here awaits or parses more than it must; parsing, proxy resolution and
 pseudonymisation happen later in the background writer. Only the fields the registry lists are
-copied, plus the request path and veil's own subject cookie (used only for a subject who
-consented): other cookies, authorization and the rest of the request never are.
+copied, plus the request path and veil's own cookies (the subject cookie of a subject who
+consented, the opt-out cookie of a visitor who refused): other cookies, authorization and the
+rest of the request never are.
 """
 
 import re
 import time
 from collections import deque
+from typing import NamedTuple
 
-SUBJECT_COOKIE = "veil_sid"
 # A captured event is a plain tuple (cheapest to build on the hot path): (purpose, ts, peer
 # host, peer port, User-Agent, Accept-Language, Sec-GPC, DNT, X-Forwarded-For, Host, beacon,
-# request path, subject cookie id). pipeline.Event unpacks it in that order.
-COOKIE_ID = 12
-_SUBJECT = re.compile(rb"(?:^|;)\s*veil_sid=([A-Za-z0-9_-]{22})(?:;|$)")
+# request path, veil's cookies). pipeline.Event unpacks it in that order.
+COOKIES = 12
+
+# Over HTTPS (the default) the cookies carry the `__Host-` prefix: a browser accepts such a
+# cookie only from this very host, over a secure connection, with Path=/ and no Domain, so a
+# sibling subdomain or a network attacker cannot plant one. Plain-HTTP development on a host
+# other than localhost needs `consent.secure_cookie = false`: unprefixed names, no Secure flag,
+# and no protection against cookie tossing.
+SECURE_PREFIX = "__Host-"
+_COOKIE = re.compile(rb"(?:^|;)\s*(__Host-)?veil_(sid|optout)=([^;\s]{1,200})")
 
 
-def subject_cookie(header: bytes) -> str | None:
-    """The subject cookie's id from a Cookie header; every other cookie is left alone."""
-    if b"veil_sid=" not in header:
+class VeilCookies(NamedTuple):
+    subject: str | None  # the subject cookie's value, not yet verified
+    opt_out: str | None  # purposes this browser refused without a subject, '.'-separated
+
+
+def cookie_names(secure: bool) -> tuple[str, str]:
+    """(subject cookie, opt-out cookie) names."""
+    prefix = SECURE_PREFIX if secure else ""
+    return f"{prefix}veil_sid", f"{prefix}veil_optout"
+
+
+def read_cookies(header: bytes | None, secure: bool) -> VeilCookies | None:
+    """veil's own cookies from a Cookie header; every other cookie is left alone. With
+    `secure`, only `__Host-` cookies count (an unprefixed one may have been tossed)."""
+    if not header or b"veil_" not in header:
         return None
-    m = _SUBJECT.search(header)
-    return m[1].decode() if m else None
+    found = {}
+    for prefix, name, value in _COOKIE.findall(header):
+        if bool(prefix) == secure:
+            found.setdefault(name, value.decode("latin-1"))
+    if not found:
+        return None
+    return VeilCookies(found.get(b"sid"), found.get(b"optout"))
 
 
 class CaptureBuffer:
     """A bounded FIFO. When full, the new event is refused and counted as `queue_full`."""
 
-    __slots__ = ("_items", "errors", "limit", "overflow", "wake", "wake_at")
+    __slots__ = ("_items", "errors", "limit", "overflow", "secure", "wake", "wake_at")
 
-    def __init__(self, limit: int, wake_at: int) -> None:
+    def __init__(self, limit: int, wake_at: int, secure_cookies: bool = True) -> None:
         self._items: deque[tuple] = deque()
         self.limit = limit
         self.wake_at = wake_at
+        self.secure = secure_cookies
         self.overflow = 0  # refused: buffer full
         self.errors = 0  # refused: the scope could not be read
         self.wake = None  # an asyncio.Event the writer sets up; set when a batch is ready
@@ -53,12 +79,13 @@ class CaptureBuffer:
             headers = dict(scope["headers"])
         client = scope.get("client") or (None, None)
         cookie = headers.get(b"cookie")
+        cookies = read_cookies(cookie, self.secure) if cookie else None
         items.append((
             purpose, time.time(), client[0], client[1],
             headers.get(b"user-agent", b""), headers.get(b"accept-language", b""),
             headers.get(b"sec-gpc"), headers.get(b"dnt"),
             headers.get(b"x-forwarded-for", b""), headers.get(b"host", b""), beacon,
-            None if beacon else scope["path"], subject_cookie(cookie) if cookie else None,
+            None if beacon else scope["path"], cookies,
         ))
         if len(items) == self.wake_at and self.wake is not None:
             self.wake.set()

@@ -60,6 +60,15 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentConfig:
+    secure_cookie: bool = True  # `__Host-` cookies, Secure; false only for plain-HTTP dev
+    cookie_days: int = 180
+    rate: float = 1.0           # consent changes per second per client network, sustained
+    burst: int = 20
+    max_changes_per_day: int = 50  # ledger records one subject may add in 24 hours
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None = None
     site: str | None = None
@@ -70,6 +79,7 @@ class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
     min_group_size: int = 5
     policy: Policy = DEFAULT_POLICY
     warnings: tuple[str, ...] = ()
@@ -189,6 +199,17 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
                           burst=ing.get("burst", int, 200, check=_positive))
     ing.close()
 
+    con = root.table("consent")
+    consent = ConsentConfig(
+        secure_cookie=con.get("secure_cookie", bool, True),
+        cookie_days=con.get("cookie_days", int, 180, check=lambda v: None if 1 <= v <= 400
+                            else "must be 1 to 400 days (browsers cap cookies at 400)"),
+        rate=con.get("rate", float, 1.0, check=_positive),
+        burst=con.get("burst", int, 20, check=_positive),
+        max_changes_per_day=con.get("max_changes_per_day", int, 50, check=_positive),
+    )
+    con.close()
+
     query = root.table("query")
     k = query.get("min_group_size", int, 5, check=lambda v: None if v >= 1 else "must be 1 or more")
     query.close()
@@ -209,11 +230,15 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
             warnings.append(f"policy.fields.{f.name}: special category {f.special!r}; veil "
                             "refuses it unless the subject's explicit prior consent for it is "
                             "on the consent ledger")
+    if not consent.secure_cookie:
+        warnings.append("consent.secure_cookie = false: subject cookies without the __Host- "
+                        "prefix can be planted by a sibling subdomain or on the network; use it "
+                        "only for plain-HTTP development")
     if k < 5:
         warnings.append(f"query.min_group_size = {k}: groups this small can re-identify people")
     return Config(
         source=source, site=site, store=store, keys=keys, trusted_proxies=tuple(trusted),
         geoip_path=base / geoip_path if geoip_path else None, capture=capture, ingest=ingest,
-        remote=remote,
+        remote=remote, consent=consent,
         min_group_size=k, policy=policy, warnings=tuple(warnings),
     )

@@ -6,8 +6,13 @@ A scope is what a consent is for:
 - `decision:<type>`, explicit consent to an automated decision with legal effect;
 - `provision:<recipient>`, consent to provision to a declared third party.
 
-Subjects are pseudonyms (keyed hash of the subject cookie's random id, or of an app's own user
-id), never the id itself. The ledger is never updated or deleted: the store refuses both.
+Subjects are pseudonyms (subjects.py: a veil-issued subject cookie, or an app's own user id, in
+separate namespaces), never the id itself. The ledger is never updated or deleted: the store
+refuses both. A record that would not change the subject's state (a grant of what is already
+granted) is not written, so repeating a request cannot grow the ledger.
+
+Whether a consent-based purpose collects for a visitor is decided in one place, `collects`,
+used by the pipeline and reported by `GET /veil/consent` alike.
 
 Global Privacy Control (and DNT, as the same hint) opts a subject out of consent-based scopes,
 unless the grant was given while the signal was on: an explicit, later choice that overrides it.
@@ -20,9 +25,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from .errors import FieldError
+from .jurisdiction import Regime
 from .policy import Policy
-from .pseudonymise import Pseudonymiser
 from .registry import SPECIAL_CATEGORIES
+from .subjects import Subjects
 
 if TYPE_CHECKING:  # for types only: store → pipeline → consent would import in a circle
     from .store.base import LocalStore
@@ -76,11 +82,27 @@ def scope_problem(policy: Policy, scope: str) -> str | None:
 
 
 def check_scopes(policy: Policy, scopes: Iterable[str]) -> list[str]:
-    scopes = list(scopes)
+    """The scopes, deduplicated in order; FieldError naming the first one that is unknown."""
+    scopes = list(dict.fromkeys(scopes))
     for scope in scopes:
         if problem := scope_problem(policy, scope):
             raise FieldError(problem)
     return scopes
+
+
+def gpc_signal(headers: dict[bytes, bytes]) -> bool:
+    """Global Privacy Control, or DNT read as the same hint."""
+    return headers.get(b"sec-gpc") == b"1" or headers.get(b"dnt") == b"1"
+
+
+def opt_in(policy: Policy, regime: Regime) -> bool:
+    """Whether consent-based purposes need a prior grant for a visitor under `regime`.
+
+    Always, under the policy's default `consent_model = "opt-in"` (the policy acquires personal
+    information "with the consent of an individual"); under `"regional"`, California's opt-out
+    regime collects until a refusal, a withdrawal or GPC.
+    """
+    return regime.opt_in or policy.consent_model != "regional"
 
 
 def latest(records: Sequence[ConsentRecord], scope: str, at: float) -> ConsentRecord | None:
@@ -102,26 +124,59 @@ def holds(records: Sequence[ConsentRecord], scope: str, at: float | None = None,
     return r.gpc or not signal  # a grant made under GPC overrides it; an earlier one yields
 
 
+def collects(records: Sequence[ConsentRecord], purpose: str, at: float, *, prior: bool,
+             signal: bool, opted_out: Collection[str] = ()) -> bool:
+    """Whether the consent-based `purpose` collects for this visitor at `at`: a grant in force
+    (not overridden by GPC/DNT), or, where no prior consent is needed (`prior` false: an
+    opt-out regime), no refusal on the ledger or in the opt-out cookie, and no GPC/DNT."""
+    if holds(records, purpose, at, signal):
+        return True
+    return (not prior and not signal and purpose not in opted_out
+            and latest(records, purpose, at) is None)
+
+
+def changes(records: Sequence[ConsentRecord], scopes: Iterable[str], action: Action,
+            explicit: bool, signal: bool) -> list[str]:
+    """The scopes whose state `action` would change; the rest would only grow the ledger
+    (a grant of what is granted alike, a refusal of what is refused, a withdrawal of what
+    was never granted)."""
+    out = []
+    for scope in scopes:
+        r = latest(records, scope, float("inf"))
+        if action == Action.WITHDRAW:
+            changed = r is not None and r.action == Action.GRANT
+        elif action == Action.GRANT:
+            changed = r is None or r.action != action or (r.explicit, r.gpc) != (explicit,
+                                                                                   signal)
+        else:
+            changed = r is None or r.action != action
+        if changed:
+            out.append(scope)
+    return out
+
+
 class Ledger:
     """Appends to and reads the consent ledger in the store."""
 
-    def __init__(self, store: "LocalStore", policy: Policy, pseudonymiser: Pseudonymiser) -> None:
+    def __init__(self, store: "LocalStore", policy: Policy, subjects: Subjects) -> None:
         self.store = store
         self.policy = policy
-        self.pseudonymiser = pseudonymiser
-
-    def subject(self, subject_id: str) -> str:
-        return self.pseudonymiser.subject(subject_id)
+        self.subjects = subjects
 
     async def append(self, subject: str | None, scopes: Iterable[str], action: Action,
                      method: Method, *, explicit: bool = True, signal: bool = False,
                      jurisdiction: str = "strictest") -> list[ConsentRecord]:
-        """Record `action` for each scope; `subject` is a pseudonym (or None for a refusal)."""
-        records = [ConsentRecord(time.time(), subject, scope, str(action), str(method),
-                                 explicit, signal, self.policy.version, jurisdiction)
-                   for scope in check_scopes(self.policy, scopes)]
-        for r in records:
-            await self.store.insert("consent_ledger", asdict(r))
+        """Record `action` for each scope, in one transaction; `subject` is a pseudonym (or
+        None for a refusal by a visitor without one). Scopes whose state would not change are
+        skipped: only the records written are returned."""
+        scopes = check_scopes(self.policy, scopes)
+        if subject is not None:
+            scopes = changes(await self.history(subject), scopes, action, explicit, signal)
+        now = time.time()
+        records = [ConsentRecord(now, subject, scope, str(action), str(method), explicit,
+                                 signal, self.policy.version, jurisdiction) for scope in scopes]
+        if records:
+            await self.store.append_consents([asdict(r) for r in records])
         return records
 
     async def histories(self, subjects: Collection[str]) -> dict[str, list[ConsentRecord]]:

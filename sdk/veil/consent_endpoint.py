@@ -1,46 +1,73 @@
 """`GET/POST /veil/consent`: the visitor's consent, recorded on the ledger.
 
 POST takes one JSON object, `{"grant": [scopes]}`, `{"refuse": [scopes]}` or
-`{"withdraw": [scopes] | "all"}`. A grant sets the subject cookie (a random id, HttpOnly,
-Secure, SameSite=Lax, bounded lifetime) if there is none; a withdrawal that leaves no grant in
-force removes it. A refusal never sets a cookie. CSRF-safe: a browser's cross-site POST (by
-`Origin` or `Sec-Fetch-Site`) is refused, so another site cannot consent on a visitor's behalf.
+`{"withdraw": [scopes] | "all"}`. A browser may speak only for itself, and only about what a
+browser can consent to: the consent-based purposes and `special:<category>:<purpose>`.
+Decisions and provisions concern app users, and only the app speaks for those.
+
+Cookies (capture.py names them; `__Host-` prefixed over HTTPS):
+- the subject cookie: a random id veil issued and signed (subjects.py), set by a grant;
+  an id veil did not issue counts as none. Removed when no grant is left in force;
+- the opt-out cookie: the purposes refused by a visitor without a subject (or whose last grant
+  was withdrawn), no identifier in it: strictly necessary, so a refusal sticks.
+
+Every POST is rate-limited per client network, its scopes deduplicated and checked against
+the policy, a no-op change writes nothing, and one subject adds at most
+`consent.max_changes_per_day` records a day: the ledger cannot be flooded. CSRF-safe: a
+browser's cross-site POST (by `Origin` or `Sec-Fetch-Site`) is refused.
+
+GET answers what veil does for this visitor now, per purpose: `granted` (a grant in force) and
+`collected` (whether the purpose collects, by the same rule the pipeline applies).
 """
 
-import base64
 import json
-import secrets
+import time
 
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope
 
 from .beacon import MAX_BODY_BYTES, check_content_type
-from .capture import SUBJECT_COOKIE, subject_cookie
-from .consent import Action, Method, holds
+from .capture import cookie_names, read_cookies
+from .consent import Action, Method, collects, gpc_signal, holds, opt_in
 from .errors import FieldError
 from .httpio import origin_allowed, read_body
-from .jurisdiction import regime_for
+from .jurisdiction import Regime, regime_for
 from .problems import Problem
+from .proxy import ClientResolver
+from .ratelimit import RateLimiter, client_key
 
-COOKIE_DAYS = 180
+BROWSER_SCOPES = ("special",)  # besides the consent-based purposes themselves
 
 
-def _cookie(value: str, max_age: int) -> str:
-    return (f"{SUBJECT_COOKIE}={value}; Max-Age={max_age}; Path=/; HttpOnly; Secure; "
-            "SameSite=Lax")
+def _cookie(name: str, value: str, max_age: int, secure: bool) -> str:
+    flags = "; Secure" if secure else ""
+    return f"{name}={value}; Max-Age={max_age}; Path=/; HttpOnly{flags}; SameSite=Lax"
 
 
 class ConsentEndpoint:
-    def __init__(self, veil, resolver) -> None:
+    def __init__(self, veil, resolver: ClientResolver) -> None:
         self.veil = veil
         self.resolver = resolver
+        cfg = veil.config.consent
+        self.cfg = cfg
+        self.sid_name, self.opt_out_name = cookie_names(cfg.secure_cookie)
+        self.limiter = RateLimiter(cfg.rate, cfg.burst)
+        self.consent_purposes = tuple(p.key for p in veil.config.policy.purposes.values()
+                                      if p.needs_consent)
 
-    def _regime(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
-        client = scope.get("client") or (None, None)
-        found = self.resolver.resolve(client[0], headers.get(b"x-forwarded-for", b""))
+    def _client(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[Regime, bytes]:
+        """The visitor's regime, and the key their rate limit is counted under."""
+        peer = (scope.get("client") or (None, None))[0]
+        found = self.resolver.resolve(peer, headers.get(b"x-forwarded-for", b""))
         geo = self.veil.geo
         country, region = geo.locate(found.text) if found and geo else (None, None)
-        return regime_for(country, region).key
+        return regime_for(country, region), client_key(found, peer)
+
+    def _set(self, response: JSONResponse, name: str, value: str | None) -> None:
+        """Set a cookie, or remove it when `value` is None."""
+        max_age = self.cfg.cookie_days * 86400 if value else 0
+        response.headers.append("Set-Cookie", _cookie(name, value or "", max_age,
+                                                      self.cfg.secure_cookie))
 
     async def __call__(self, scope: Scope, receive: Receive) -> JSONResponse:
         ledger = self.veil.ledger
@@ -49,45 +76,72 @@ class ConsentEndpoint:
                           "veil has no consent ledger here (not started, or forwarding to a "
                           "collector)", headers={"Retry-After": "5"})
         headers = dict(scope["headers"])
-        cookie = headers.get(b"cookie")
-        cookie_id = subject_cookie(cookie) if cookie else None
-        subject = ledger.subject(cookie_id) if cookie_id else None
-        signal = headers.get(b"sec-gpc") == b"1" or headers.get(b"dnt") == b"1"
-        regime = self._regime(scope, headers)
+        cookies = read_cookies(headers.get(b"cookie"), self.cfg.secure_cookie)
+        subject = ledger.subjects.browser(cookies.subject if cookies else None)
+        opted_out = self._opted_out(cookies.opt_out if cookies else None)
+        signal = gpc_signal(headers)
+        regime, key = self._client(scope, headers)
         history = await ledger.history(subject) if subject else []
-        set_cookie = None
+        cookies_out: dict[str, str | None] = {}
+        if subject is None and cookies and cookies.subject:
+            cookies_out[self.sid_name] = None  # not one veil issued: tell the browser to drop it
         if scope["method"] == "POST":
             if not origin_allowed(headers):
                 raise Problem(403, "cross-site", "Cross-site consent refused",
                               "consent can only be given from this site's own pages")
             check_content_type(headers.get(b"content-type", b""))
+            if wait := self.limiter.allow(key):
+                raise Problem(429, "rate-limited", "Too many consent changes",
+                              "this network changed consent more often than the limit allows",
+                              headers={"Retry-After": str(max(1, round(wait)))})
             action, scopes = self._parse(await read_body(scope, receive, MAX_BODY_BYTES))
             if action is Action.WITHDRAW and scopes == "all":
-                scopes = sorted({r.scope for r in history if holds(history, r.scope)})
+                scopes = list(dict.fromkeys([*self.consent_purposes, *(
+                    r.scope for r in history if holds(history, r.scope))]))
             if action is Action.GRANT and subject is None and scopes:
-                cookie_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
-                subject = ledger.subject(cookie_id)
-                set_cookie = _cookie(cookie_id, COOKIE_DAYS * 86400)
-            if scopes and (subject is not None or action is Action.REFUSE):
-                try:
-                    history += await ledger.append(subject, scopes, action, Method.BANNER,
-                                                   explicit=True, signal=signal,
-                                                   jurisdiction=regime)
-                except FieldError as exc:
-                    raise Problem(400, "invalid-field", "Unknown consent scope", str(exc),
-                                  field=str(action)) from None
+                cookie_value, subject = ledger.subjects.issue()
+                cookies_out[self.sid_name] = cookie_value
+            if subject is not None:
+                recent = sum(r.ts > time.time() - 86400 for r in history)
+                if recent + len(scopes) > self.cfg.max_changes_per_day:
+                    raise Problem(429, "too-many-changes", "Too many consent changes",
+                                  f"at most {self.cfg.max_changes_per_day} consent changes a day",
+                                  headers={"Retry-After": "3600"})
+                history += await self._append(subject, scopes, action, signal, regime)
+            changed_out = (opted_out - set(scopes) if action is Action.GRANT
+                           else opted_out | (set(scopes) & set(self.consent_purposes)))
+            if subject is None and action is not Action.GRANT and changed_out != opted_out:
+                # a refusal by a visitor without a subject: on the ledger as evidence, once
+                await self._append(None, sorted(changed_out - opted_out), action, signal, regime)
+            if changed_out != opted_out:
+                opted_out = changed_out
+                cookies_out[self.opt_out_name] = ".".join(sorted(opted_out)) or None
             if action is Action.WITHDRAW and subject is not None and not any(
                     holds(history, r.scope) for r in history):
-                set_cookie = _cookie("", 0)  # nothing left to remember them for
+                cookies_out[self.sid_name] = None  # nothing left to remember them for
                 subject, history = None, []
-        response = JSONResponse(self._state(subject is not None, history, signal, regime))
-        if set_cookie:
-            response.headers.append("Set-Cookie", set_cookie)
+        response = JSONResponse(self._state(subject is not None, history, signal, regime,
+                                            opted_out))
+        for name, value in cookies_out.items():
+            self._set(response, name, value)
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    @staticmethod
-    def _parse(body: bytes) -> tuple[Action, list[str] | str]:
+    async def _append(self, subject: str | None, scopes: list[str], action: Action,
+                      signal: bool, regime: Regime) -> list:
+        try:
+            return await self.veil.ledger.append(subject, scopes, action, Method.BANNER,
+                                                 explicit=True, signal=signal,
+                                                 jurisdiction=regime.key)
+        except FieldError as exc:
+            raise Problem(400, "invalid-field", "Unknown consent scope", str(exc),
+                          field=str(action)) from None
+
+    def _opted_out(self, cookie: str | None) -> set[str]:
+        """The purposes in the opt-out cookie that the policy still declares."""
+        return set(cookie.split(".")) & set(self.consent_purposes) if cookie else set()
+
+    def _parse(self, body: bytes) -> tuple[Action, list[str] | str]:
         try:
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -99,19 +153,33 @@ class ConsentEndpoint:
                           'send exactly one of {"grant": [...]}, {"refuse": [...]}, '
                           '{"withdraw": [...] or "all"}')
         key, scopes = next(iter(data.items()))
-        if not (scopes == "all" and key == "withdraw") and not (
-                isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
+        if scopes == "all" and key == "withdraw":
+            return Action.WITHDRAW, scopes
+        if not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
             raise Problem(400, "invalid-field", "Malformed consent",
                           f"{key} must be a list of scope names", field=key)
+        scopes = list(dict.fromkeys(scopes))
+        for scope in scopes:
+            if scope not in self.consent_purposes and scope.partition(":")[0] not in (
+                    BROWSER_SCOPES):
+                raise Problem(400, "invalid-field", "Not a browser's consent",
+                              f"a browser can consent to the consent-based purposes "
+                              f"({', '.join(self.consent_purposes)}) and special:<category>:"
+                              f"<purpose>; {scope[:64]!r} is not one of them", field=key)
         return Action(key), scopes
 
-    def _state(self, has_subject: bool, history: list, signal: bool, regime: str) -> dict:
+    def _state(self, has_subject: bool, history: list, signal: bool, regime: Regime,
+               opted_out: set[str]) -> dict:
         policy = self.veil.config.policy
+        prior, now = opt_in(policy, regime), time.time()
         return {
-            "subject": has_subject, "signal": signal, "jurisdiction": regime,
+            "subject": has_subject, "signal": signal, "jurisdiction": regime.key,
+            "consent_model": policy.consent_model, "opted_out": sorted(opted_out),
             "policy_version": policy.version,
-            "purposes": {p.key: {"description": p.description, "needs_consent": p.needs_consent,
-                                 "granted": not p.needs_consent or holds(history, p.key,
-                                                                         signal=signal)}
-                         for p in policy.purposes.values()},
+            "purposes": {p.key: {
+                "description": p.description, "needs_consent": p.needs_consent,
+                "granted": not p.needs_consent or holds(history, p.key, now, signal),
+                "collected": not p.needs_consent or collects(
+                    history, p.key, now, prior=prior, signal=signal, opted_out=opted_out),
+            } for p in policy.purposes.values()},
         }

@@ -20,7 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
-from .capture import subject_cookie
+from .capture import read_cookies
+from .consent import gpc_signal
 from .consent_endpoint import ConsentEndpoint
 from .errors import FieldError, Refused
 from .httpio import origin_allowed, read_body
@@ -145,13 +146,16 @@ class Endpoints:
         if set(data) != {"purpose", "fields"} or not isinstance(data["fields"], dict):
             raise Problem(400, "malformed-body", "Malformed record",
                           'send {"purpose": "<purpose>", "fields": {...}}')
-        cookie = dict(scope["headers"]).get(b"cookie")
-        cookie_id = subject_cookie(cookie) if cookie else None
-        if cookie_id is None:
+        headers = dict(scope["headers"])
+        cookies = read_cookies(headers.get(b"cookie"), self.veil.config.consent.secure_cookie)
+        # only a subject cookie veil issued counts; a browser never speaks for an app user
+        subject = self.veil.ledger.subjects.browser(cookies.subject if cookies else None)
+        if subject is None:
             raise Problem(403, "no-subject", "No consent",
                           "recording about a visitor needs their consent cookie first")
         try:
-            await self.veil.record(cookie_id, str(data["purpose"]), **data["fields"])
+            await self.veil.guards.record(subject, str(data["purpose"]), data["fields"],
+                                          signal=gpc_signal(headers))
         except FieldError as exc:
             raise Problem(400, "invalid-field", "Invalid record", str(exc)) from None
         except Refused as exc:

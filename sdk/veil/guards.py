@@ -67,7 +67,10 @@ class Guards:
 
     # -- app-declared fields -------------------------------------------------------------------
 
-    async def record(self, subject_id: str, purpose_key: str, fields: Mapping[str, object]) -> None:
+    async def record(self, subject: str, purpose_key: str, fields: Mapping[str, object], *,
+                     signal: bool = False) -> None:
+        """Record `fields` about `subject` (a pseudonym: an app user's or a browser's).
+        `signal`: the request carried GPC/DNT, which overrides a consent given before it."""
         purpose = self.policy.purpose(purpose_key)
         if not fields:
             raise FieldError("record() needs at least one field")
@@ -82,9 +85,8 @@ class Guards:
             if not _typed(value, declared.type):
                 raise FieldError(f"field {name!r} must be of type {declared.type}, got "
                                  f"{type(value).__name__}")
-        subject = self.ledger.subject(subject_id)
         history = await self.ledger.history(subject)
-        if purpose.needs_consent and not holds(history, purpose.key):
+        if purpose.needs_consent and not holds(history, purpose.key, signal=signal):
             await self._refuse(NotConsented(
                 f"purpose {purpose.key!r} needs the subject's consent, and none is in force"))
         for name in fields:
@@ -113,7 +115,7 @@ class Guards:
         if kind is None:
             raise FieldError(f"undeclared decision type {decision!r}: declare it under "
                              "[policy.decisions]")
-        subject = self.ledger.subject(subject_id)
+        subject = self.ledger.subjects.app(subject_id)
         basis, evidence = "none_needed", None
         if kind.legal_effect:
             if "explicit_consent" in kind.bases and await self.ledger.holds(
@@ -155,8 +157,10 @@ class Guards:
                       records: Sequence[Mapping[str, object]], *, exception: str | None = None,
                       consent_obtainable: bool = True) -> int:
         """Check, then register, a provision of `records` (each with a "subject" id and
-        declared fields, optionally "country"); return its register id. The caller sends the
-        data only after this returns."""
+        declared fields, optionally "country", and "gpc": True when the subject's request
+        carried Global Privacy Control: an opt-out of sale and sharing that overrides a consent
+        given before it); return its register id. The caller sends the data only after this
+        returns."""
         to = next((r for r in self.policy.recipients if r.name == recipient), None)
         if to is None:
             raise FieldError(f"undeclared recipient {recipient!r}: declare it under "
@@ -170,11 +174,18 @@ class Guards:
             for name in r:
                 if name in ("subject", "country"):
                     continue
+                if name == "gpc":
+                    if not isinstance(r[name], bool):
+                        raise FieldError("gpc must be true or false")
+                    continue
                 declared = FIELDS.get(name) or self.policy.app_fields.get(name)
                 if declared is None:
                     raise FieldError(f"field {name!r} is neither collected nor declared")
                 categories.add(declared.category)
-        subjects = {self.ledger.subject(str(r["subject"])) for r in records}
+        subjects: dict[str, bool] = {}  # pseudonym → GPC seen on any of their records
+        for r in records:
+            subject = self.ledger.subjects.app(str(r["subject"]))
+            subjects[subject] = subjects.get(subject, False) or r.get("gpc") is True
         basis = await self._provision_basis(to.name, subjects, exception, consent_obtainable)
         countries = {r.get("country") for r in records}
         transfer = await self._transfer(to, countries, basis)
@@ -184,8 +195,8 @@ class Guards:
             "subjects": len(subjects), "records": len(records), "basis": basis,
             "safeguard": to.safeguard, "transfer": transfer})
 
-    async def _provision_basis(self, recipient: str, subjects: set[str], exception: str | None,
-                               consent_obtainable: bool) -> str:
+    async def _provision_basis(self, recipient: str, subjects: dict[str, bool],
+                               exception: str | None, consent_obtainable: bool) -> str:
         if exception is not None:
             if exception not in EXCEPTIONS:
                 raise FieldError(f"exception must be one of {', '.join(EXCEPTIONS)}")
@@ -195,7 +206,8 @@ class Guards:
                     "obtain; pass consent_obtainable=False if that is so"))
             return exception
         histories = await self.ledger.histories(subjects)
-        missing = sum(not holds(h, f"provision:{recipient}") for h in histories.values())
+        missing = sum(not holds(h, f"provision:{recipient}", signal=subjects[s])
+                      for s, h in histories.items())
         if missing:
             await self._refuse(ProvisionRefused(
                 f"{missing} of {len(subjects)} subject(s) have not consented to provision to "

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from . import agents, languages
-from .consent import ConsentRecord, holds, latest
+from .capture import VeilCookies
+from .consent import ConsentRecord, collects, holds, opt_in
 from .geo import GeoLookup
 from .jurisdiction import regime_for
 from .policy import Policy, Purpose
@@ -34,7 +35,10 @@ ROW_COLUMNS = (
     "device_brand", "device_model", "language", "languages", "gpc", "dnt", "screen_w",
     "screen_h", "pixel_ratio", "path", "seal_key", "sealed_endpoint", "subject",
 )
-_HOST = re.compile(rb"^[a-z0-9.-]{1,253}$")
+# A DNS name whose last label starts with a letter: never an IP literal (the server's or, in
+# a crafted Host, anyone's), never free text; a name is at most 253 characters.
+_HOST = re.compile(rb"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
+                   rb"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class Drop(StrEnum):
@@ -58,7 +62,7 @@ class Event(_Unset):
     def __init__(self, captured: tuple, purpose: Purpose, policy_version: str) -> None:
         (_, self.ts, self.peer, self.port, self.agent, self.accept_language, self.sec_gpc,
          self.sec_dnt, self.forwarded, self.host, self.beacon, self.request_path,
-         self.cookie_id) = captured
+         self.cookies) = captured
         self.allowed = purpose.fields
         self.purpose = purpose.key
         self.policy_version = policy_version
@@ -78,19 +82,25 @@ def utc_day(epoch_day: int) -> dt.date:
 def site_from_host(host: bytes) -> str | None:
     """The Host header's name, lower-cased and without port; None when it is not a hostname."""
     name = host.lower().rsplit(b":", 1)[0] if host.count(b":") == 1 else host.lower()
-    return name.decode() if _HOST.match(name) else None
+    name = name.removesuffix(b".")  # the absolute form names the same site
+    return name.decode() if len(name) <= 253 and _HOST.fullmatch(name) else None
 
 
 @dataclass(frozen=True, slots=True)
 class ConsentView:
     """What the ledger says about the subjects of one batch, fetched before processing it."""
 
-    subjects: dict[str, str]  # subject cookie id → subject pseudonym
+    subjects: dict[str, str]  # subject cookie (verified) → subject pseudonym
     histories: dict[str, list[ConsentRecord]]
 
-    def of(self, cookie_id: str | None) -> tuple[str | None, list[ConsentRecord]]:
-        subject = self.subjects.get(cookie_id) if cookie_id else None
-        return subject, self.histories.get(subject, []) if subject else []
+    def of(self, cookies: VeilCookies | None
+           ) -> tuple[str | None, list[ConsentRecord], frozenset[str]]:
+        """(subject, their ledger records, purposes in the opt-out cookie) of a request."""
+        if cookies is None:
+            return None, [], frozenset()
+        subject = self.subjects.get(cookies.subject) if cookies.subject else None
+        opted_out = frozenset(cookies.opt_out.split(".")) if cookies.opt_out else frozenset()
+        return subject, self.histories.get(subject, []) if subject else [], opted_out
 
 
 NO_CONSENT = ConsentView({}, {})
@@ -171,26 +181,29 @@ class Pipeline:
         return event
 
     def _consented(self, e: Event, consent: ConsentView) -> list[tuple[Purpose, str | None]]:
-        """Consent-based purposes this event may also be kept under, with the subject.
-
-        A grant on the ledger (in force at the event's time, not overridden by GPC/DNT), or,
-        where the visitor's regime is opt-out (California), no refusal and no GPC/DNT.
+        """Consent-based purposes this event may also be kept under, with the subject: where
+        `consent.collects` says so (a grant in force; or, under an opt-out regime the policy
+        allows, no refusal and no GPC/DNT). GPC/DNT after a grant withdraws it (purposes and
+        provision to third parties alike: it is an opt-out of sale and sharing), on the ledger.
         """
         if not self.consent_purposes or self.policy.purposes[e.purpose].needs_consent:
             return []
-        subject, records = consent.of(e.cookie_id)
+        subject, records, opted_out = consent.of(e.cookies)
         regime = regime_for(e.country, e.region)
-        if not records and regime.opt_in:
+        prior = opt_in(self.policy, regime)
+        if not records and prior:
             return []  # the common case: no grant on record, prior consent required
         signal = e.sec_gpc == b"1" or e.sec_dnt == b"1"
         out = []
         for purpose in self.consent_purposes:
-            if holds(records, purpose.key, e.ts, signal):
+            if collects(records, purpose.key, e.ts, prior=prior, signal=signal,
+                        opted_out=opted_out):
                 out.append((purpose, subject))
-            elif signal and holds(records, purpose.key, e.ts):
-                self.withdrawals.append((subject, purpose.key, regime.key))  # GPC wins
-            elif not regime.opt_in and not signal and latest(records, purpose.key, e.ts) is None:
-                out.append((purpose, subject))
+        if signal and subject is not None:
+            for scope in {r.scope for r in records}:
+                if (scope in self.policy.purposes or scope.startswith("provision:")) and (
+                        holds(records, scope, e.ts) and not holds(records, scope, e.ts, signal)):
+                    self.withdrawals.append((subject, scope, regime.key))  # GPC wins
         return out
 
     # -- steps -------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ RECIPIENT_ROLES = ("processor", "third_party")
 SAFEGUARDS = ("domestic", "adequacy", "scc", "appi_equivalent")
 FIELD_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
 DECISION_BASES = ("explicit_consent", "contract", "law")  # GDPR Art. 22(2) (c), (a), (b)
+# "opt-in": consent-based purposes need a prior grant everywhere (the policy acquires personal
+# information "with the consent of an individual"). "regional": California's opt-out regime
+# (CCPA/CPRA) collects until a refusal, a withdrawal or GPC; everywhere else stays opt-in.
+CONSENT_MODELS = ("opt-in", "regional")
 CONSENT_ONLY_FIELDS = frozenset({"path"})  # browsing history: the policy's cookie section
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DURATION = re.compile(r"^(\d+)([hdw])$")
@@ -132,6 +136,7 @@ class Policy:
     changes: tuple[Change, ...] = ()
     app_fields: dict[str, AppField] = field(default_factory=dict)
     decisions: dict[str, DecisionType] = field(default_factory=dict)
+    consent_model: str = "opt-in"
 
     @property
     def decision_purposes(self) -> frozenset[str]:
@@ -264,6 +269,7 @@ def parse_policy(t: Table) -> Policy:
         changes=tuple(changes),
         app_fields=app_fields,
         decisions=decisions,
+        consent_model=t.get("consent_model", str, "opt-in", check=one_of(CONSENT_MODELS)),
     )
     for table in (fields_t, purposes_t, decisions_t, t):
         table.close()

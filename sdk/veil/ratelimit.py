@@ -25,3 +25,11 @@ class RateLimiter:
         if len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return wait
+
+
+def client_key(client, peer: str | None) -> bytes:
+    """The bucket of a resolved client (its /24 or /48 prefix, what the store keeps anyway),
+    else of the socket peer: a client whose address cannot be resolved is still limited."""
+    if client is not None:
+        return client.packed[:3 if len(client.packed) == 4 else 6]
+    return b"peer:" + (peer or "").encode("latin-1", "replace")

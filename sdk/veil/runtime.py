@@ -26,6 +26,7 @@ from .pipeline import Pipeline
 from .proxy import ClientResolver
 from .pseudonymise import Pseudonymiser
 from .store import EventStore, open_store
+from .subjects import Subjects
 from .writer import BatchWriter
 
 log = logging.getLogger("veil")
@@ -46,7 +47,8 @@ class Veil:
         self.purpose = config.policy.purpose(purpose)  # raises FieldError if undeclared
         for warning in config.warnings:
             log.warning("%s", warning)
-        self.buffer = CaptureBuffer(config.capture.queue_size, config.capture.batch_size)
+        self.buffer = CaptureBuffer(config.capture.queue_size, config.capture.batch_size,
+                                    config.consent.secure_cookie)
         self.writer: BatchWriter | None = None
         self.store: EventStore | None = None
         self.keystore: KeyStore | None = None
@@ -111,7 +113,7 @@ class Veil:
                             pseudonymiser, self.geo, cfg.keys.seal_ip)
         self.keystore, self.store = keystore, store
         # The ledger lives in a local store; an app forwarding to a collector has none.
-        self.ledger = None if cfg.remote.url else Ledger(store, cfg.policy, pseudonymiser)
+        self.ledger = None if cfg.remote.url else Ledger(store, cfg.policy, Subjects(keystore))
         self.guards = self.ledger and Guards(store, keystore, cfg.policy, self.ledger)
         return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture,
                            cfg.remote.shutdown_grace, self.ledger)
@@ -178,11 +180,14 @@ class Veil:
                             "(or use the app's lifespan) first")
         return self.ledger, self.guards
 
+    # Each of these speaks for an app user: `subject_id` is the app's own id for the person
+    # (never stored; its pseudonym lives in the app namespace, apart from browser subjects).
+
     async def _consent(self, subject_id: str | None, scopes: Sequence[str], action: Action,
                        method: Method, signal: bool, explicit: bool,
                        jurisdiction: str) -> list[ConsentRecord]:
         ledger, _ = self._running()
-        subject = ledger.subject(subject_id) if subject_id else None
+        subject = ledger.subjects.app(subject_id) if subject_id else None
         return await ledger.append(subject, scopes, action, method, explicit=explicit,
                                    signal=signal, jurisdiction=jurisdiction)
 
@@ -190,7 +195,7 @@ class Veil:
                     explicit: bool = True, jurisdiction: str = "strictest"
                     ) -> list[ConsentRecord]:
         """Record the subject's consent to `scopes` (purposes, `special:…`, `decision:…`,
-        `provision:…`). `subject_id` is the app's own id for the person (never stored)."""
+        `provision:…`). Returns the records written (a scope already granted adds none)."""
         return await self._consent(subject_id, scopes, Action.GRANT, Method.API, signal,
                                    explicit, jurisdiction)
 
@@ -206,12 +211,16 @@ class Veil:
 
     async def consents(self, subject_id: str) -> list[ConsentRecord]:
         ledger, _ = self._running()
-        return await ledger.history(ledger.subject(subject_id))
+        return await ledger.history(ledger.subjects.app(subject_id))
 
-    async def record(self, subject_id: str, purpose: str, **fields: object) -> None:
+    async def record(self, subject_id: str, purpose: str, /, *, gpc: bool = False,
+                     **fields: object) -> None:
         """Record app-declared fields about a subject (special categories need explicit
-        prior consent on the ledger)."""
-        await self._running()[1].record(subject_id, purpose, fields)
+        prior consent on the ledger). `gpc`: the request this comes from carried Global
+        Privacy Control (or DNT); a consent given before the signal then no longer holds.
+        Positional-only ids, so any declared field name (even `purpose`) is a keyword."""
+        ledger, guards = self._running()
+        await guards.record(ledger.subjects.app(subject_id), purpose, fields, signal=gpc)
 
     async def decide(self, subject_id: str, decision: str, outcome: object, **kw) -> str:
         """Log an automated decision; refused when it has legal effect and no basis holds."""

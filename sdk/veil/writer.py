@@ -19,7 +19,7 @@ import traceback
 from collections import Counter
 
 from . import retention
-from .capture import COOKIE_ID, CaptureBuffer
+from .capture import COOKIES, CaptureBuffer
 from .config import CaptureConfig
 from .consent import Action, Ledger, Method
 from .keys import KeyStore
@@ -117,11 +117,14 @@ class BatchWriter:
             await asyncio.sleep(0)  # let the app's requests run between batches
 
     async def _consent_view(self, batch: list[tuple]) -> ConsentView:
-        """The ledger's records for the subjects who carry a subject cookie in this batch."""
-        cookie_ids = {item[COOKIE_ID] for item in batch if item[COOKIE_ID]}
-        if self.ledger is None or not cookie_ids:
+        """The ledger's records for the subjects whose cookie veil issued, in this batch."""
+        if self.ledger is None:
             return NO_CONSENT
-        subjects = {cid: self.pseudonymiser.subject(cid) for cid in cookie_ids}
+        values = {item[COOKIES].subject for item in batch if item[COOKIES]} - {None}
+        # a cookie veil did not issue verifies to None: that request has no subject
+        subjects = {v: s for v in values if (s := self.ledger.subjects.browser(v))}
+        if not subjects:
+            return NO_CONSENT
         try:
             return ConsentView(subjects, await self.ledger.histories(set(subjects.values())))
         except Exception as exc:  # no ledger, no consent: consent-based purposes collect nothing

@@ -37,6 +37,9 @@ class LocalStore(EventStore, Protocol):
     """A store that also keeps veil's own records: the consent ledger, app records,
     decisions, reviews, the provision register (the SQLite store; not a remote collector)."""
 
+    async def append_consents(self, records: Sequence[dict]) -> None:
+        """Consent records (column → value), all in one transaction."""
+
     async def insert(self, table: str, values: dict) -> int:
         """One row into one of veil's own tables; its id."""
 

@@ -130,6 +130,14 @@ class SQLiteStore:
             if not last:
                 await asyncio.sleep(0)
 
+    async def append_consents(self, records: Sequence[dict]) -> None:
+        """Consent records, all in one transaction (a request's scopes land together)."""
+        columns = list(records[0])
+        with self._transaction() as db:
+            db.executemany(f"INSERT INTO consent_ledger ({', '.join(columns)}) "
+                           f"VALUES ({', '.join('?' * len(columns))})",
+                           [tuple(r[c] for c in columns) for r in records])
+
     async def insert(self, table: str, values: dict) -> int:
         """One row into one of veil's own tables, in its own transaction; its row id."""
         with self._transaction() as db:
