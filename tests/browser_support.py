@@ -160,7 +160,7 @@ class LiveServer:
 
 
 @contextmanager
-def launch_chromium() -> Iterator[Any]:
+def launch_chromium(*extra_args: str) -> Iterator[Any]:
     """Debian's Chromium under Playwright; Playwright's own browser downloads are never used."""
     require(CHROMIUM.exists(), f"{CHROMIUM} missing: run .ci/install-browser")
     try:
@@ -168,7 +168,8 @@ def launch_chromium() -> Iterator[Any]:
     except ImportError:
         require(False, "playwright is not installed (pip install -e '.[dev]')")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=[*CHROMIUM_ARGS, *extra_args])
         try:
             yield browser
         finally:

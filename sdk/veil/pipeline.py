@@ -183,8 +183,7 @@ class Pipeline:
     def _consented(self, e: Event, consent: ConsentView) -> list[tuple[Purpose, str | None]]:
         """Consent-based purposes this event may also be kept under, with the subject: where
         `consent.collects` says so (a grant in force; or, under an opt-out regime the policy
-        allows, no refusal and no GPC/DNT). GPC/DNT after a grant withdraws it (purposes and
-        provision to third parties alike: it is an opt-out of sale and sharing), on the ledger.
+        allows, no refusal and no GPC/DNT). GPC/DNT after a grant withdraws it, on the ledger.
         """
         if not self.consent_purposes or self.policy.purposes[e.purpose].needs_consent:
             return []
@@ -200,10 +199,10 @@ class Pipeline:
                         opted_out=opted_out):
                 out.append((purpose, subject))
         if signal and subject is not None:
-            for scope in {r.scope for r in records}:
-                if (scope in self.policy.purposes or scope.startswith("provision:")) and (
-                        holds(records, scope, e.ts) and not holds(records, scope, e.ts, signal)):
-                    self.withdrawals.append((subject, scope, regime.key))  # GPC wins
+            for purpose in self.consent_purposes:
+                if holds(records, purpose.key, e.ts) and not holds(records, purpose.key, e.ts,
+                                                                   signal):
+                    self.withdrawals.append((subject, purpose.key, regime.key))  # GPC wins
         return out
 
     # -- steps -------------------------------------------------------------------------------
