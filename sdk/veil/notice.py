@@ -198,8 +198,11 @@ def _not_collected(policy: Policy) -> list[Block]:
     if consent:
         items.append(("No cookie without your consent: a first-party cookie is set only after "
                       "you agree to a purpose that needs it (", _codes(consent), ") and is "
-                      "removed when you withdraw. Refusing leaves the rest of the service "
-                      "working, though some features may be limited."))
+                      "removed when you withdraw. If you refuse or withdraw, a cookie that "
+                      "holds no identifier, only the names of the purposes you refused, "
+                      "remembers it (strictly necessary, so your refusal sticks). Refusing "
+                      "leaves the rest of the service working, though some features may be "
+                      "limited."))
     else:
         items.append("No cookie: no purpose of this policy needs consent, so none is set.")
     items.append("Special categories of personal information are refused unless you have "
@@ -301,6 +304,10 @@ def _signals(policy: Policy) -> list[Block]:
          " opts you out of sale or sharing and of ", which, ", unless you explicitly consent "
          "later, while the signal is on."),
         ("Do Not Track (", Code("DNT: 1"), ") is treated as the same hint."),
+        ("Wherever you are, ", which, " collects nothing until you agree."
+         if policy.consent_model == "opt-in" else
+         " collects nothing until you agree, except in California, where it collects until "
+         "you opt out (refuse, withdraw, or send Global Privacy Control)."),
     ))]
 
 
