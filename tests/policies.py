@@ -8,7 +8,7 @@ AUTOMATIC = ["ip_address", "port", "user_agent", "accept_language", "gpc", "dnt"
 GUARDED = {
     "version": "g1",
     "effective": dt.date(2026, 11, 1),
-    "controller": {"name": "Example K.K.", "contact": "privacy@example.com"},
+    "controller": {"name": "Example K.K.", "contact": "privacy@example.com", "country": "JP"},
     "dpo": {"name": "DPO", "contact": "dpo@example.com"},
     "fields": {
         "diagnosis": {"type": "string", "category": "user.health_and_medical",
@@ -32,7 +32,8 @@ GUARDED = {
     },
     "decisions": {
         "credit_limit": {"description": "Automated credit limit", "legal_effect": True,
-                         "bases": ["explicit_consent", "contract"], "purpose": "credit"},
+                         "bases": ["explicit_consent", "contract"], "purpose": "credit",
+                         "contracts": ["loan-agreement-v3"]},
         "reminder_time": {"description": "When to send reminders", "legal_effect": False,
                           "bases": ["explicit_consent"], "purpose": "care"},
     },
@@ -40,6 +41,6 @@ GUARDED = {
         {"name": "CloudCo", "country": "US", "role": "processor", "purposes": ["care"],
          "safeguard": "scc"},
         {"name": "Partner", "country": "BR", "role": "third_party", "purposes": ["care"],
-         "safeguard": "domestic"},
+         "safeguard": "appi_equivalent"},
     ],
 }

@@ -113,7 +113,7 @@ async def test_consent_based_purpose_needs_consent_for_records(make_config):
 async def test_decision_with_legal_effect_needs_a_basis(veil):
     with pytest.raises(DecisionRefused, match="credit_limit"):
         await veil.decide("user-7", "credit_limit", 5000, inputs={"income": 1.0})
-    by_contract = await veil.decide("user-7", "credit_limit", 5000, contract="loan-2026-001")
+    by_contract = await veil.decide("user-7", "credit_limit", 5000, contract="loan-agreement-v3")
     await veil.grant("user-8", ["decision:credit_limit"])
     by_consent = await veil.decide("user-8", "credit_limit", 1000, model="m-3")
     await veil.withdraw("user-8", ["decision:credit_limit"])
@@ -131,7 +131,7 @@ async def test_decision_with_legal_effect_needs_a_basis(veil):
 
 
 async def test_a_decision_is_contestable_over_http(veil):
-    decision = await veil.decide("user-10", "credit_limit", 0, contract="loan-7")
+    decision = await veil.decide("user-10", "credit_limit", 0, contract="loan-agreement-v3")
     app = VeilMiddleware(Starlette(), veil=veil)
     transport = httpx.ASGITransport(app=app, client=("198.51.100.5", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.example") as c:
@@ -204,7 +204,9 @@ async def test_a_changed_policy_must_bump_its_version(make_config, data_dir):
     cfg = from_dict({"policy": changed}, base=data_dir)
     with pytest.raises(StoreError, match=r"bump policy\.version"):
         await store.open(cfg.policy)
-    bumped = from_dict({"policy": {**changed, "version": "g2"}}, base=data_dir)
+    bumped = from_dict({"policy": {**changed, "version": "g2", "changes": [
+        {"version": "g2", "effective": changed["effective"],
+         "summary": "Credit data kept 30 days."}]}}, base=data_dir)
     await store.open(bumped.policy)
     await store.close()
 

@@ -56,6 +56,7 @@ fields = ["ip_address", "order_total"]
 description = "Block an order that looks fraudulent"
 legal_effect = true
 bases = ["contract"]
+contracts = ["order-terms-v2"]
 purpose = "fraud_prevention"
 
 [[policy.recipients]]
@@ -184,7 +185,8 @@ def test_a_custom_policy_changes_what_is_rendered(tmp_path):
 
     decisions = sections(md, 2)["Automated decisions"]
     assert ("| `order_block` | Block an order that looks fraudulent | yes | "
-            "necessary for a contract with you (Art. 22(2)(a)) | `fraud_prevention` |"
+            "necessary for a contract with you (Art. 22(2)(a)): order-terms-v2 | "
+            "`fraud_prevention` |"
             ) in decisions
     pseudo = sections(md, 2)["Pseudonymisation and aggregation"]
     assert "IP sealing is on" in pseudo and "destroyed after 2 days" in pseudo

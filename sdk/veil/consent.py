@@ -20,7 +20,7 @@ unless the grant was given while the signal was on: an explicit, later choice th
 
 import time
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ from .jurisdiction import Regime
 from .policy import Policy
 from .registry import SPECIAL_CATEGORIES
 from .subjects import Subjects
+from .terms import TermsHistory
 
 if TYPE_CHECKING:  # for types only: store → pipeline → consent would import in a circle
     from .store.base import LocalStore
@@ -38,6 +39,9 @@ class Action(StrEnum):
     GRANT = "grant"
     REFUSE = "refuse"
     WITHDRAW = "withdraw"
+    # Read only, never stored: a grant given under an earlier policy version whose terms for
+    # its purpose have since been broadened (terms.py). Not in force until given again.
+    LAPSED = "lapsed"
 
 
 class Method(StrEnum):
@@ -162,6 +166,7 @@ class Ledger:
         self.store = store
         self.policy = policy
         self.subjects = subjects
+        self.terms = TermsHistory(store, policy)  # what each earlier version promised
 
     async def append(self, subject: str | None, scopes: Iterable[str], action: Action,
                      method: Method, *, explicit: bool = True, signal: bool = False,
@@ -188,9 +193,14 @@ class Ledger:
                 "SELECT ts, subject, scope, action, method, explicit, gpc, policy_version, "
                 f"jurisdiction FROM consent_ledger WHERE subject IN ({', '.join('?' * len(chunk))})"
                 " ORDER BY ts, id", chunk)
+            await self.terms.load({r["policy_version"] for r in rows})
             for row in rows:
                 row["explicit"], row["gpc"] = bool(row["explicit"]), bool(row["gpc"])
-                out[row["subject"]].append(ConsentRecord(**row))
+                record = ConsentRecord(**row)
+                if record.action == Action.GRANT and self.terms.lapsed(record.scope,
+                                                                       record.policy_version):
+                    record = replace(record, action=Action.LAPSED)  # terms broadened since
+                out[row["subject"]].append(record)
         return out
 
     async def history(self, subject: str) -> list[ConsentRecord]:

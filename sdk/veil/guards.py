@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .consent import Ledger, holds
+from .countries import normalise as normalise_country
 from .errors import (
     DecisionRefused,
     FieldError,
@@ -30,9 +31,9 @@ from .errors import (
     Refused,
     SpecialCategoryRefused,
 )
-from .jurisdiction import EEA, EU_ADEQUATE
+from .jurisdiction import APPI_EQUIVALENT, GDPR_AREA, eu_adequate
 from .keys import KeyStore
-from .policy import FIELD_TYPES, Policy
+from .policy import FIELD_TYPES, Policy, Recipient
 from .pseudonymise import seal_for_subject
 from .registry import FIELDS
 
@@ -41,7 +42,6 @@ if TYPE_CHECKING:  # for types only: store → pipeline → consent would import
 
 EXCEPTIONS = ("law", "vital_interests", "public_health")  # policy: provision without consent
 NEEDS_CONSENT_HARD_TO_OBTAIN = ("vital_interests", "public_health")
-APPI_EQUIVALENT = EEA | {"GB"}  # countries Japan's PPC recognises as equivalent
 
 
 def _typed(value: object, kind: str) -> bool:
@@ -115,15 +115,29 @@ class Guards:
         if kind is None:
             raise FieldError(f"undeclared decision type {decision!r}: declare it under "
                              "[policy.decisions]")
+        # A contract or law is a basis only under a name the policy declares for this
+        # decision; veil cannot check the subject signed it, so it refuses anything vaguer.
+        for given, what, declared in ((contract, "contracts", kind.contracts),
+                                      (law, "laws", kind.laws)):
+            if given is None:
+                continue
+            named = ", ".join(repr(n) for n in declared) or "none"
+            if not isinstance(given, str):
+                raise FieldError(f"{what[:-1]} must be a string naming one of the {what} "
+                                 f"declared for decision {decision!r} ({named}), got "
+                                 f"{type(given).__name__}")
+            if given not in declared:  # the value is not echoed: it may name a person
+                raise FieldError(f"{what[:-1]} is not one of the {what} declared for decision "
+                                 f"{decision!r} under [policy.decisions.{decision}]: {named}")
         subject = self.ledger.subjects.app(subject_id)
         basis, evidence = "none_needed", None
         if kind.legal_effect:
             if "explicit_consent" in kind.bases and await self.ledger.holds(
                     subject, f"decision:{decision}", explicit=True):
                 basis = "explicit_consent"
-            elif "contract" in kind.bases and contract:
+            elif "contract" in kind.bases and contract is not None:
                 basis, evidence = "contract", contract
-            elif "law" in kind.bases and law:
+            elif "law" in kind.bases and law is not None:
                 basis, evidence = "law", law
             else:
                 await self._refuse(DecisionRefused(
@@ -214,21 +228,40 @@ class Guards:
                 f"{recipient}"))
         return "consent"
 
-    async def _transfer(self, to, countries: set, basis: str) -> str | None:
+    async def _transfer(self, to: Recipient, countries: set, basis: str) -> str | None:
+        """The transfers abroad this provision makes, for the register; refused when one is
+        not allowed. Records' countries are normalised ("de", "DEU" → "DE"); a record without
+        a known country may be an EU or a Japanese subject's, so both rules apply to it."""
+        codes = {normalise_country(c) for c in countries}
+        unknown = None in codes
         abroad = []
-        if countries & EEA and to.country not in EEA:
-            if not (to.safeguard == "scc" or (to.safeguard == "adequacy"
-                                              and to.country in EU_ADEQUATE)):
+        if (unknown or codes & GDPR_AREA) and to.country not in GDPR_AREA:
+            if to.safeguard == "scc":
+                under = "scc"
+            elif eu_adequate(to.country, to.dpf_certified):
+                under = "adequacy"
+            else:
+                who = ("EU subjects' data" if codes & GDPR_AREA else
+                       "data of subjects whose country is not known (possibly in the EU)")
+                why = (" (the EU-US Data Privacy Framework covers certified organisations "
+                       "only: declare dpf_certified = true if it is)" if to.country == "US"
+                       else "")
                 await self._refuse(ProvisionRefused(
-                    f"EU subjects' data to {to.country} needs an adequacy decision or standard "
-                    f"contractual clauses on record; {to.name} has {to.safeguard!r}"))
-            abroad.append(f"EU→{to.country} under {to.safeguard}")
-        if "JP" in countries and to.country != "JP":
-            if basis != "consent" and not (to.country in APPI_EQUIVALENT
-                                           or to.safeguard == "appi_equivalent"):
+                    f"{who} to {to.country} needs an adequacy decision or standard "
+                    f"contractual clauses on record; {to.name} has {to.safeguard!r}{why}"))
+            abroad.append(f"EU→{to.country} under {under}")
+        if (unknown or "JP" in codes) and to.country != "JP":
+            if basis == "consent":
+                under = "consent"
+            elif to.safeguard == "appi_equivalent":
+                under = "appi_equivalent"
+            elif to.country in APPI_EQUIVALENT:
+                under = "equivalent country"
+            else:
+                who = ("Japanese subjects' data" if "JP" in codes else
+                       "data of subjects whose country is not known (possibly in Japan)")
                 await self._refuse(ProvisionRefused(
-                    f"Japanese subjects' data to {to.country} needs consent, an equivalent "
-                    "country or an APPI-equivalent system"))
-            under = "consent" if basis == "consent" else to.safeguard
+                    f"{who} to {to.country} needs consent, an equivalent country or an "
+                    "APPI-equivalent system"))
             abroad.append(f"JP→{to.country} under {under}")
         return "; ".join(abroad) or None

@@ -10,9 +10,21 @@ EEA = frozenset({
     "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT",
     "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
 })
-# Countries with an EU adequacy decision (GDPR Art. 45), besides the EEA itself.
+# Where the GDPR applies besides the EEA states' codes: territories that are part of the EU
+# but have ISO codes of their own (Åland; France's outermost regions).
+GDPR_AREA = EEA | {"AX", "GF", "GP", "MQ", "RE", "YT", "MF"}
+# Countries with an EU adequacy decision (GDPR Art. 45), besides the EEA itself. The United
+# States is not among them: the EU-US Data Privacy Framework covers only organisations
+# certified under it (a recipient's `dpf_certified = true`), see `eu_adequate`.
 EU_ADEQUATE = frozenset({"AD", "AR", "CA", "FO", "GG", "IL", "IM", "JP", "JE", "NZ", "KR", "CH",
-                         "GB", "US", "UY"})
+                         "GB", "UY"})
+# Countries Japan's PPC recognises as having a system equivalent to the APPI (the EEA and UK).
+APPI_EQUIVALENT = GDPR_AREA | {"GB"}
+
+
+def eu_adequate(country: str, dpf_certified: bool = False) -> bool:
+    """Whether EU personal data may go to a recipient in `country` on adequacy alone."""
+    return country in EU_ADEQUATE or (country == "US" and dpf_certified)
 
 
 @dataclass(frozen=True, slots=True)

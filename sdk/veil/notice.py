@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .config import Config
-from .policy import Contact, Policy, Purpose
+from .policy import Contact, DecisionType, Policy, Purpose
 from .registry import FIELDS, SPECIAL_CATEGORIES
 
 FORMATS = ("md", "html")
@@ -148,6 +148,16 @@ def _field_rows(policy: Policy, purpose: Purpose) -> tuple[tuple[Inline, ...], .
     return tuple(rows)
 
 
+def _path_items(policy: Policy, purpose: Purpose) -> list[Inline]:
+    """The policy's path rules, under a purpose that keeps page paths."""
+    if "path" not in purpose.fields or not policy.paths:
+        return []
+    rules = _join([(Code(r.pattern), " is not kept" if r.action == "drop" else
+                    (" is kept only as ", Code(r.template or ""))) for r in policy.paths], "; ")
+    return [("Pages whose path could reveal sensitive information: ", rules,
+             " (matched ignoring case and encoding).")]
+
+
 def _who(policy: Policy) -> list[Block]:
     return [
         Heading(2, "Who is responsible"),
@@ -155,6 +165,8 @@ def _who(policy: Policy) -> list[Block]:
             ("Controller", policy.controller.name, _contact(policy.controller)),
             ("Data Protection Officer", policy.dpo.name, _contact(policy.dpo)),
         )),
+        *([Para(f"The controller is established in {policy.controller.country} (ISO 3166-1).")]
+          if policy.controller.country else []),
     ]
 
 
@@ -177,6 +189,7 @@ def _purposes(policy: Policy) -> list[Block]:
                 ("Consent: ", consent),
                 ("Retention: ", human_duration(p.retention), ", then deleted unrecoverably"),
                 ("Data use (fideslang): ", Code(p.data_use)),
+                *_path_items(policy, p),
             )),
             Grid(("Field", "What it is", "Data category", "How it is kept"),
                  _field_rows(policy, p)),
@@ -211,6 +224,12 @@ def _not_collected(policy: Policy) -> list[Block]:
     return [Heading(2, "What we do not collect"), Items(tuple(items))]
 
 
+def _basis_names(d: DecisionType, basis: str) -> str:
+    """The contracts or laws a decision's contract or law basis is limited to."""
+    names = d.contracts if basis == "contract" else d.laws if basis == "law" else ()
+    return f": {', '.join(names)}" if names else ""
+
+
 def _decisions(policy: Policy) -> list[Block]:
     blocks: list[Block] = [
         Heading(2, "Automated decisions"),
@@ -225,7 +244,8 @@ def _decisions(policy: Policy) -> list[Block]:
         return [*blocks, Para("This policy declares no automated decisions.")]
     rows = tuple(
         (Code(d.key), d.description, "yes" if d.legal_effect else "no",
-         "; ".join(DECISION_BASIS_WORDS.get(b, b) for b in d.bases), Code(d.purpose))
+         "; ".join(DECISION_BASIS_WORDS.get(b, b) + _basis_names(d, b) for b in d.bases),
+         Code(d.purpose))
         for d in policy.decisions.values())
     return [*blocks, Grid(("Decision", "What it decides", "Legal or similarly significant effect",
                            "Allowed only on", "Purpose"), rows)]
@@ -269,7 +289,9 @@ def _recipients(policy: Policy) -> list[Block]:
         blocks.append(Grid(
             ("Recipient", "Country", "Role", "Purposes", "Safeguard"),
             tuple((r.name, r.country, ROLE_WORDS.get(r.role, r.role), _codes(r.purposes),
-                   SAFEGUARD_WORDS.get(r.safeguard, r.safeguard)) for r in policy.recipients)))
+                   SAFEGUARD_WORDS.get(r.safeguard, r.safeguard)
+                   + ("; certified under the EU-US Data Privacy Framework" if r.dpf_certified
+                      else "")) for r in policy.recipients)))
     else:
         blocks.append(Para("None: we provide your personal information to no third party and "
                            "no processor."))
@@ -278,7 +300,11 @@ def _recipients(policy: Policy) -> list[Block]:
         "when the law requires it, to protect the life, body or property of a person, or to "
         "improve public health or promote the sound growth of children when your consent is "
         "hard to obtain. Data of people in the EU goes to a country without an EU adequacy "
-        "decision only under standard contractual clauses."))
+        "decision only under standard contractual clauses; in the United States, adequacy "
+        "covers only organisations certified under the EU-US Data Privacy Framework. Data of "
+        "people in Japan goes abroad only with your consent, to a country Japan recognises as "
+        "equivalent, or to a recipient with a system equivalent to Japan's. When we do not "
+        "know which country a person is in, we apply both rules."))
     return blocks
 
 
@@ -316,7 +342,11 @@ def _changes(policy: Policy) -> list[Block]:
         Heading(2, "Changes to this notice"),
         Para(f"Current version {policy.version}, effective {policy.effective.isoformat()}. "
              "When the policy changes its version is bumped, and every consent and record "
-             "names the version it was given under."),
+             "names the version it was given under. A new version applies only from its "
+             "effective date. If it adds fields to a purpose, keeps them longer or adds "
+             "recipients for it, a consent you gave before no longer holds until you give it "
+             "again; and what was collected under an earlier version is kept no longer than "
+             "that version promised."),
     ]
     if not policy.changes:
         return [*blocks, Para("No change log is declared.")]

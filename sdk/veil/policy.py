@@ -12,8 +12,12 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from .countries import ALPHA2
+from .countries import normalise as normalise_country
 from .errors import FieldError
-from .registry import FIELDS, SPECIAL_CATEGORIES
+from .jurisdiction import GDPR_AREA, eu_adequate
+from .paths import PathRule, parse_rules, rewrite
+from .registry import FIELDS, SPECIAL_CATEGORIES, special_categories_for
 from .tables import Table
 
 LEGAL_BASES = ("consent", "contract", "legal_obligation", "vital_interests", "public_task",
@@ -30,29 +34,63 @@ CONSENT_ONLY_FIELDS = frozenset({"path"})  # browsing history: the policy's cook
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DURATION = re.compile(r"^(\d+)([hdw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+# Longer means "forever", which a policy cannot promise, and overflows date arithmetic.
+MAX_DURATION = dt.timedelta(days=36525)  # 100 years
+
+
+# Keys added to the policy after its first release enter the digest only when they differ from
+# their default: upgrading veil must never make an unchanged policy look changed (its store
+# would refuse it), while setting one of them is a change that needs a version bump.
+_DIGEST_IF_SET = frozenset({"paths", "country", "contracts", "laws", "dpf_certified",
+                            "consent_model"})
+
+
+def _canonical(o: object) -> object:
+    """`dataclasses.asdict`, sets sorted, post-release keys left out while at their default."""
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        out = {}
+        for f in dataclasses.fields(o):
+            value = getattr(o, f.name)
+            if f.name in _DIGEST_IF_SET and value == f.default:
+                continue
+            out[f.name] = _canonical(value)
+        return out
+    if isinstance(o, dict):
+        return {k: _canonical(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_canonical(v) for v in o]
+    if isinstance(o, set | frozenset):
+        return sorted(o)
+    return o
 
 
 def policy_digest(policy: "Policy") -> str:
     """SHA-256 of the policy's content, canonical: the same policy always hashes the same."""
-    def plain(o: object) -> object:
-        return sorted(o) if isinstance(o, set | frozenset) else str(o)
-
-    text = json.dumps(dataclasses.asdict(policy), default=plain, sort_keys=True)
+    text = json.dumps(_canonical(policy), default=str, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_duration(text: str) -> dt.timedelta | None:
-    """'12h', '30d' or '2w' as a timedelta; None when the text is not of that form."""
+    """'12h', '30d' or '2w' as a timedelta; None when the text is not of that form, or is
+    longer than MAX_DURATION (never an OverflowError: `--since 99999999999d` is bad input)."""
     m = _DURATION.match(text.strip())
-    if not m or int(m[1]) == 0:
+    if not m:
         return None
-    return dt.timedelta(**{_UNITS[m[2]]: int(m[1])})
+    try:
+        value = dt.timedelta(**{_UNITS[m[2]]: int(m[1])})
+    except (OverflowError, ValueError):  # beyond a timedelta, or too many digits for int()
+        return None
+    return value if dt.timedelta(0) < value <= MAX_DURATION else None
 
 
 def duration_problem(text: str) -> str | None:
     if parse_duration(text):
         return None
-    return f"must be a duration like '12h', '30d' or '2w', got {text!r}"
+    shown = text if len(text) <= 40 else f"{text[:20]}…{text[-4:]}"
+    m = _DURATION.match(text.strip())
+    if m and m[1].strip("0"):  # the right form, but longer than any date arithmetic holds
+        return f"must be at most {MAX_DURATION.days}d (100 years), got {shown!r}"
+    return f"must be a duration like '12h', '30d' or '2w', got {shown!r}"
 
 
 def one_of(choices: tuple[str, ...]):
@@ -62,15 +100,20 @@ def one_of(choices: tuple[str, ...]):
 
 
 def _country(code: str) -> str | None:
-    if re.fullmatch(r"[A-Z]{2}", code):
+    if code in ALPHA2:
         return None
-    return f"must be an ISO 3166-1 alpha-2 code like 'DE', got {code!r}"
+    hint = normalise_country(code)
+    return (f"must be an ISO 3166-1 alpha-2 code like 'DE', got {code!r}"
+            + (f" (did you mean {hint!r}?)" if hint else ""))
 
 
 @dataclass(frozen=True, slots=True)
 class Contact:
     name: str
     contact: str
+    # The controller's country (ISO alpha-2). Unset: unknown, so no recipient counts as
+    # domestic (safeguard "domestic" is refused). The DPO has none.
+    country: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +150,8 @@ class DecisionType:
     legal_effect: bool  # legal or similarly significant effect (GDPR Art. 22(1))
     bases: tuple[str, ...]
     purpose: str
+    contracts: tuple[str, ...] = ()  # the contracts it may rest on (Art. 22(2)(a)), by name
+    laws: tuple[str, ...] = ()       # the laws that authorise it (Art. 22(2)(b)), by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +161,7 @@ class Recipient:
     role: str
     purposes: tuple[str, ...]
     safeguard: str
+    dpf_certified: bool = False  # a US recipient certified under the EU-US Data Privacy Framework
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +183,12 @@ class Policy:
     app_fields: dict[str, AppField] = field(default_factory=dict)
     decisions: dict[str, DecisionType] = field(default_factory=dict)
     consent_model: str = "opt-in"
+    paths: tuple[PathRule, ...] = ()  # paths dropped or templated before storage (paths.py)
+
+    def stored_path(self, path: str | None) -> str | None:
+        """What is stored for a page path: itself, its `[[policy.paths]]` template, or None
+        when a rule drops it (paths.py)."""
+        return rewrite(self.paths, path) if self.paths else path
 
     @property
     def decision_purposes(self) -> frozenset[str]:
@@ -152,8 +204,9 @@ class Policy:
             ) from None
 
 
-def _contact(t: Table) -> Contact:
-    c = Contact(t.get("name", str), t.get("contact", str))
+def _contact(t: Table, with_country: bool = False) -> Contact:
+    country = t.get("country", str, None, check=_country) if with_country else None
+    c = Contact(t.get("name", str), t.get("contact", str), country)
     t.close()
     return c
 
@@ -193,11 +246,28 @@ def _app_field(name: str, t: Table) -> AppField:
     if name in FIELDS:
         t.problem(t.path, f"{name!r} is a built-in field; choose another name")
     special = t.get("special", str, None, check=one_of(tuple(SPECIAL_CATEGORIES)))
+    category = t.get("category", str)
+    # Special-category data is special whatever the operator marks: the category decides.
+    implied = special_categories_for(category) if category else ()
+    if implied and special not in implied and (special is not None or "special" not in t.data):
+        choices = " or ".join(f'"{s}"' for s in implied)
+        t.problem(t.key("special"), f"category {category!r} is special-category data: declare "
+                                    f"special = {choices}" + (f", not {special!r}" if special
+                                                              else "") +
+                  " (veil then refuses it without the subject's explicit prior consent)")
     f = AppField(name=name, type=t.get("type", str, check=one_of(tuple(FIELD_TYPES))),
-                 category=t.get("category", str), special=special,
-                 description=t.get("description", str))
+                 category=category, special=special, description=t.get("description", str))
     t.close()
     return f
+
+
+def _names_problem(names: list) -> str | None:
+    bad = [n for n in names if not isinstance(n, str) or not n.strip() or n != n.strip()
+           or len(n) > 100]
+    if bad:
+        return (f"must be names (non-empty strings, no surrounding spaces, at most 100 "
+                f"characters), got {bad}")
+    return f"names {names[0]!r} twice" if len(set(names)) != len(names) else None
 
 
 def _decision(key: str, t: Table, purposes: dict[str, Purpose]) -> DecisionType:
@@ -207,12 +277,25 @@ def _decision(key: str, t: Table, purposes: dict[str, Purpose]) -> DecisionType:
             return f"must name one or more of {', '.join(DECISION_BASES)}, got {bases}"
         return None
 
+    bases = tuple(t.get("bases", list, check=bases_problem) or ())
+    named = {}
+    # A contract or law basis holds only under a name the policy declares (Art. 22(2)(a), (b)):
+    # `decide(..., contract=...)` accepts nothing else.
+    for basis, names, letter in (("contract", "contracts", "a"), ("law", "laws", "b")):
+        named[names] = tuple(t.get(names, list, [], check=_names_problem) or ())
+        if basis in bases and t.data.get(names) in (None, []):
+            t.problem(t.key(names), f"is required when bases includes {basis!r}: name the "
+                                    f"{names} this decision may rest on (GDPR Art. 22(2)"
+                                    f"({letter}))")
+        elif named[names] and basis not in bases:
+            t.problem(t.key(names), f"declares {names}, but bases does not include {basis!r}")
     d = DecisionType(
         key=key, description=t.get("description", str),
         legal_effect=t.get("legal_effect", bool),
-        bases=tuple(t.get("bases", list, check=bases_problem) or ()),
+        bases=bases,
         purpose=t.get("purpose", str, check=lambda v: None if v in purposes
                       else f"names undeclared purpose {v!r}"),
+        contracts=named["contracts"], laws=named["laws"],
     )
     t.close()
     return d
@@ -221,6 +304,59 @@ def _decision(key: str, t: Table, purposes: dict[str, Purpose]) -> DecisionType:
 def _date(value: object) -> str | None:
     return None if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else (
         f"must be a date like 2026-11-25, got {value!r}")
+
+
+def domestic(recipient_country: str, controller_country: str | None) -> bool:
+    """Whether a recipient is in the controller's country (or both are where the GDPR applies:
+    no transfer abroad under its Chapter V). An undeclared controller country: never."""
+    if controller_country is None:
+        return False
+    return recipient_country == controller_country or (
+        recipient_country in GDPR_AREA and controller_country in GDPR_AREA)
+
+
+def _check_safeguard(r: Recipient, controller_country: str | None, t: Table) -> None:
+    """A declared safeguard must be one that can hold for where the recipient is."""
+    if r.country is None or r.safeguard is None:
+        return  # already reported
+    if r.dpf_certified and r.country != "US":
+        t.problem(t.key("dpf_certified"), "only a US recipient can be certified under the "
+                                          "EU-US Data Privacy Framework")
+    if r.safeguard == "domestic" and not domestic(r.country, controller_country):
+        where = (f"the controller is in {controller_country}" if controller_country else
+                 "policy.controller.country is not declared, so every recipient is abroad")
+        t.problem(t.key("safeguard"), f"'domestic', but {r.name or 'the recipient'} is in "
+                                      f"{r.country} and {where}: declare 'scc', 'adequacy' or "
+                                      "'appi_equivalent'")
+    if r.safeguard == "adequacy" and r.country not in GDPR_AREA and not eu_adequate(
+            r.country, r.dpf_certified):
+        why = ("the EU-US Data Privacy Framework covers certified organisations only: set "
+               "dpf_certified = true if the recipient is certified" if r.country == "US" else
+               f"{r.country} has no EU adequacy decision")
+        t.problem(t.key("safeguard"), f"'adequacy', but {why}; otherwise declare 'scc'")
+
+
+def _changes(t: Table, version: str | None, effective: dt.date | None) -> tuple[Change, ...]:
+    """`[[policy.changes]]`: once there is a change log, the current version must be in it."""
+    changes: list[Change] = []
+    for i, raw in enumerate(t.get("changes", list, [])):
+        c = Table(raw, f"{t.key('changes')}[{i}]", t.problems)
+        change = Change(c.get("version", str), c.get("effective", dt.date, check=_date),
+                        c.get("summary", str, check=lambda v: None if v.strip()
+                              else "must say what changed"))
+        if change.version is not None and any(x.version == change.version for x in changes):
+            c.problem(c.key("version"), f"{change.version!r} has two entries")
+        if (change.version == version and effective and change.effective
+                and change.effective != effective):
+            c.problem(c.key("effective"), f"{change.effective} differs from policy.effective "
+                                          f"{effective} for the current version")
+        changes.append(change)
+        c.close()
+    if changes and version and all(c.version != version for c in changes):
+        t.problem(t.key("changes"), f"has no entry for the current version {version!r}: add a "
+                                    "[[policy.changes]] entry with that version, its effective "
+                                    "date and what changed")
+    return tuple(changes)
 
 
 def parse_policy(t: Table) -> Policy:
@@ -242,6 +378,7 @@ def parse_policy(t: Table) -> Policy:
         undeclared = sorted(set(names) - purposes.keys())
         return f"names undeclared purpose(s) {undeclared}" if undeclared else None
 
+    controller = _contact(t.table("controller", required=True), with_country=True)
     recipients = []
     for i, raw in enumerate(t.get("recipients", list, [])):
         r = Table(raw, f"{t.key('recipients')}[{i}]", t.problems)
@@ -251,18 +388,17 @@ def parse_policy(t: Table) -> Policy:
             role=r.get("role", str, check=one_of(RECIPIENT_ROLES)),
             purposes=tuple(r.get("purposes", list, check=declared) or ()),
             safeguard=r.get("safeguard", str, check=one_of(SAFEGUARDS)),
+            dpf_certified=r.get("dpf_certified", bool, False),
         ))
+        _check_safeguard(recipients[-1], controller.country, r)
         r.close()
-    changes = []
-    for i, raw in enumerate(t.get("changes", list, [])):
-        c = Table(raw, f"{t.key('changes')}[{i}]", t.problems)
-        changes.append(Change(c.get("version", str), c.get("effective", dt.date, check=_date),
-                              c.get("summary", str)))
-        c.close()
+    version = t.get("version", str, check=lambda v: None if v.strip() else "must not be empty")
+    effective = t.get("effective", dt.date, check=_date)
+    changes = _changes(t, version, effective)
     policy = Policy(
-        version=t.get("version", str, check=lambda v: None if v.strip() else "must not be empty"),
-        effective=t.get("effective", dt.date, check=_date),
-        controller=_contact(t.table("controller", required=True)),
+        version=version,
+        effective=effective,
+        controller=controller,
         dpo=_contact(t.table("dpo", required=True)),
         purposes=purposes,
         recipients=tuple(recipients),
@@ -270,6 +406,7 @@ def parse_policy(t: Table) -> Policy:
         app_fields=app_fields,
         decisions=decisions,
         consent_model=t.get("consent_model", str, "opt-in", check=one_of(CONSENT_MODELS)),
+        paths=parse_rules(t),
     )
     for table in (fields_t, purposes_t, decisions_t, t):
         table.close()

@@ -81,9 +81,11 @@ FIELDS: dict[str, Field] = {
 
 
 # The policy's "Specific Information": never acquired without the person's prior consent.
+# Genetic and biometric data are added from GDPR Art. 9(1), which the policy says it complies
+# with; political opinions count as creed (APPI's 信条 covers beliefs, religious or political).
 SPECIAL_CATEGORIES = {
     "race": "Race",
-    "creed": "Creed",
+    "creed": "Creed (religious or philosophical beliefs, political opinions)",
     "social_status": "Social status",
     "medical_history": "Medical history",
     "criminal_history": "Criminal history",
@@ -91,7 +93,72 @@ SPECIAL_CATEGORIES = {
     "criminal_procedure": "Fact that criminal procedure has been brought against the person",
     "sex_life": "Sex life or sexual orientation",
     "trade_union": "Trade union membership",
+    "genetic": "Genetic data",
+    "biometric": "Biometric data that identifies a person",
 }
+
+# fideslang data categories (1.x and 2.x keys, and the extensions below for what fideslang
+# has no key for) that are special-category data, whatever the operator declares: a field of
+# such a category must name one of these special categories. A key covers its sub-keys.
+_CRIME = ("criminal_history", "crime_victim", "criminal_procedure")
+SENSITIVE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "user.health_and_medical": ("medical_history",),
+    "user.health_and_medical.genetic": ("genetic", "medical_history"),
+    "user.genetic": ("genetic", "medical_history"),
+    "user.biometric": ("biometric",),
+    "user.biometric.health": ("biometric", "medical_history"),
+    "user.biometric_health": ("biometric", "medical_history"),
+    "user.authorization.biometric": ("biometric",),
+    "user.credentials.biometric_credentials": ("biometric",),
+    "user.criminal_history": _CRIME,
+    "user.demographic.race_ethnicity": ("race",),
+    "user.race": ("race",),
+    "user.race_ethnicity": ("race",),
+    "user.demographic.religious_belief": ("creed",),
+    "user.religious_belief": ("creed",),
+    "user.demographic.political_opinion": ("creed",),
+    "user.political_opinion": ("creed",),
+    "user.demographic.sexual_orientation": ("sex_life",),
+    "user.sexual_orientation": ("sex_life",),
+    # fideslang has no key for these; veil's extensions, under the closest fideslang parent
+    "user.demographic.creed": ("creed",),
+    "user.demographic.social_status": ("social_status",),
+    "user.workplace.trade_union": ("trade_union",),
+    "user.trade_union": ("trade_union",),
+}
+# Words that make a custom key under `user.` special too (an extension such as
+# `user.custom.hiv_status` must not slip through because fideslang does not list it).
+_SENSITIVE_WORDS: dict[str, tuple[str, ...]] = {
+    "health": ("medical_history",), "medical": ("medical_history",),
+    "diagnosis": ("medical_history",), "disability": ("medical_history",),
+    "genetic": ("genetic", "medical_history"), "genome": ("genetic", "medical_history"),
+    "biometric": ("biometric",), "biometrics": ("biometric",),
+    "fingerprint": ("biometric",), "criminal": _CRIME, "conviction": _CRIME,
+    "race": ("race",), "racial": ("race",), "ethnic": ("race",), "ethnicity": ("race",),
+    "religion": ("creed",), "religious": ("creed",), "creed": ("creed",),
+    "political": ("creed",), "sexual": ("sex_life",), "sexuality": ("sex_life",),
+}
+
+
+def special_categories_for(category: str) -> tuple[str, ...]:
+    """The special categories a fideslang data category is (any one of them fits a field of
+    it), or () when it is not special-category data."""
+    key = category.strip().lower()
+    best = ""  # the longest listed key that is `key` or a parent of it
+    for prefix in SENSITIVE_CATEGORIES:
+        if (key == prefix or key.startswith(prefix + ".")) and len(prefix) > len(best):
+            best = prefix
+    if best:
+        return SENSITIVE_CATEGORIES[best]
+    if not key.startswith("user."):
+        return ()
+    words = [w for segment in key.split(".")[1:] for w in segment.split("_")]
+    if "trade" in words and "union" in words:
+        return ("trade_union",)
+    out: dict[str, None] = {}
+    for w in words:
+        out.update(dict.fromkeys(_SENSITIVE_WORDS.get(w, ())))
+    return tuple(out)
 
 # The browser snippet's beacon: wire key → registry field it belongs to.
 BEACON_KEYS = {"screen_w": "screen", "screen_h": "screen", "pixel_ratio": "pixel_ratio",

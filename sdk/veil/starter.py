@@ -51,11 +51,19 @@ def render_policy(policy: Policy) -> str:
         "[policy]",
         f"version = {_toml_str(policy.version)}",
         f"effective = {policy.effective.isoformat()}",
+        "# controller.country: ISO code of the controller's country (e.g. \"JP\"); unset, no",
+        "# recipient counts as domestic and every one needs a transfer safeguard",
         f"controller = {{ name = {_toml_str(policy.controller.name)}, "
-        f"contact = {_toml_str(policy.controller.contact)} }}",
+        f"contact = {_toml_str(policy.controller.contact)}"
+        + (f", country = {_toml_str(policy.controller.country)}"
+           if policy.controller.country else "") + " }",
         f"dpo = {{ name = {_toml_str(policy.dpo.name)}, "
         f"contact = {_toml_str(policy.dpo.contact)} }}",
     ]
+    out += ["# A new version needs a [[policy.changes]] entry; veil refuses to start a version",
+            "# before its effective date (UTC), so the previous one stays in force until then.",
+            "# Consents lapse for a purpose whose fields, retention or recipients the new",
+            "# version broadens; rows are kept no longer than their own version promised."]
     for c in policy.changes:
         out += ["", "[[policy.changes]]", f"version = {_toml_str(c.version)}",
                 f"effective = {c.effective.isoformat()}", f"summary = {_toml_str(c.summary)}"]
@@ -77,11 +85,27 @@ def render_policy(policy: Policy) -> str:
         out += ["", f"[policy.decisions.{d.key}]", f"description = {_toml_str(d.description)}",
                 f"legal_effect = {str(d.legal_effect).lower()}", f"bases = [{bases}]",
                 f"purpose = {_toml_str(d.purpose)}"]
+        for key, names in (("contracts", d.contracts), ("laws", d.laws)):
+            if names:
+                out.append(f"{key} = [{', '.join(_toml_str(n) for n in names)}]")
     for r in policy.recipients:
         purposes = ", ".join(_toml_str(k) for k in r.purposes)
         out += ["", "[[policy.recipients]]", f"name = {_toml_str(r.name)}",
                 f"country = {_toml_str(r.country)}", f"role = {_toml_str(r.role)}",
                 f"purposes = [{purposes}]", f"safeguard = {_toml_str(r.safeguard)}"]
+        if r.dpf_certified:
+            out.append("dpf_certified = true")
+    out += ["", "# Paths that reveal special-category data are dropped or reduced to a template",
+            "# before storage; `*` matches within a segment, `**` any number of segments:",
+            "# [[policy.paths]]",
+            '# pattern = "/clinic/**"',
+            '# action = "template"          # or "drop"',
+            '# template = "/clinic/:page"']
+    for rule in policy.paths:
+        out += ["", "[[policy.paths]]", f"pattern = {_toml_str(rule.pattern)}",
+                f"action = {_toml_str(rule.action)}"]
+        if rule.template is not None:
+            out.append(f"template = {_toml_str(rule.template)}")
     return "\n".join(out) + "\n"
 
 
