@@ -1,6 +1,6 @@
 """A small Starlette app with veil's middleware.
 
-    uvicorn examples.starlette_app:app
+    VEIL_CONFIG=veil.toml uvicorn examples.starlette_app:app --no-access-log --no-proxy-headers
 
 Config comes from $VEIL_CONFIG or ./veil.toml (built-in defaults when neither exists); see what
 was collected with `veil query --by browser`.
@@ -17,7 +17,8 @@ veil = Veil.from_config()
 
 
 async def home(request):
-    return HTMLResponse("<!doctype html><title>veil example</title><h1>Hello</h1>"
+    return HTMLResponse("<!doctype html><title>veil example</title>"
+                        '<script src="/veil/veil.js" defer></script><h1>Hello</h1>'
                         "<p>This request was counted, pseudonymised, by veil.</p>")
 
 

@@ -1,14 +1,17 @@
 """The `veil` command line: init, policy check, keys, query, drops, retention, provisions,
 notice, serve.
 
-Every command takes `--config FILE`; without it `$VEIL_CONFIG`, then `./veil.toml`, then the
-built-in defaults are used. Errors print one line per problem and exit 1.
+Every command takes `--config FILE`, before or after the command (after wins); without it
+`$VEIL_CONFIG`, then `./veil.toml`, then the built-in defaults are used. Errors print one line
+per problem and exit 1; `veil serve` exits 1 when its store cannot open for good. `veil
+--version` prints the installed version.
 """
 
 import argparse
 import asyncio
 import csv
 import dataclasses
+import importlib.metadata
 import io
 import json
 import logging
@@ -24,6 +27,7 @@ from veil.notice import FORMATS, render_notice
 from veil.query import METRICS, drop_counts, existing_store, run_query
 from veil.registry import DIMENSIONS
 from veil.starter import starter_toml
+from veil.store import versions as policy_versions
 
 
 def _config(args: argparse.Namespace) -> config_mod.Config:
@@ -46,9 +50,21 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     if cfg.geoip_path and open_geoip(cfg.geoip_path) is None:
         warnings.append(f"geoip.path: {cfg.geoip_path} cannot be read as a MaxMind database; "
                         "country and region will be null")
+    # What starting would refuse, checked against the store's past versions (read-only): a
+    # changed policy whose version was not bumped, a new version without a change entry, a
+    # version not yet in effect. A collector's store is checked where it runs.
+    if cfg.remote.url:
+        problems = policy_versions.problems(None, cfg.policy)
+    else:
+        problems, more = policy_versions.check_store(cfg.store.path, cfg.policy)
+        warnings += more
     for w in warnings:
         print(f"warning: {w}")
     where = cfg.source or "built-in defaults"
+    for problem in problems:
+        print(f"{where}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
     p = cfg.policy
     print(f"{where}: OK — policy {p.version} effective {p.effective}, purposes: "
           f"{', '.join(p.purposes)}")
@@ -155,11 +171,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     app = create_app(_config(args))
-    print(f"veil collector on http://{args.host}:{args.port}/ (demo page there)")
+    print(f"veil collector starting on http://{args.host}:{args.port}/ (demo page there)",
+          flush=True)
     # No access log and no proxy-header rewriting: veil reads client addresses itself, from
     # trusted proxies only, and must not leave them in a log.
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, proxy_headers=False,
-                log_level="info")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, access_log=False, proxy_headers=False,
+                    log_level="info")
+    except SystemExit as exc:  # startup refused (the store cannot open): already logged
+        return 1 if exc.code else 0
     return 0
 
 
@@ -174,12 +194,23 @@ def _print_table(columns: tuple[str, ...], rows: list[tuple]) -> None:
         print("(no rows)")
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("veil")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        from veil import __version__
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
+    config_help = "veil.toml to use (default: $VEIL_CONFIG, then ./veil.toml)"
+    # `--config` goes before or after the command. After it, SUPPRESS as the default: a
+    # subcommand that was not given one must not overwrite the one given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE",
-                        help="veil.toml to use (default: $VEIL_CONFIG, then ./veil.toml)")
-    parser = argparse.ArgumentParser(prog="veil", parents=[common],
-                                     description="Privacy-preserving telemetry.")
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help)
+    parser = argparse.ArgumentParser(prog="veil", description="Privacy-preserving telemetry.")
+    parser.add_argument("--config", metavar="FILE", default=None, help=config_help)
+    parser.add_argument("--version", action="version", version=f"veil {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", parents=[common], help="write a commented starter veil.toml")

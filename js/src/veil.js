@@ -3,7 +3,8 @@
  *
  * Readable source of sdk/veil/static/veil.js (build: cd js && npm ci && npm run build).
  * Embed as <script src="/veil/veil.js" defer></script>; optional attributes
- * data-endpoint (default /veil/e) and data-consent-endpoint (default /veil/consent).
+ * data-endpoint (default: e, beside the script: /veil/e) and data-consent-endpoint (default:
+ * consent, beside the script: /veil/consent).
  *
  * Sends {screen_w, screen_h, pixel_ratio, language}, plus path only while the visitor
  * has consented to the purpose "browsing_history". Sets no cookie and writes no storage
@@ -26,13 +27,16 @@
 
     const KEY = "veil_consent";
     const script = document.currentScript;
+    const src = script && script.src;
     // Resolved against the script's own URL, so a snippet loaded from a collector on
-    // another origin reports to that collector rather than to the page's origin.
-    const endpoint = (attr, path) =>
-      new URL((script && script.getAttribute(attr)) || path, (script && script.src) || location.href)
-        .href;
-    const beaconUrl = endpoint("data-endpoint", "/veil/e");
-    const consentUrl = endpoint("data-consent-endpoint", "/veil/consent");
+    // another origin reports to that collector rather than to the page's origin. The
+    // defaults sit beside the script, as veil serves them: an app mounted at /app (ASGI
+    // root_path) serves /app/veil/veil.js and takes beacons at /app/veil/e.
+    const endpoint = (attr, name) =>
+      new URL((script && script.getAttribute(attr)) || (src ? name : "/veil/" + name),
+        src || location.href).href;
+    const beaconUrl = endpoint("data-endpoint", "e");
+    const consentUrl = endpoint("data-consent-endpoint", "consent");
 
     const gpc = n.globalPrivacyControl === true || n.doNotTrack === "1" || w.doNotTrack === "1";
     // localStorage itself throws in sandboxed iframes and with storage blocked.

@@ -1,12 +1,22 @@
 """`VeilMiddleware`: a pure ASGI middleware (never BaseHTTPMiddleware, which costs ~100 µs).
 
-It serves veil's own endpoints (`/veil/veil.js`, `POST /veil/e`). For every other HTTP
-request it copies the listed fields onto the capture buffer and calls the app
-with the original scope, receive and send: the response is never touched. It starts veil's
-writer on lifespan startup and flushes it on shutdown.
+It serves veil's own endpoints (`/veil/veil.js`, `POST /veil/e`, …) below the app's
+`root_path` (an app mounted at /app serves /app/veil/veil.js). For every other HTTP request it
+copies the listed fields onto the capture buffer and calls the app with the original scope,
+receive and send: the response is never touched. It starts veil's writer on lifespan startup
+and flushes it on shutdown; an app that does not speak the lifespan protocol (Django's
+ASGIHandler) gets it answered by the middleware, so the writer still starts and flushes.
+
+Idempotent per `Veil`: any number of middleware instances around one Veil share its writer and
+its endpoints (one rate limiter). Without a `veil`, the middleware uses `Veil.shared(config)`,
+the process's one Veil for that config file, never one per instance: a framework that builds
+middleware per route (Litestar's `middleware=[...]`) does not start a writer per route. A
+disabled Veil (`VEIL_DISABLED=1`, `enabled=False`) makes the middleware a pass-through.
 """
 
 import logging
+import os
+import weakref
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,39 +24,96 @@ from .endpoints import PATHS, Endpoints
 from .runtime import Veil
 
 log = logging.getLogger("veil")
+# One Endpoints per Veil, whichever middleware instance asks: one rate limiter, one notice.
+_ENDPOINTS: "weakref.WeakKeyDictionary[Veil, Endpoints]" = weakref.WeakKeyDictionary()
+_WARNED_ROUTE_LEVEL: "weakref.WeakSet[Veil]" = weakref.WeakSet()
+
+
+def endpoints_for(veil: Veil) -> Endpoints:
+    endpoints = _ENDPOINTS.get(veil)
+    if endpoints is None:
+        endpoints = _ENDPOINTS[veil] = Endpoints(veil)
+    return endpoints
 
 
 class VeilMiddleware:
-    def __init__(self, app: ASGIApp, veil: Veil | None = None, config: str | None = None) -> None:
+    def __init__(self, app: ASGIApp, veil: Veil | None = None,
+                 config: str | os.PathLike | None = None) -> None:
         self.app = app
-        self.veil = veil if veil is not None else Veil.from_config(config)
-        self.endpoints = Endpoints(self.veil)
+        self.veil = veil if veil is not None else Veil.shared(config)
+        self.enabled = self.veil.enabled
+        self.endpoints = endpoints_for(self.veil) if self.enabled else None
+        self._placement_checked = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if scope["path"] in PATHS:  # veil's own snippet and beacon endpoints
+        if scope["type"] == "http" and self.enabled:
+            path = scope["path"]
+            # ASGI puts the mount point in both path and root_path; veil's routes sit below it.
+            root = scope.get("root_path")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if path in PATHS:  # veil's own snippet and beacon endpoints
                 await self.endpoints(scope, receive, send)
                 return
+            if not self._placement_checked:
+                self._check_placement(scope)
             try:
                 self.veil.capture_request(scope)
             except Exception:  # telemetry never hurts the host app
                 self.veil.buffer.errors += 1
             await self.app(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self.app(scope, self._lifespan_receive(receive), send)
+        elif scope["type"] == "lifespan" and self.enabled:
+            await self._lifespan(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
-    def _lifespan_receive(self, receive: Receive) -> Receive:
+    def _check_placement(self, scope: Scope) -> None:
+        """Litestar runs `middleware=[...]` only for matched routes, after its own routing:
+        /veil/* would never reach veil there, and no lifespan either. Say so, once."""
+        self._placement_checked = True
+        if "litestar_app" in scope and self.veil not in _WARNED_ROUTE_LEVEL:
+            _WARNED_ROUTE_LEVEL.add(self.veil)
+            log.warning("VeilMiddleware is running as Litestar route middleware: /veil/* is "
+                        "not served there. Wrap the application instead: "
+                        "app = VeilMiddleware(Litestar(...), veil=veil)")
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False  # whether the app took the lifespan.startup message
+
         async def wrapped() -> Message:
+            nonlocal started
             message = await receive()
-            try:
-                if message["type"] == "lifespan.startup":
-                    await self.veil.start()
-                elif message["type"] == "lifespan.shutdown":
-                    await self.veil.stop()
-            except Exception:
-                log.exception("veil lifespan hook failed; the app goes on without it")
+            if message["type"] == "lifespan.startup":
+                started = True
+                await self._hook(self.veil.start)
+            elif message["type"] == "lifespan.shutdown":
+                await self._hook(self.veil.stop)
             return message
 
-        return wrapped
+        try:
+            await self.app(scope, wrapped, send)
+        except Exception:
+            if started:
+                raise  # the app's own startup or shutdown failed: the server reports it
+        if not started:
+            # The app does not speak lifespan (Django raises on the scope; some apps just
+            # return): answer it here, so veil's writer still starts and flushes at shutdown.
+            await self._own_lifespan(receive, send)
+
+    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self._hook(self.veil.start)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._hook(self.veil.stop)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    @staticmethod
+    async def _hook(step) -> None:
+        try:
+            await step()
+        except Exception:
+            log.exception("veil lifespan hook failed; the app goes on without it")

@@ -1,24 +1,43 @@
 """`Veil`: one configured instance, wiring config → keystore, pipeline, store and writer.
 
 Construction validates the config (a broken config never starts) and builds the user-agent
-parser. Opening the keystore and the store happens in `start()`, inside the app's lifespan; if
-that fails, the failure is logged with a message naming the problem, the app keeps serving, and
-the writer tries again while events wait in the bounded buffer (overflow counted).
+parser. Opening the keystore and the store happens in `start()`, inside the app's lifespan (or
+on the first request of an app without lifespan events). veil never acknowledges what it cannot
+store; when the open fails, the app keeps serving and:
+
+- a transient failure (an I/O or lock error: a volume not mounted yet, a database locked by a
+  migration) is logged and retried every few seconds; requests are still captured into the
+  bounded buffer (overflow counted) and written once the store opens, while veil's endpoints
+  answer 503 with Retry-After;
+- a permanent failure (a master key that does not match the keystore, a policy changed without
+  a new version, a store written by a newer veil) is logged once and not retried: veil stops
+  capturing (each request not captured is counted as `not_open`) and its endpoints answer 503
+  until the app restarts with the problem fixed. `start(required=True)` raises it instead
+  (`veil serve` refuses to start).
+
+Lifecycle across event loops: the writer belongs to the event loop it was started on. A loop
+that ends (a test client's) cancels it, which flushes and closes; the next start, or the next
+request on another loop, opens afresh there. One Veil serves one running loop at a time.
+`start()`/`stop()` are counted: several apps sharing one Veil share one writer, which the last
+`stop()` flushes and closes.
 """
 
 import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import agents
 from . import config as config_mod
 from .capture import CaptureBuffer
 from .config import Config
 from .consent import Action, ConsentRecord, Ledger, Method
-from .errors import VeilError
+from .errors import KeyStoreError, VeilError
 from .geo import GeoLookup, open_geoip
 from .guards import Guards
 from .keys import KeyStore
@@ -31,6 +50,9 @@ from .writer import BatchWriter
 
 log = logging.getLogger("veil")
 RETRY_OPEN_SECONDS = 5.0
+NOT_OPEN = "not_open"  # stats' reason for a request not captured: veil stopped or cannot store
+_SHARED: dict[tuple[str, Path], "Veil"] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +63,37 @@ class Stats:
     running: bool
 
 
+def disabled_by_env() -> bool:
+    """`VEIL_DISABLED=1` (or true/yes/on): a host app's tests run without veil."""
+    return os.environ.get("VEIL_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """An open failure that retrying cannot fix: the operator must change the master key (or
+    its file), the policy (or its version) or veil itself. A keystore or store error raised
+    over a SQLite I/O or lock error (a directory not mounted or not writable yet, a database
+    locked by another process's migration), a store error over any OS error, and anything
+    unexpected are transient: those are retried."""
+    if not isinstance(exc, VeilError):
+        return False
+    cause = exc.__cause__ or exc.__context__  # kept even when raised `from None`
+    transient = sqlite3.OperationalError if isinstance(exc, KeyStoreError) else (
+        OSError | sqlite3.OperationalError)
+    return not isinstance(cause, transient)
+
+
 class Veil:
-    def __init__(self, config: Config, purpose: str = "connection") -> None:
+    def __init__(self, config: Config, purpose: str = "connection", *,
+                 enabled: bool | None = None) -> None:
+        """`enabled=False`, or `VEIL_DISABLED=1` when `enabled` is None, switches veil off
+        (for a host app's tests): the middleware passes everything through, nothing is
+        captured, no file is created, and the Python API raises VeilError."""
         self.config = config
         self.purpose = config.policy.purpose(purpose)  # raises FieldError if undeclared
-        for warning in config.warnings:
-            log.warning("%s", warning)
+        self.enabled = not disabled_by_env() if enabled is None else enabled
+        if self.enabled:
+            for warning in config.warnings:
+                log.warning("%s", warning)
         self.buffer = CaptureBuffer(config.capture.queue_size, config.capture.batch_size,
                                     config.consent.secure_cookie)
         self.writer: BatchWriter | None = None
@@ -55,48 +102,124 @@ class Veil:
         self.ledger: Ledger | None = None
         self.guards: Guards | None = None
         self.geo: GeoLookup | None = None
+        self.failure: VeilError | None = None  # the permanent open failure, while it holds
+        self.not_captured = 0  # requests refused at capture: stopped, or the store cannot open
         self._task: asyncio.Task | None = None
         self._first_attempt = asyncio.Event()
-        self._stopped = False  # after stop(), no lazy restart by a late request
-        agents.warm_up()
+        # The loop on which veil stays closed (stopped, or a permanent failure): no lazy
+        # restart there by a late request; another loop (the next test client's) may start.
+        self._closed_on: asyncio.AbstractEventLoop | None = None
+        self._holders = 0  # start() calls not yet matched by a stop(), on the writer's loop
+        self._required = False
+        if self.enabled:
+            agents.warm_up()
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike | None = None) -> "Veil":
-        return cls(config_mod.load(path))
+    def from_config(cls, path: str | os.PathLike | None = None, *,
+                    enabled: bool | None = None) -> "Veil":
+        return cls(config_mod.load(path), enabled=enabled)
+
+    @classmethod
+    def shared(cls, path: str | os.PathLike | None = None) -> "Veil":
+        """The process's one Veil for a config file (located as `config.load` does), made on
+        first use. `VeilMiddleware` without a `veil` uses it, so a framework that builds one
+        middleware per route (Litestar) or per app still gets one writer per store."""
+        located = config_mod.locate(path)
+        key = ("file", located.resolve()) if located else ("defaults", Path.cwd().resolve())
+        with _SHARED_LOCK:
+            veil = _SHARED.get(key)
+            if veil is None:
+                veil = _SHARED[key] = cls(config_mod.load(located))
+            return veil
 
     # -- hot path ----------------------------------------------------------------------------
 
     def capture_request(self, scope: dict) -> None:
-        if self._task is None:
-            self._start_soon()
+        if self._task is None and not self._start_soon():
+            self.not_captured += 1  # it could never be stored: counted, not queued
+            return
         self.buffer.capture(scope, self.purpose.key)
 
     def capture_beacon(self, scope: dict, beacon: dict,
                        headers: dict[bytes, bytes] | None = None) -> bool:
-        """Queue a validated beacon under the connection purpose; False when the queue is full.
+        """Queue a validated beacon under the connection purpose; False when the queue is full
+        or veil cannot store it (the endpoint then answers 503, never 202).
 
         A path in the beacon is kept only under a consent-based purpose the subject agreed to.
         """
-        if self._task is None:
-            self._start_soon()
+        if self._task is None and not self._start_soon():
+            return False
         return self.buffer.capture(scope, self.purpose.key, beacon, headers)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _start_soon(self) -> None:
-        """An app without lifespan events still gets a writer; a stopped veil stays stopped."""
-        if self._stopped:
-            return
-        with contextlib.suppress(RuntimeError):
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="veil-writer")
+    @property
+    def is_open(self) -> bool:
+        """The store is open and the writer runs: what is queued now will be written."""
+        return self.writer is not None and self._task is not None
 
-    async def start(self) -> None:
-        """Open the keystore and store and start the writer; on failure, log and retry."""
+    async def ready(self) -> bool:
+        """`is_open`, after starting a veil that was never started (an app without lifespan
+        events) and waiting for its first open attempt (milliseconds), so that the first
+        beacon of such an app is not refused. veil's endpoints answer 503 when False."""
+        if self._task is None and not self._start_soon():
+            return False
+        if not self._first_attempt.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RETRY_OPEN_SECONDS):
+                    await self._first_attempt.wait()
+        return self.is_open
+
+    def _start_soon(self) -> bool:
+        """Start the writer from a request, for an app without lifespan events (or a test
+        client used without `with`). False when veil stays closed on this loop (stopped, a
+        permanent open failure, or disabled). Called only while there is no writer task."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): the event waits for start()
+            return True
+        if loop is self._closed_on or not self.enabled:
+            return False
+        self._launch(loop)
+        return True
+
+    def _launch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._closed_on = self.failure = None
+        self._holders = 0
+        self._first_attempt = asyncio.Event()  # bound to this loop, not an earlier one
+        self._task = loop.create_task(self._run(), name="veil-writer")
+
+    async def start(self, *, required: bool = False) -> None:
+        """Open the keystore and store and start the writer; idempotent (counted: each start
+        needs its stop). A transient failure is logged and retried; a permanent one is logged
+        and leaves veil closed, or with `required` is raised (the caller refuses to start)."""
+        if not self.enabled:
+            return
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._task.get_loop() is not loop:
+            await self._forget(self._task)
         if self._task is None:
-            self._stopped = False
-            self._first_attempt = asyncio.Event()  # bound to this loop, not an earlier one
-            self._task = asyncio.create_task(self._run(), name="veil-writer")
-            await self._first_attempt.wait()
+            self._required = required
+            self._launch(loop)
+        self._holders += 1
+        await self._first_attempt.wait()
+        if required and self.failure is not None:
+            raise self.failure
+
+    async def _forget(self, task: asyncio.Task) -> None:
+        """The writer of an earlier event loop that ended without stop(). Its loop cancelled
+        it, which flushed and closed (see _run); a loop stopped without cancelling its tasks
+        left the store open: close it here. Either way the next writer starts afresh."""
+        if not task.done() and task.get_loop().is_running():
+            raise VeilError("this Veil's writer runs on another event loop, still running: "
+                            "use one Veil per event loop (per server process)")
+        self._task = None
+        if not task.done() and self.store is not None:
+            log.warning("veil's writer was left on an event loop that stopped without "
+                        "cancelling it: %d queued event(s) are written by the new one",
+                        len(self.buffer))
+            with contextlib.suppress(Exception):
+                await self._close()
 
     async def _open(self) -> BatchWriter:
         cfg = self.config
@@ -123,43 +246,81 @@ class Veil:
         try:
             self.writer = await self._open()
         except Exception as exc:
-            log.error("veil cannot start, events wait in memory (bounded): %s: %s",
-                      exc.__class__.__name__, exc)
+            if is_permanent(exc):
+                self._fail(exc)
+            else:
+                log.error("veil cannot open its store yet (retrying every %g s; events wait "
+                          "in memory, bounded): %s: %s", RETRY_OPEN_SECONDS,
+                          exc.__class__.__name__, exc)
         finally:
             self._first_attempt.set()
         return self.writer is not None
 
+    def _fail(self, exc: VeilError) -> None:
+        """A permanent open failure: stay closed on this loop, and drop what was queued
+        meanwhile (requests only: no beacon is acknowledged before the store opens)."""
+        self.failure = exc
+        self._closed_on = asyncio.get_running_loop()
+        lost = len(self.buffer.take(len(self.buffer)))
+        self.not_captured += lost
+        if not self._required:  # a required start raises it: the caller says it once
+            log.error("veil cannot open its store and will not retry: %s: %s. Until the app "
+                      "restarts with this fixed, veil records nothing (%d queued request(s) "
+                      "dropped) and its endpoints answer 503; the app goes on serving.",
+                      exc.__class__.__name__, exc, lost)
+
     async def _run(self) -> None:
         try:
             while not await self._try_open():
+                if self.failure is not None:
+                    return  # permanent: retrying cannot help
                 await asyncio.sleep(RETRY_OPEN_SECONDS)
             await self.writer.run()
         except asyncio.CancelledError:
-            # The loop is closing without stop() (an app without lifespan events): write what
-            # is queued and close, or the store's thread would keep the process from exiting.
-            if not self._stopped and (self.writer is not None or await self._try_open()):
+            # The loop is closing without stop() (an app without lifespan events, a test
+            # client used without `with`): write what is queued and close, or the store's
+            # thread would keep the process from exiting.
+            closing = self._closed_on is asyncio.get_running_loop()  # stop() cancelled us
+            if not closing and (self.writer is not None or await self._try_open()):
+                # A stopped writer's run is one last flush that also ends its own background
+                # work (the day's retention), which a loop being torn down would not finish.
+                self.writer.stop()
                 with contextlib.suppress(Exception):
-                    await self.writer.flush()
+                    await self.writer.run()
                 await self._close()
             raise
+        finally:
+            if self._task is asyncio.current_task():  # gone with its loop: start afresh
+                self._task = None
 
     async def _close(self) -> None:
         await self.store.close()
         self.keystore.close()
 
     async def stop(self) -> None:
-        """Flush what is queued, then close the store and keystore."""
+        """Flush what is queued, then close the store and keystore. Started several times
+        (apps sharing this Veil), the matching last stop does it; the others flush."""
+        if self._holders > 1:
+            self._holders -= 1
+            await self.flush()
+            return
+        self._holders = 0
+        loop = asyncio.get_running_loop()
+        self._closed_on = loop
         task, self._task = self._task, None
-        self._stopped = True
         if task is None:
+            return
+        if task.get_loop() is not loop:  # a writer left by an earlier loop
+            self._task = task
+            await self._forget(task)
             return
         if self.writer is None:  # still retrying to open: one last try, to save the queue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            queued = len(self.buffer)
             if not await self._try_open():
-                log.error("veil stopped without a store: %d queued event(s) lost",
-                          len(self.buffer))
+                log.error("veil stopped without a store: %d queued event(s) lost", queued)
                 return
             task = asyncio.create_task(self.writer.run())
         self.writer.stop()
@@ -175,6 +336,9 @@ class Veil:
     # -- the Python API of consent and the guards (needs a started veil with a local store) ---
 
     def _running(self) -> tuple[Ledger, Guards]:
+        if not self.enabled:
+            raise VeilError("veil is disabled (VEIL_DISABLED or Veil(..., enabled=False)): "
+                            "nothing can be recorded")
         if self.ledger is None or self.guards is None or self._task is None:
             raise VeilError("veil is not running with a local store: call `await veil.start()` "
                             "(or use the app's lifespan) first")
@@ -222,9 +386,14 @@ class Veil:
         ledger, guards = self._running()
         await guards.record(ledger.subjects.app(subject_id), purpose, fields, signal=gpc)
 
-    async def decide(self, subject_id: str, decision: str, outcome: object, **kw) -> str:
-        """Log an automated decision; refused when it has legal effect and no basis holds."""
-        return await self._running()[1].decide(subject_id, decision, outcome, **kw)
+    async def decide(self, subject_id: str, decision: str, outcome: object, *,
+                     inputs: Mapping[str, object] | None = None, model: str | None = None,
+                     contract: str | None = None, law: str | None = None) -> str:
+        """Log an automated decision and return its id; refused when it has legal effect and
+        no basis holds. `contract`/`law`: the name of a contract or law the policy declares
+        for this decision type (GDPR Art. 22(2)(a), (b)); any other value is refused."""
+        return await self._running()[1].decide(subject_id, decision, outcome, inputs=inputs,
+                                               model=model, contract=contract, law=law)
 
     async def contest(self, decision_id: str, reason: str) -> int:
         return await self._running()[1].contest(decision_id, reason)
@@ -238,7 +407,7 @@ class Veil:
         w = self.writer
         dropped = dict(w.drops) if w else {}
         for reason, n in (("queue_full", self.buffer.overflow),
-                          ("capture_error", self.buffer.errors)):
+                          ("capture_error", self.buffer.errors), (NOT_OPEN, self.not_captured)):
             if n:
                 dropped[reason] = dropped.get(reason, 0) + n
         return Stats(queued=len(self.buffer), stored=w.stored if w else 0,
