@@ -7,6 +7,8 @@ import time
 import pytest
 from servers import ServerProcess
 
+from veil.pseudonymise import screen_class
+
 from browser_support import (
     GPC_ON,
     LOCALE,
@@ -60,8 +62,9 @@ def test_demo_page_beacon_is_stored_with_the_real_screen_and_language(collector,
         rows = beacon_rows(collector.db, before + 1)
         assert len(rows) == before + 1
         row = rows[-1]
-        assert (row["screen_w"], row["screen_h"]) == (SCREEN["width"], SCREEN["height"])
-        assert row["pixel_ratio"] == PIXEL_RATIO
+        # stored as classes: the width's breakpoint, no height (test_unlinkability.py)
+        assert (row["screen_w"], row["screen_h"]) == (screen_class(SCREEN["width"]), None)
+        assert row["pixel_ratio"] == PIXEL_RATIO == 1.5
         assert row["language"] == LOCALE.split("-")[0].lower()
         assert row["browser"] in ("Chrome", "HeadlessChrome", "Chromium")
         assert row["purpose"] == "connection" and row["path"] is None

@@ -261,10 +261,15 @@ def _pseudonymisation(config: Config) -> list[Block]:
         items += [
             "Without a cookie you are counted under a visitor pseudonym: a keyed hash of the "
             "site, your IP address and User-Agent under a random key for the UTC day. Today's "
-            "and yesterday's keys are kept; keys older than yesterday are destroyed, so your "
-            "visits on different days cannot be linked.",
-            "Your IP address is kept only as that daily pseudonym and its network prefix "
-            f"(/24 for IPv4, /48 for IPv6){where}.",
+            "and yesterday's keys are kept; keys older than yesterday are destroyed, after "
+            "which no stored value is the same for your visits on different days. What is "
+            "stored beside it (browser and system with major versions, device, languages, "
+            "country and region, a screen width class) describes many people's devices, but "
+            "on a small site an unusual combination can still point to one person on "
+            "different days.",
+            "Your IP address is kept only as that daily pseudonym and a daily pseudonym of its "
+            f"network (/24 for IPv4, /48 for IPv6){where}; the address and its network are "
+            "never stored.",
         ]
         if config.keys.seal_ip:
             items.append("IP sealing is on: the full IP address and port are also kept "

@@ -25,7 +25,7 @@ from .geo import GeoLookup
 from .jurisdiction import regime_for
 from .policy import Policy, Purpose
 from .proxy import ClientResolver
-from .pseudonymise import Pseudonymiser, network_of
+from .pseudonymise import Pseudonymiser, ratio_class, screen_class
 from .registry import BEACON_FIELDS
 
 # The columns a row carries, in the store's insert order (see store/schema.py).
@@ -111,6 +111,24 @@ def _batch_prefix() -> str:
     return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(4)}"
 
 
+def _apart(events: list[Event]) -> list[tuple]:
+    """The rows of a batch that carry a subject, with nothing that pairs each with its
+    cookieless twin (the same request under `connection`), whose daily pseudonym would reach
+    the person's other rows of that day, before the consent too: no visitor or network
+    pseudonym (the subject is their unit), the time to the second, event ids of their own,
+    after the batch's other rows (adjacent row ids would pair them), ordered by subject
+    pseudonym, which is random, and each subject's in time, which keeps their history's order."""
+    if not events:
+        return []
+    events.sort(key=lambda e: (e.subject, e.ts))
+    batch = _batch_prefix()
+    for j, e in enumerate(events):
+        e.visitor = e.network = None
+        e.ts = float(int(e.ts))
+        e.event_id = f"{batch}{j:05x}"
+    return [as_row(e) for e in events]
+
+
 class Pipeline:
     """Runs each captured event through the steps of its purpose."""
 
@@ -150,6 +168,7 @@ class Pipeline:
                 consent: ConsentView = NO_CONSENT) -> tuple[list[tuple], Counter]:
         """Rows and drop counts; GPC opt-outs to record land in `self.withdrawals`."""
         rows: list[tuple] = []
+        apart: list[Event] = []  # rows that carry a subject: stored unpaired (see _apart)
         drops: Counter = Counter()
         self.withdrawals = []
         routes, version, batch = self.routes, self.policy.version, _batch_prefix()
@@ -169,8 +188,11 @@ class Pipeline:
                 if extra is not None:
                     extra.event_id = f"{batch}{i:05x}{n:x}"
                     extra.subject = subject
-                    rows.append(as_row(extra))
-        return rows, drops
+                    if subject is None:
+                        rows.append(as_row(extra))
+                    else:
+                        apart.append(extra)
+        return rows + _apart(apart), drops
 
     @staticmethod
     def _run(event: Event, steps: tuple[Step, ...], drops: Counter) -> Event | None:
@@ -212,8 +234,10 @@ class Pipeline:
         if client is None:
             return Drop.INVALID_CLIENT
         e.ip, e.ip_text = client.packed, client.text
-        if client.proxied or not e.port:
-            e.port = None  # a proxy's socket port is not the client's; 0 means unknown
+        if client.proxied:  # the socket's port is the proxy's; the proxy may have said the client's
+            e.port = client.port
+        elif not e.port:
+            e.port = None  # 0 means unknown
         e.site = self.site or (site_from_host(e.host) if e.host else None)
         return None
 
@@ -247,22 +271,32 @@ class Pipeline:
         if "navigator_language" in allowed:
             e.language = languages.primary_subtag(b["language"])
         if "path" in allowed:
-            e.path = b.get("path")
+            e.path = self.policy.stored_path(b.get("path"))  # [[policy.paths]] first
 
     def read_request_path(self, e: Event) -> None:
         if e.beacon is None and e.request_path:
-            e.path = e.request_path[:512]
+            e.path = self.policy.stored_path(e.request_path[:512])  # [[policy.paths]] first
 
     def locate(self, e: Event) -> None:
         e.country, e.region = self._geo.locate(e.ip_text)
 
     def pseudonymise(self, e: Event) -> Drop | None:
+        """The day's visitor and network pseudonyms in place of the address: countable within
+        the day, unlinkable across days once its key is destroyed. No clear prefix is kept,
+        nor an exact screen: beside OS and browser they re-linked one person's days
+        (bench/relinking.py)."""
         day = utc_day(int(e.ts // 86400))
         agent = e.agent if "user_agent" in e.allowed else b""
-        e.visitor = self._pseudonymiser.visitor(day, e.site or "", e.ip_text, agent)
-        if e.visitor is None:
+        cookies = e.cookies
+        found = self._pseudonymiser.pseudonyms(day, e.site or "", e.ip_text, agent, e.ip,
+                                               cookies.subject if cookies else None)
+        if found is None:
             return Drop.KEY_DESTROYED
-        e.network = network_of(e.ip)
+        e.visitor, e.network = found
+        if e.screen_w is not None:
+            e.screen_w, e.screen_h = screen_class(e.screen_w), None
+        if e.pixel_ratio is not None:
+            e.pixel_ratio = ratio_class(e.pixel_ratio)
         return None
 
     def seal_endpoint(self, e: Event) -> Drop | None:

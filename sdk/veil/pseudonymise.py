@@ -1,12 +1,20 @@
 """Pseudonyms and sealing: what replaces raw identifiers before anything touches disk.
 
-- visitor: keyed BLAKE2b-128 over site, IP and user-agent with the day's random key, so a
-  visitor is countable within a day and unlinkable across days once the key is destroyed;
-- network: the IP truncated to its /24 (IPv4) or /48 (IPv6) prefix;
+- visitor: keyed BLAKE2b-128 over site, IP, user-agent (and the subject cookie, when the
+  browser holds one) with the day's random key, so a visitor is countable within a day and
+  unlinkable across days once the key is destroyed;
+- network: keyed BLAKE2b-128 over site and the IP's /24 (IPv4) or /48 (IPv6) prefix with the
+  same day's key (personalised apart from the visitor's), so an analyst can count distinct
+  networks within a day, yet one household's days do not share a value. The clear prefix is
+  never stored: beside OS, browser and screen it re-linked one person's daily pseudonyms
+  (bench/relinking.py);
+- screen and pixel ratio: coarsened to classes (below), the quasi-identifiers that cost the
+  analyst least and singled out the most;
 - sealed endpoint: "IP port" under AES-GCM with the day's short-retention seal key, readable
   only until that key is destroyed.
 """
 
+import bisect
 import datetime as dt
 import hashlib
 import secrets
@@ -19,10 +27,47 @@ from .keys import KeyStore
 
 
 def network_of(packed: bytes) -> str:
-    """The /24 (IPv4) or /48 (IPv6) prefix of a packed address, e.g. '203.0.113.0/24'."""
+    """The /24 (IPv4) or /48 (IPv6) prefix of a packed address, e.g. '203.0.113.0/24': for
+    messages and tests, never stored (the `network` column holds its daily pseudonym)."""
     if len(packed) == 4:
         return f"{socket.inet_ntop(socket.AF_INET, packed[:3] + bytes(1))}/24"
     return f"{socket.inet_ntop(socket.AF_INET6, packed[:6] + bytes(10))}/48"
+
+
+_NETWORK = b"veil-network"  # BLAKE2b personalisation: the same day key, a separate function
+
+# Screens are kept as the width breakpoint at or below them (CSS pixels; the height not at all)
+# and pixel ratios as the nearest of 1, 1.5, 2 and 3: exact sizes made most returning visitors
+# unique among a day's visitors, and re-linkable across days (bench/relinking.py measures it).
+SCREEN_BREAKPOINTS = (0, 576, 768, 992, 1200, 1400, 1920, 2560)
+
+
+def screen_class(width: int) -> int:
+    """The breakpoint at or below `width`: 1366 → 1200, 1920 → 1920, 390 → 0."""
+    return SCREEN_BREAKPOINTS[bisect.bisect_right(SCREEN_BREAKPOINTS, width) - 1]
+
+
+def ratio_class(ratio: float) -> float:
+    """1, 1.5, 2 or 3 (3 or more): the asset densities a designer chooses between."""
+    return 1.0 if ratio < 1.25 else 1.5 if ratio < 1.75 else 2.0 if ratio < 2.5 else 3.0
+
+
+def network_prefix(packed: bytes) -> bytes:
+    """The /24 (IPv4) or /48 (IPv6) prefix of a packed address, as bytes."""
+    return packed[:3] if len(packed) == 4 else packed[:6]
+
+
+def _visitor(base: hashlib.blake2b, site: str, ip: str, agent: bytes, cookie: str | None) -> str:
+    h = base.copy()  # pre-keyed copy: ~0.5 µs instead of re-keying per event
+    h.update(site.encode())
+    h.update(b"\0")
+    h.update(ip.encode())
+    h.update(b"\0")
+    h.update(agent)
+    if cookie:
+        h.update(b"\0")
+        h.update(cookie.encode())
+    return h.hexdigest()
 
 
 class Pseudonymiser:
@@ -30,27 +75,45 @@ class Pseudonymiser:
 
     def __init__(self, keystore: KeyStore) -> None:
         self._keystore = keystore
-        self._hashers: dict[dt.date, hashlib.blake2b | None] = {}
+        # day → (visitor hasher, network hasher), pre-keyed; None once the day's key is gone
+        self._hashers: dict[dt.date, tuple[hashlib.blake2b, hashlib.blake2b] | None] = {}
         self._sealers: dict[dt.date, tuple[str, AESGCM] | None] = {}
         self._subject_hasher: hashlib.blake2b | None = None
 
-    def visitor(self, day: dt.date, site: str, ip: str, agent: bytes) -> str | None:
-        """The day's pseudonym, or None when that day's key is gone (the event is too old)."""
+    def _day(self, day: dt.date) -> tuple[hashlib.blake2b, hashlib.blake2b] | None:
         try:
-            base = self._hashers[day]
+            return self._hashers[day]
         except KeyError:
             found = self._keystore.key_for("visitor", day)
-            base = hashlib.blake2b(key=found[1], digest_size=16) if found else None
-            self._hashers[day] = base
-        if base is None:
+            hashers = (hashlib.blake2b(key=found[1], digest_size=16),
+                       hashlib.blake2b(key=found[1], digest_size=16, person=_NETWORK)
+                       ) if found else None
+            self._hashers[day] = hashers
+            return hashers
+
+    def pseudonyms(self, day: dt.date, site: str, ip: str, agent: bytes, packed: bytes,
+                   cookie: str | None = None) -> tuple[str, str] | None:
+        """(visitor, network) of the day, or None when that day's key is gone (too old).
+
+        `cookie`, the subject cookie a browser sends (verified or not), splits the visitor: the
+        rows of a browser holding a subject cookie share no pseudonym with its rows from before
+        it had one (or with another subject's), so whoever pairs a subject's row with its
+        cookieless twin reaches only that day's rows sent with the same cookie.
+        """
+        hashers = self._hashers.get(day) or self._day(day)
+        if hashers is None:
             return None
-        h = base.copy()  # pre-keyed copy: ~0.5 µs instead of re-keying per event
-        h.update(site.encode())
-        h.update(b"\0")
-        h.update(ip.encode())
-        h.update(b"\0")
-        h.update(agent)
-        return h.hexdigest()
+        n = hashers[1].copy()
+        n.update(site.encode())
+        n.update(b"\0")
+        n.update(network_prefix(packed))
+        return _visitor(hashers[0], site, ip, agent, cookie), n.hexdigest()
+
+    def visitor(self, day: dt.date, site: str, ip: str, agent: bytes,
+                cookie: str | None = None) -> str | None:
+        """The day's visitor pseudonym, or None when that day's key is gone."""
+        hashers = self._day(day)
+        return None if hashers is None else _visitor(hashers[0], site, ip, agent, cookie)
 
     def seal(self, day: dt.date, ip: str, port: int | None) -> tuple[str, bytes] | None:
         """(key id, nonce || ciphertext) of "IP port", or None when the day's key is gone."""

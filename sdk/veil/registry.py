@@ -28,8 +28,8 @@ FIELDS: dict[str, Field] = {
         Field(
             "ip_address", "request", "user.device.ip_address", "highly_sensitive",
             "Global IP address of the client (policy: Automatic Acquisition 1).",
-            "visitor pseudonym (keyed hash, rotated daily), network prefix (/24, /48), country "
-            "and region; optionally sealed with AES-GCM under a short-retention key",
+            "visitor and network (/24, /48) pseudonyms (keyed hashes, key rotated daily), "
+            "country and region; optionally sealed with AES-GCM under a short-retention key",
         ),
         Field(
             "port", "request", "user.device", "highly_sensitive",
@@ -59,12 +59,12 @@ FIELDS: dict[str, Field] = {
         Field(
             "screen", "beacon", "user.device", "technical",
             "Screen width and height in CSS pixels (Automatic Acquisition 3).",
-            "integers",
+            "width class (breakpoint at or below it); the height is not kept",
         ),
         Field(
             "pixel_ratio", "beacon", "user.device", "technical",
             "Device pixel ratio of the monitor (Automatic Acquisition 3).",
-            "number",
+            "class: 1, 1.5, 2 or 3",
         ),
         Field(
             "navigator_language", "beacon", "user.demographic.language", "technical",

@@ -137,4 +137,56 @@ MIGRATIONS: tuple[str, ...] = (
         first_seen REAL NOT NULL
     );
     """,
+    # Each policy version's terms per purpose: consents lapse when a later version broadens
+    # them, and rows are kept no longer than the version they were collected under promised.
+    # Versions registered before this table existed keep only their retention (from purposes).
+    """
+    CREATE TABLE policy_terms (
+        version           TEXT NOT NULL,
+        purpose           TEXT NOT NULL,
+        fields            TEXT,          -- JSON array, sorted; NULL: not on record
+        retention_seconds INTEGER NOT NULL,
+        recipients        TEXT,          -- JSON array of recipient names; NULL: not on record
+        PRIMARY KEY (version, purpose)
+    );
+    INSERT INTO policy_terms (version, purpose, fields, retention_seconds, recipients)
+        SELECT policy_version, key, NULL, retention_seconds, NULL FROM purposes;
+    """,
+    # Batches whose drop counts are applied: a replayed or retried batch adds them once.
+    """
+    CREATE TABLE applied_batches (
+        id      TEXT PRIMARY KEY,         -- the sender's batch id (wire.py)
+        applied REAL NOT NULL             -- when; pruned after store.sqlite.BATCH_MEMORY
+    );
+    CREATE INDEX applied_batches_applied ON applied_batches (applied);
+    """,
+    # Unlinkable across days (pseudonymise.py): `network` now holds a daily network pseudonym.
+    # The clear /24 and /48 prefixes stored before are erased (their day keys are gone or
+    # elsewhere, so they cannot be pseudonymised now); rows that carry a subject lose the
+    # visitor pseudonym, the exact time and the event id that paired them with their
+    # cookieless twins; screens become their width class (no height), pixel ratios their class.
+    """
+    UPDATE event_log SET network = NULL WHERE network IS NOT NULL;
+    UPDATE event_log SET visitor = NULL, ts = CAST(ts AS INTEGER),
+                         event_id = lower(hex(randomblob(12)))
+        WHERE subject IS NOT NULL;
+    UPDATE event_log SET screen_h = NULL,
+                         screen_w = CASE WHEN screen_w >= 2560 THEN 2560
+                                         WHEN screen_w >= 1920 THEN 1920
+                                         WHEN screen_w >= 1400 THEN 1400
+                                         WHEN screen_w >= 1200 THEN 1200
+                                         WHEN screen_w >= 992 THEN 992
+                                         WHEN screen_w >= 768 THEN 768
+                                         WHEN screen_w >= 576 THEN 576 ELSE 0 END
+        WHERE screen_w IS NOT NULL OR screen_h IS NOT NULL;
+    UPDATE event_log SET pixel_ratio = CASE WHEN pixel_ratio < 1.25 THEN 1.0
+                                            WHEN pixel_ratio < 1.75 THEN 1.5
+                                            WHEN pixel_ratio < 2.5 THEN 2.0 ELSE 3.0 END
+        WHERE pixel_ratio IS NOT NULL;
+    """,
+    # Retention deletes app records in chunks by (purpose, ts), as it does events: without
+    # this index each chunk would scan the whole table (store/offloop.py).
+    """
+    CREATE INDEX records_purpose_ts ON records (purpose, ts);
+    """,
 )

@@ -5,8 +5,9 @@ between (~2 ms each). That is deliberate, and measured (docs/benchmarks.md): in 
 thread (aiosqlite) every row's parameter binding waits for the GIL, and under HTTP load a
 1,000-row write stretched from 10 ms to ~300 ms, filled the capture queue and refused
 beacons. A short busy timeout keeps a second writer process from stalling the loop; the
-writer retries instead. Analyst reads (`aggregate`) can be long and run in a thread, on a
-connection of their own.
+writer retries instead. Every long statement runs off the loop, on aiosqlite's thread with a
+connection of its own (offloop.py): retention's deletes, in chunks that take turns with the
+loop's writes, and long reads (`aggregate`, `scan`).
 
 `secure_delete` makes SQLite overwrite deleted content, so disposal is unrecoverable from the
 database file; a TRUNCATE checkpoint after deletions does the same for the WAL.
@@ -17,18 +18,23 @@ import contextlib
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import QueryError, StoreError
+from ..files import private_sqlite
 from ..pipeline import ROW_COLUMNS
-from ..policy import Policy, policy_digest
+from ..policy import Policy
 from ..registry import DIMENSIONS
+from . import offloop, versions
 from .base import Aggregate
 from .schema import MIGRATIONS
 
 CHUNK = 250  # rows per transaction
 BUSY_TIMEOUT = 0.2  # seconds the loop may wait for another process's write lock
+# How long a batch id is remembered. A captured batch can be replayed only while its signed
+# timestamp is in the collector's window (±300 s); a sender retries a batch within seconds.
+BATCH_MEMORY = 3600.0
 # A retried batch carries the same event ids: stored once. Only that conflict is ignored;
 # NOT NULL, CHECK and foreign-key failures still fail the transaction.
 _INSERT = (f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
@@ -40,10 +46,14 @@ class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._prune_batches_at = 0.0
+        # The loop's write transactions and off-loop disposal chunks take turns here, so the
+        # loop never sleeps in SQLite's busy handler behind a chunk (offloop.py).
+        self._gate = asyncio.Lock()
 
     async def open(self, policy: Policy | None = None) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(self.path)  # 0600 (-wal, -shm follow), in a 0700 directory if new
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT,
                                        check_same_thread=False)
             for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON",
@@ -82,19 +92,20 @@ class SQLiteStore:
                 db.execute("ROLLBACK")
             raise
 
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[sqlite3.Connection]:
+        """A write transaction on the loop's connection, taken in turn with off-loop disposal
+        (every write on the loop goes through here once the store is open)."""
+        async with self._gate:
+            with self._transaction() as db:
+                yield db
+
     @staticmethod
     def _register_policy(db: sqlite3.Connection, policy: Policy) -> None:
-        """Remember each policy version's digest; a changed policy must carry a new version."""
-        digest = policy_digest(policy)
-        row = db.execute("SELECT digest FROM policy_versions WHERE version = ?",
-                         (policy.version,)).fetchone()
-        if row is None:
-            db.execute("INSERT INTO policy_versions VALUES (?, ?, ?, ?)",
-                       (policy.version, policy.effective.isoformat(), digest, time.time()))
-        elif row[0] != digest:
-            raise StoreError(f"policy.version: the policy changed but its version "
-                             f"{policy.version!r} did not; bump policy.version and add a "
-                             "[[policy.changes]] entry saying what changed")
+        """Check the policy against the versions this store has run (a changed policy carries
+        a new version, a new version a change entry, none is enforced before its effective
+        date), then remember its digest and per-purpose terms: versions.py."""
+        versions.register(db, policy)
 
     def _migrate(self) -> None:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
@@ -104,6 +115,10 @@ class SQLiteStore:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits first; the version bump rides in the same script.
             self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+        if version < len(MIGRATIONS):
+            # a migration may erase values (clear network prefixes): overwrite them in the
+            # database file now, not at some later automatic checkpoint
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -111,18 +126,20 @@ class SQLiteStore:
             raise StoreError("the store is not open")
         return self._db
 
-    async def write(self, rows: Sequence[tuple], drops: Counter, day: str) -> None:
+    async def write(self, rows: Sequence[tuple], drops: Counter, day: str,
+                    batch: str | None = None) -> None:
         """Rows in transactions of CHUNK, yielding between them; drop counts with the last.
 
         A failure leaves earlier chunks stored: retrying the same rows is safe, their event
-        ids are stored once.
+        ids are stored once. Drop counts carry no ids: `batch` names the batch (the same on
+        every retry or replay of it), and a batch's drops are added only the first time.
         """
         for start in range(0, max(len(rows), 1), CHUNK):
             last = start + CHUNK >= len(rows)
-            with self._transaction() as db:
+            async with self._writing() as db:
                 if rows:
                     db.executemany(_INSERT, rows[start:start + CHUNK])
-                if last and drops:
+                if last and drops and self._first_time(db, batch):
                     db.executemany(
                         "INSERT INTO drops VALUES (?, ?, ?) ON CONFLICT (day, reason) "
                         "DO UPDATE SET count = count + excluded.count",
@@ -133,37 +150,63 @@ class SQLiteStore:
     async def append_consents(self, records: Sequence[dict]) -> None:
         """Consent records, all in one transaction (a request's scopes land together)."""
         columns = list(records[0])
-        with self._transaction() as db:
+        async with self._writing() as db:
             db.executemany(f"INSERT INTO consent_ledger ({', '.join(columns)}) "
                            f"VALUES ({', '.join('?' * len(columns))})",
                            [tuple(r[c] for c in columns) for r in records])
 
+    def _first_time(self, db: sqlite3.Connection, batch: str | None) -> bool:
+        """Record `batch` as applied, in the caller's transaction; False if it already was."""
+        if batch is None:
+            return True
+        now = time.time()
+        if now >= self._prune_batches_at:  # a few times an hour: the table stays small
+            db.execute("DELETE FROM applied_batches WHERE applied < ?", (now - BATCH_MEMORY,))
+            self._prune_batches_at = now + BATCH_MEMORY / 12
+        return db.execute("INSERT INTO applied_batches VALUES (?, ?) ON CONFLICT (id) "
+                          "DO NOTHING", (batch, now)).rowcount == 1
+
     async def insert(self, table: str, values: dict) -> int:
         """One row into one of veil's own tables, in its own transaction; its row id."""
-        with self._transaction() as db:
+        async with self._writing() as db:
             return db.execute(f"INSERT INTO {table} ({', '.join(values)}) "
                               f"VALUES ({', '.join('?' * len(values))})",
                               tuple(values.values())).lastrowid
 
     async def dispose(self, cutoffs: dict[str, float],
-                      tables: tuple[tuple[str, str, str], ...]) -> dict[str, int]:
-        """Delete rows older than their purpose's cutoff; zero them out of the WAL too."""
-        deleted: dict[str, int] = {}
-        with self._transaction() as db:
-            for purpose, cutoff in cutoffs.items():
-                for table, ts, purpose_column in tables:
-                    cursor = db.execute(
-                        f"DELETE FROM {table} WHERE {purpose_column} = ? AND {ts} < ?",
-                        (purpose, cutoff))
-                    deleted[purpose] = deleted.get(purpose, 0) + cursor.rowcount
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return deleted
+                      tables: tuple[tuple[str, str, str], ...], *,
+                      by_version: dict[tuple[str, str], float] | None = None) -> dict[str, int]:
+        """Delete rows older than their purpose's cutoff, and rows of a (purpose,
+        policy_version) older than its own later cutoff; zero them out of the WAL too.
+
+        Off the event loop, in chunks that hold the write lock ~50 ms each, with
+        `secure_delete` on the deleting connection and a TRUNCATE checkpoint after
+        (offloop.py): the host app keeps serving, and this store's writer keeps writing,
+        while a month of rows is deleted."""
+        if self._db is None:
+            raise StoreError("the store is not open")
+        expiries = [offloop.Expiry(purpose, table, ts, f"{purpose_column} = ?", (purpose,),
+                                   cutoff)
+                    for purpose, cutoff in cutoffs.items()
+                    for table, ts, purpose_column in tables]
+        expiries += [offloop.Expiry(purpose, table, ts,  # every governed table has the column
+                                    f"{purpose_column} = ? AND policy_version = ?",
+                                    (purpose, version), cutoff)
+                     for (purpose, version), cutoff in (by_version or {}).items()
+                     for table, ts, purpose_column in tables]
+        return await offloop.delete_expired(self.path, self._gate, expiries)
 
     async def select(self, sql: str, params: Sequence = ()) -> list[dict]:
         """Rows of a short read-only query over veil's tables, as dicts."""
         cursor = self.db.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    async def scan(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """Rows of a long read-only query (an analyst's scan of millions of rows, an export),
+        read off the event loop on a read-only connection of its own; cancelling the caller
+        interrupts the query."""
+        return await offloop.read(self.path, sql, params)
 
     async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
                         min_group_size: int) -> Aggregate:
@@ -175,18 +218,13 @@ class SQLiteStore:
         if since is not None:
             where += " AND ts >= ?"
             params.append(since)
-        sql = (f"SELECT {groups}, COUNT(*), COUNT(DISTINCT visitor) FROM event_log "
+        # a row with a subject carries no visitor pseudonym: the subject is its unit
+        sql = (f"SELECT {groups}, COUNT(*), COUNT(DISTINCT COALESCE(subject, visitor)) "
+               f"FROM event_log "
                f"WHERE {where} GROUP BY {groups} ORDER BY COUNT(*) DESC")
 
-        def scan() -> list[tuple]:  # a scan of millions of rows: off the loop, own connection
-            reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                return reader.execute(sql, params).fetchall()
-            finally:
-                reader.close()
-
         kept, suppressed = [], 0
-        for row in await asyncio.to_thread(scan):
+        for row in await self.scan(sql, params):
             if row[-1] >= min_group_size:
                 kept.append(tuple(row))
             else:
