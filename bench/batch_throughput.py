@@ -131,7 +131,7 @@ async def bench(args, tmp: Path, port: int, proc: subprocess.Popen) -> dict:
     from veil.config import RemoteConfig, from_dict
     from veil.store.remote import RemoteStore
     from veil.store.sqlite import SQLiteStore
-    from veil.wire import decode_batch, encode_batch, signed_headers, verify
+    from veil.wire import check_headers, decode_batch, encode_batch, signed_headers, verify
 
     rows, bots_per_row = template(tmp)
     gen = Batches(rows, bots_per_row)
@@ -161,7 +161,7 @@ async def bench(args, tmp: Path, port: int, proc: subprocess.Popen) -> dict:
                     hdrs = [{k.lower().encode(): v.encode() for k, v in h.items()} for h in heads]
                     t = time.perf_counter()
                     for body, h in zip(bodies, hdrs, strict=True):
-                        verify(secret, h, body)
+                        verify(secret, check_headers(secret, h), body)
                         decode_batch(body)
                     res["decode"].append((time.perf_counter() - t) / len(batches))
                     t = time.perf_counter()

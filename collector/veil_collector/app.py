@@ -7,23 +7,26 @@
 - `/healthz`: liveness and the writer's counters.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from veil import Veil
+from veil import Veil, VeilError
 from veil.config import Config
 from veil.endpoints import BEACON_PATH, PATHS, PINNED_SCRIPT_PATH, Endpoints
-from veil.httpio import read_body
+from veil.httpio import ByteBudget, declared_length, read_exactly
 from veil.problems import Problem
-from veil.wire import decode_batch, load_secret, verify
+from veil.wire import check_headers, decode_batch, load_secret, verify
 
 BATCH_PATH = "/veil/batch"
 MAX_BATCH_BYTES = 16 * 1024 * 1024
+# Bodies not yet authenticated held in memory at once, whatever the number of senders: two
+# full batches. A sender over it gets 503 + Retry-After (the app's writer retries).
+UNAUTHENTICATED_BYTES = 2 * MAX_BATCH_BYTES
+BODY_DEADLINE = 60.0  # seconds for a batch body to arrive once its headers have
 
 DEMO_PAGE = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>veil collector</title>
@@ -53,8 +56,41 @@ fetch("/healthz").then(r => r.json()).then(h => {{
 </script></body></html>"""
 
 
+class RequiredLifespan:
+    """The collector's lifespan: open the store, or refuse to start.
+
+    A collector that cannot store would acknowledge beacons and lose them, so a permanent open
+    failure (wrong master key, a policy changed without a new version, …) fails the lifespan
+    startup with one line naming the problem, and the server exits non-zero. A transient one
+    (the volume not mounted yet) is retried while /healthz and the endpoints answer 503.
+    """
+
+    def __init__(self, app: ASGIApp, veil: Veil) -> None:
+        self.app = app
+        self.veil = veil
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.veil.start(required=True)
+                except VeilError as exc:
+                    await send({"type": "lifespan.startup.failed",
+                                "message": f"veil cannot start: {exc}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.veil.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
 def create_app(config: Config) -> Starlette:
-    veil = Veil(config)
+    veil = Veil(config, enabled=True)  # a collector collects: VEIL_DISABLED is for apps' tests
     endpoints = Endpoints(veil)  # an ASGI app: Route passes it every method
     secret = load_secret(config.remote.secret_file)
 
@@ -68,19 +104,26 @@ def create_app(config: Config) -> Starlette:
                              "stored": s.stored, "dropped": s.dropped},
                             status_code=200 if s.running else 503)
 
+    unauthenticated = ByteBudget(UNAUTHENTICATED_BYTES)
+
     async def batch(request: Request) -> Response:
         try:
             if secret is None:
                 raise Problem(404, "batch-disabled", "Batch endpoint disabled",
                               "set $VEIL_REMOTE_SECRET or remote.secret_file on the collector")
-            body = await read_body(request.scope, request.receive, MAX_BATCH_BYTES)
-            verify(secret, dict(request.scope["headers"]), body)
-            rows, drops, day = decode_batch(body)
+            # Authenticate as far as headers allow, and bound the body, before reading a byte
+            headers = dict(request.scope["headers"])
+            signed = check_headers(secret, headers)
+            length = declared_length(headers, MAX_BATCH_BYTES)
+            with unauthenticated.reserve(length):
+                body = await read_exactly(request.receive, length, BODY_DEADLINE)
+                verify(secret, signed, body)
+            rows, drops, day, batch_id = decode_batch(body)
             if veil.store is None:
                 raise Problem(503, "not-ready", "Not ready", "the store is not open yet",
                               headers={"Retry-After": "1"})
             try:
-                await veil.store.write(rows, drops, day)
+                await veil.store.write(rows, drops, day, batch=batch_id)
             except Exception as exc:  # a constraint the rows break, or a store failure
                 status = 422 if "constraint" in str(exc).lower() else 503
                 raise Problem(status, "not-stored", "Batch not stored",
@@ -89,19 +132,11 @@ def create_app(config: Config) -> Starlette:
             return problem.response()
         return JSONResponse({"stored": len(rows)})
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await veil.start()
-        try:
-            yield
-        finally:
-            await veil.stop()
-
     app = Starlette(
         routes=[Route("/", demo), Route("/healthz", healthz),
                 Route(BATCH_PATH, batch, methods=["POST"]),
                 *(Route(path, endpoints) for path in sorted(PATHS))],
-        lifespan=lifespan,
+        middleware=[Middleware(RequiredLifespan, veil=veil)],
     )
     app.state.veil = veil
     return app

@@ -5,9 +5,9 @@ fields (IP, port, user-agent, languages, GPC) come from the request itself, neve
 Every refusal names the field and says what is wrong.
 """
 
-import json
 import math
 
+from .httpio import parse_json
 from .languages import primary_subtag
 from .problems import Problem
 from .registry import BEACON_KEYS
@@ -65,12 +65,7 @@ def check_content_type(value: bytes) -> None:
 
 def parse_beacon(body: bytes) -> dict:
     """The validated beacon, or a Problem (400) naming the first field that is wrong."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "malformed-body", "Malformed beacon",
-                      f"the body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
-                      ) from None
+    data = parse_json(body, title="Malformed beacon")  # a 400 for any bad or deep JSON
     if not isinstance(data, dict):
         raise Problem(400, "malformed-body", "Malformed beacon", "the body must be a JSON object")
     for key in data:

@@ -20,7 +20,6 @@ GET answers what veil does for this visitor now, per purpose: `granted` (a grant
 `collected` (whether the purpose collects, by the same rule the pipeline applies).
 """
 
-import json
 import time
 
 from starlette.responses import JSONResponse
@@ -30,7 +29,7 @@ from .beacon import MAX_BODY_BYTES, check_content_type
 from .capture import cookie_names, read_cookies
 from .consent import Action, Method, collects, gpc_signal, holds, opt_in
 from .errors import FieldError
-from .httpio import origin_allowed, read_body
+from .httpio import origin_allowed, parse_json, read_body
 from .jurisdiction import Regime, regime_for
 from .problems import Problem
 from .proxy import ClientResolver
@@ -142,11 +141,7 @@ class ConsentEndpoint:
         return set(cookie.split(".")) & set(self.consent_purposes) if cookie else set()
 
     def _parse(self, body: bytes) -> tuple[Action, list[str] | str]:
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise Problem(400, "malformed-body", "Malformed consent",
-                          "the body is not valid JSON") from None
+        data = parse_json(body, title="Malformed consent")  # a 400 for any bad or deep JSON
         if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in (
                 "grant", "refuse", "withdraw"):
             raise Problem(400, "malformed-body", "Malformed consent",

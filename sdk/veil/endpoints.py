@@ -13,7 +13,6 @@
 
 import hashlib
 import importlib.resources
-import json
 from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, Response
@@ -24,7 +23,7 @@ from .capture import read_cookies
 from .consent import gpc_signal
 from .consent_endpoint import ConsentEndpoint
 from .errors import FieldError, Refused
-from .httpio import origin_allowed, read_body
+from .httpio import origin_allowed, parse_json, read_body
 from .notice import (
     CONSENT_PATH,
     FORMATS,
@@ -35,7 +34,7 @@ from .notice import (
 )
 from .problems import Problem
 from .proxy import ClientResolver
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, client_key
 
 SCRIPT = importlib.resources.files("veil").joinpath("static/veil.js").read_bytes()
 SCRIPT_HASH = hashlib.sha256(SCRIPT).hexdigest()[:12]
@@ -46,6 +45,26 @@ GPC_PATH = "/.well-known/gpc.json"
 RECORD_PATH = "/veil/record"
 PATHS = frozenset({SCRIPT_PATH, PINNED_SCRIPT_PATH, BEACON_PATH, CONSENT_PATH, NOTICE_PATH,
                    HUMAN_REVIEW_PATH, GPC_PATH, RECORD_PATH})
+# The endpoints that record or read the store: 503 while veil cannot store (never a 2xx for
+# what would be lost). The snippet, the notice and the GPC declaration need no store.
+STORING_PATHS = frozenset({BEACON_PATH, CONSENT_PATH, HUMAN_REVIEW_PATH, RECORD_PATH})
+
+
+def route_path(scope: Scope) -> str:
+    """The path below the app's mount point: ASGI puts `root_path` in front of `path` too."""
+    path, root = scope["path"], scope.get("root_path")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+def not_open(veil) -> Problem:
+    """The 503 for a request veil cannot store now: nothing of it was recorded."""
+    if veil.failure is not None:  # permanent: an operator must fix it; don't hammer
+        return Problem(503, "not-collecting", "Not collecting",
+                       "veil cannot store anything on this server now; nothing was recorded",
+                       headers={"Retry-After": "300"})
+    return Problem(503, "not-ready", "Not ready",
+                   "veil's store is not open yet; nothing was recorded",
+                   headers={"Retry-After": "5"})
 
 
 def script_response(scope: Scope) -> Response:
@@ -75,18 +94,23 @@ class Endpoints:
         self.notices = {fmt: render_notice(veil.config, fmt).encode() for fmt in FORMATS}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = route_path(scope)
+        if path != scope["path"]:  # mounted below a root_path: handlers see veil's own paths
+            scope = {**scope, "path": path}
         try:
-            if scope["path"] == BEACON_PATH:
+            if path in STORING_PATHS and not self.veil.is_open and not await self.veil.ready():
+                raise not_open(self.veil)
+            if path == BEACON_PATH:
                 response = await self.ingest(scope, receive)
-            elif scope["path"] == CONSENT_PATH:
+            elif path == CONSENT_PATH:
                 response = await self.consent(scope, receive)
-            elif scope["path"] == NOTICE_PATH:
+            elif path == NOTICE_PATH:
                 response = self.notice(scope)
-            elif scope["path"] == HUMAN_REVIEW_PATH:
+            elif path == HUMAN_REVIEW_PATH:
                 response = await self.human_review(scope, receive)
-            elif scope["path"] == RECORD_PATH:
+            elif path == RECORD_PATH:
                 response = await self.record(scope, receive)
-            elif scope["path"] == GPC_PATH:
+            elif path == GPC_PATH:
                 # The GPC spec's site declaration: this site honours the signal.
                 response = JSONResponse({"gpc": True, "lastUpdate":
                                          self.veil.config.policy.effective.isoformat()})
@@ -126,11 +150,7 @@ class Endpoints:
             raise Problem(403, "cross-site", "Cross-site request refused",
                           f"{what} can only come from this site's own pages")
         check_content_type(headers.get(b"content-type", b""))
-        try:
-            data = json.loads(await read_body(scope, receive, MAX_BODY_BYTES))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise Problem(400, "malformed-body", "Malformed request",
-                          "the body is not valid JSON") from None
+        data = parse_json(await read_body(scope, receive, MAX_BODY_BYTES))
         if not isinstance(data, dict):
             raise Problem(400, "malformed-body", "Malformed request",
                           "the body must be a JSON object")
@@ -188,15 +208,17 @@ class Endpoints:
         headers = dict(scope["headers"])
         check_content_type(headers.get(b"content-type", b""))
         beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES, headers))
-        client = scope.get("client") or (None, None)
-        found = self.resolver.resolve(client[0], headers.get(b"x-forwarded-for", b""))
-        # keyed on the /24 or /48 prefix, the same truncation the store keeps
-        if found is not None and (wait := self.limiter.allow(found.packed[:3 if len(
-                found.packed) == 4 else 6])):
+        peer = (scope.get("client") or (None, None))[0]
+        found = self.resolver.resolve(peer, headers.get(b"x-forwarded-for", b""))
+        # the client's /24 or /48 (what the store keeps); when its address cannot be resolved
+        # (a broken X-Forwarded-For), the peer's: a bad header never skips the limit
+        if wait := self.limiter.allow(client_key(found, peer)):
             raise Problem(429, "rate-limited", "Too many beacons",
                           "this network sent more beacons than the ingest limit allows",
                           headers={"Retry-After": str(max(1, round(wait)))})
         if not self.veil.capture_beacon(scope, beacon, headers):
+            if not self.veil.is_open:  # closed while the body was read (a stop, a failure)
+                raise not_open(self.veil)
             raise Problem(503, "queue-full", "Busy", "the ingest queue is full; try later",
                           headers={"Retry-After": "1"})
         return Response(status_code=202)

@@ -19,9 +19,11 @@ class EventStore(Protocol):
     async def open(self, policy: Policy) -> None:
         """Create or migrate the schema and register the policy's purposes."""
 
-    async def write(self, rows: Sequence[tuple], drops: Counter, day: str) -> None:
+    async def write(self, rows: Sequence[tuple], drops: Counter, day: str,
+                    batch: str | None = None) -> None:
         """Store rows and drop counts, or raise. Retrying the same rows is safe: an event id
-        is stored once."""
+        is stored once; `batch`, the same id on every retry of one batch, makes its drop
+        counts count once too."""
 
     async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
                         min_group_size: int) -> Aggregate:
@@ -47,5 +49,7 @@ class LocalStore(EventStore, Protocol):
         """Rows of a short read-only query, as dicts."""
 
     async def dispose(self, cutoffs: dict[str, float],
-                      tables: tuple[tuple[str, str, str], ...]) -> dict[str, int]:
-        """Delete rows older than their purpose's cutoff, unrecoverably."""
+                      tables: tuple[tuple[str, str, str], ...], *,
+                      by_version: dict[tuple[str, str], float] | None = None) -> dict[str, int]:
+        """Delete rows older than their purpose's cutoff (and rows of a (purpose, policy
+        version) older than its own cutoff), unrecoverably."""

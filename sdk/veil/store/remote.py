@@ -37,8 +37,9 @@ class RemoteStore:
     async def open(self, policy: Policy | None = None) -> None:
         self._client = httpx.AsyncClient(timeout=self._timeout)
 
-    async def write(self, rows: Sequence[tuple], drops: Counter, day: str) -> None:
-        body = encode_batch(list(rows), drops, day)
+    async def write(self, rows: Sequence[tuple], drops: Counter, day: str,
+                    batch: str | None = None) -> None:
+        body = encode_batch(list(rows), drops, day, batch)
         try:
             r = await self._client.post(self.url, content=body,
                                         headers=signed_headers(self._secret, body))
