@@ -44,3 +44,32 @@ GUARDED = {
          "safeguard": "appi_equivalent"},
     ],
 }
+
+CONNECTION_FIELDS = ", ".join(f'"{f}"' for f in AUTOMATIC)
+
+
+def policy_toml(version: str, body: str, **policy_keys: str) -> str:
+    """A `[policy]` table for a veil.toml: controller, DPO, the `connection` purpose over every
+    automatic field, a change entry for `version`, and `body` (more fields and purposes)."""
+    keys = "".join(f'{k} = "{v}"\n' for k, v in policy_keys.items())
+    return f"""
+[policy]
+version = "{version}"
+effective = 2026-11-01
+{keys}[policy.controller]
+name = "Example K.K."
+contact = "privacy@example.com"
+[policy.dpo]
+name = "DPO"
+contact = "dpo@example.com"
+[policy.purposes.connection]
+description = "Run the connection"
+data_use = "essential.service"
+legal_basis = "legitimate_interests"
+retention = "30d"
+fields = [{CONNECTION_FIELDS}]
+[[policy.changes]]
+version = "{version}"
+effective = 2026-11-01
+summary = "Test policy."
+{body}"""

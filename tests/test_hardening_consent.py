@@ -11,12 +11,14 @@ import re
 import sqlite3
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
 import netaddr
 import pytest
 from mmdb_writer import MMDBWriter
+from policies import policy_toml
 from servers import ROOT, ServerProcess
 
 from veil import DecisionRefused, NotConsented, ProvisionRefused, Veil
@@ -28,17 +30,7 @@ from browser_support import launch_chromium
 from conftest import CHROME
 
 CA_IP, DE_IP = "2001:db8:1::7", "198.51.100.20"  # US-CA and DE in the test database
-POLICY = """
-[policy]
-version = "t1"
-effective = 2026-11-01
-consent_model = "{model}"
-[policy.controller]
-name = "Example K.K."
-contact = "privacy@example.com"
-[policy.dpo]
-name = "DPO"
-contact = "dpo@example.com"
+POLICY_BODY = """
 [policy.fields.plan]
 type = "string"
 category = "user.behavior"
@@ -47,13 +39,6 @@ description = "The plan a visitor looked at"
 type = "number"
 category = "user.financial"
 description = "Declared yearly income"
-[policy.purposes.connection]
-description = "Run the connection"
-data_use = "essential.service"
-legal_basis = "legitimate_interests"
-retention = "30d"
-fields = ["ip_address", "port", "user_agent", "accept_language", "gpc", "dnt", "screen",
-          "pixel_ratio", "navigator_language"]
 [policy.purposes.browsing_history]
 description = "Improve the service"
 data_use = "functional.service.improve"
@@ -83,11 +68,11 @@ country = "JP"
 role = "third_party"
 purposes = ["feedback"]
 safeguard = "adequacy"
-[[policy.changes]]
-version = "t1"
-effective = 2026-11-01
-summary = "Test policy."
 """
+
+
+def policy(model: str) -> str:
+    return policy_toml("t1", POLICY_BODY, consent_model=model)
 
 
 @pytest.fixture
@@ -105,7 +90,7 @@ def make_site(tmp_path: Path, master_key: str):
         config.write_text(
             '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
             '[capture]\nflush_interval = 0.05\n[proxy]\ntrusted = ["127.0.0.1"]\n'
-            f'[geoip]\npath = "geo.mmdb"\n{extra}\n' + POLICY.format(model=model))
+            f'[geoip]\npath = "geo.mmdb"\n{extra}\n' + policy(model))
         env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
         server = ServerProcess(
             [sys.executable, "-m", "uvicorn", "consent_site:app", "--app-dir",
@@ -358,8 +343,7 @@ async def test_gpc_blocks_provision_and_app_records(make_config):
 
 
 def load_policy(model: str) -> dict:
-    import tomllib
-    return tomllib.loads(POLICY.format(model=model))["policy"]
+    return tomllib.loads(policy(model))["policy"]
 
 
 # -- 6. the consent endpoint cannot be flooded -----------------------------------------------

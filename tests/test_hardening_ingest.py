@@ -15,6 +15,7 @@ import httpx
 import netaddr
 import pytest
 from mmdb_writer import MMDBWriter
+from policies import policy_toml
 from servers import ServerProcess
 
 from veil import Veil, agents
@@ -25,16 +26,7 @@ from veil.pseudonymise import unseal
 from conftest import CHROME, SAFARI_IPHONE
 
 GOOD = {"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2, "language": "de-CH"}
-POLICY = """
-[policy]
-version = "i1"
-effective = 2026-11-01
-[policy.controller]
-name = "Example K.K."
-contact = "privacy@example.com"
-[policy.dpo]
-name = "DPO"
-contact = "dpo@example.com"
+POLICY = policy_toml("i1", """
 [policy.fields.purpose]
 type = "string"
 category = "user.behavior"
@@ -47,24 +39,13 @@ description = "A field whose name is the Python API's first parameter"
 type = "string"
 category = "user.behavior"
 description = "A field named like a method's instance"
-[policy.purposes.connection]
-description = "Run the connection"
-data_use = "essential.service"
-legal_basis = "legitimate_interests"
-retention = "30d"
-fields = ["ip_address", "port", "user_agent", "accept_language", "gpc", "dnt", "screen",
-          "pixel_ratio", "navigator_language"]
 [policy.purposes.feedback]
 description = "What visitors tell us"
 data_use = "functional.service.improve"
 legal_basis = "consent"
 retention = "30d"
 fields = ["purpose", "subject_id", "self"]
-[[policy.changes]]
-version = "i1"
-effective = 2026-11-01
-summary = "Test policy."
-"""
+""")
 
 # A crafted agent can put anything where ua-parser copies text: an e-mail and an IP in the
 # device slot of a generic Android rule, of a named brand's rule, and in a browser-name slot.
