@@ -18,6 +18,7 @@ Named, long-lived keys:
   destroying it erases those records (crypto-shredding).
 """
 
+import asyncio
 import base64
 import datetime as dt
 import logging
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .config import KeysConfig
 from .errors import KeyStoreError
+from .files import PRIVATE_FILE, private_dir, private_sqlite, tighten, warn_if_readable
 
 log = logging.getLogger("veil.keys")
 KINDS = ("visitor", "seal")  # daily kinds
@@ -83,6 +85,7 @@ def load_master_key(cfg: KeysConfig) -> bytes:
     if env := os.environ.get("VEIL_MASTER_KEY"):
         return _decode_master(env, "VEIL_MASTER_KEY")
     if cfg.master_key_file:
+        warn_if_readable(cfg.master_key_file, "keys.master_key_file")
         try:
             return _decode_master(cfg.master_key_file.read_text(), "keys.master_key_file")
         except OSError as exc:
@@ -90,10 +93,11 @@ def load_master_key(cfg: KeysConfig) -> bytes:
                                 f"{exc.strerror}") from None
     dev = cfg.path.parent / "master.key"
     if not dev.exists():
-        dev.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(dev, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        private_dir(dev.parent)
+        fd = os.open(dev, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         with os.fdopen(fd, "w") as f:
             f.write(new_master_key() + "\n")
+    tighten(dev)
     log.warning("using the development master key %s: it sits beside the keystore, so it "
                 "protects nothing; set VEIL_MASTER_KEY or keys.master_key_file in production",
                 dev)
@@ -112,7 +116,7 @@ class KeyStore:
         self._aead = AESGCM(master)
         self._retention = {"visitor": dt.timedelta(days=2), "seal": seal_retention}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(path)  # 0600 (its journal follows), in a 0700 directory if new
             self._db = sqlite3.connect(path, timeout=10, isolation_level=None,
                                        check_same_thread=False)
             # Rollback journal, not WAL: a WAL file would keep old pages (wrapped keys) around
@@ -120,7 +124,7 @@ class KeyStore:
             self._db.execute("PRAGMA journal_mode=DELETE")
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise KeyStoreError(f"keys.path: cannot open keystore {path}: {exc}") from None
         self._check_master()
 
@@ -184,22 +188,61 @@ class KeyStore:
                                 "was altered") from None
 
     def rotate(self, now: dt.datetime | None = None) -> list[str]:
-        """Destroy every key past its life and make today's; return the destroyed ids."""
+        """Destroy every key past its life and make today's; return the destroyed ids.
+        Blocks its thread (for the CLI); on an event loop, `await rotate_off_loop()`."""
         now = now or dt.datetime.now(dt.UTC)
-        expired = [r[0] for r in self._db.execute(
-            "SELECT id FROM keys WHERE destroyed_at IS NULL AND expires_at <= ?", (_iso(now),))]
-        for key_id in expired:
-            self.destroy(key_id, now)
+        expired = self.destroy_expired(now)
         for kind in KINDS:
             self.key_for(kind, now.date())
         return expired
 
+    async def rotate_off_loop(self, now: dt.datetime | None = None) -> list[str]:
+        """`rotate` for an event loop: destruction and VACUUM run in a worker thread, on a
+        connection of their own; only today's keys (two small inserts) are made on the loop."""
+        now = now or dt.datetime.now(dt.UTC)
+        expired = await asyncio.to_thread(self.destroy_expired, now)
+        for kind in KINDS:
+            self.key_for(kind, now.date())
+        return expired
+
+    def destroy_expired(self, now: dt.datetime) -> list[str]:
+        """Destroy every key past its life at `now` in one transaction, then VACUUM; the ids.
+
+        On a connection of its own, so it can run in a worker thread while the loop goes on
+        using the keystore's (a connection shared across threads would make the loop wait for
+        the VACUUM on SQLite's connection mutex). A key read on the loop during the VACUUM
+        still waits for its exclusive lock: milliseconds for day keys, ~0.25 s for a keystore
+        of 200,000 subject keys, once a day.
+        """
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            db.execute("PRAGMA secure_delete=ON")  # per connection: this one overwrites
+            db.execute("BEGIN IMMEDIATE")
+            expired = [r[0] for r in db.execute(
+                "SELECT id FROM keys WHERE destroyed_at IS NULL AND expires_at <= ?",
+                (_iso(now),))]
+            db.executemany("UPDATE keys SET wrapped=NULL, destroyed_at=? WHERE id=?",
+                           [(_iso(now), key_id) for key_id in expired])
+            db.execute("COMMIT")
+            if expired:
+                # secure_delete has zeroed the wrapped bytes already (destroy); rebuilding the
+                # file also leaves no page on the free list and gives the space back.
+                db.execute("VACUUM")
+        finally:
+            db.close()  # an unfinished transaction rolls back
+        for key_id in expired:
+            log.info("destroyed key %s", key_id)
+        return expired
+
     def destroy(self, key_id: str, now: dt.datetime | None = None) -> None:
+        """Destroy one key now (crypto-shredding). With `secure_delete` on, SQLite zeroes the
+        wrapped bytes where they were, so the key is gone from the file at commit. No VACUUM
+        here: it rebuilds the whole file on the caller's thread, the event loop's for an app
+        (0.25 s for a keystore of 200,000 subject keys); `destroy_expired` does it off the
+        loop."""
         now = now or dt.datetime.now(dt.UTC)
         self._db.execute("UPDATE keys SET wrapped=NULL, destroyed_at=? WHERE id=? AND "
                          "destroyed_at IS NULL", (_iso(now), key_id))
-        # Rebuild the file so no free page still holds the wrapped bytes.
-        self._db.execute("VACUUM")
         log.info("destroyed key %s", key_id)
 
     def list(self) -> list[KeyInfo]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .config import Config
 from .errors import QueryError
-from .policy import parse_duration
+from .policy import duration_problem, parse_duration
 from .registry import DIMENSIONS
 from .store import EventStore, open_store
 
@@ -66,7 +66,7 @@ async def run_query(config: Config, by: Sequence[str], metric: str = "events",
     if since is not None:
         window = parse_duration(since)
         if window is None:
-            raise QueryError(f"--since must be a duration like '12h', '7d' or '2w', got {since!r}")
+            raise QueryError(f"--since {duration_problem(since)}")
         since_ts = time.time() - window.total_seconds()
     async with existing_store(config) as store:
         agg = await store.aggregate(by, purpose, since_ts, config.min_group_size)

@@ -26,6 +26,7 @@ from .keys import KeyStore
 from .pipeline import NO_CONSENT, ConsentView, Drop, Pipeline
 from .pseudonymise import Pseudonymiser
 from .store import BatchRejected, EventStore
+from .wire import new_batch_id
 
 log = logging.getLogger("veil.writer")
 PROCESS_SLICE = 200
@@ -47,6 +48,7 @@ class BatchWriter:
         self.drops: Counter = Counter()     # every drop since start, by reason
         self._unwritten: Counter = Counter()  # drops not yet persisted in the store
         self._rotated_on: dt.date | None = None
+        self._maintenance: asyncio.Task | None = None  # the day's retention and key rotation
         self._stopping = False
         self._wake = asyncio.Event()
         buffer.wake = self._wake
@@ -56,40 +58,58 @@ class BatchWriter:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.cfg.flush_interval):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.flush()
-            except Exception as exc:  # never let the writer die; go on
-                # Where it failed, not the message: a message may quote an event's raw data.
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                log.error("veil writer: unexpected %s at %s:%d while flushing",
-                          exc.__class__.__name__, where.filename, where.lineno)
-            if self._stopping:
-                return
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.cfg.flush_interval):
+                        await self._wake.wait()
+                self._wake.clear()
+                try:
+                    await self.flush()
+                except Exception as exc:  # never let the writer die; go on
+                    # Where it failed, not the message: a message may quote raw event data.
+                    where = traceback.extract_tb(exc.__traceback__)[-1]
+                    log.error("veil writer: unexpected %s at %s:%d while flushing",
+                              exc.__class__.__name__, where.filename, where.lineno)
+                if self._stopping:
+                    return
+        finally:
+            await self._end_maintenance()
 
-    async def _daily(self) -> None:
-        """Once a UTC day: retention (local store) and key rotation."""
+    def _daily(self) -> None:
+        """Once a UTC day, start retention (local store) and key rotation beside the writer."""
         today = dt.datetime.now(dt.UTC).date()
-        if self._rotated_on == today:
+        if self._rotated_on == today or (self._maintenance and not self._maintenance.done()):
             return
         self._rotated_on = today
-        if self.ledger is not None:  # a local store: dispose of what is past retention
-            try:
+        self._maintenance = asyncio.create_task(self._maintain(today), name="veil-retention")
+
+    async def _maintain(self, today: dt.date) -> None:
+        """Retention and key rotation. Off the event loop and in short chunks (store/
+        offloop.py), beside the writer, not in its way: batches keep being written while a
+        month of rows is deleted, and the capture buffer does not fill up meanwhile."""
+        try:
+            if self.ledger is not None:  # a local store: dispose of what is past retention
                 done = await retention.enforce(self.store, self.keystore, self.pipeline.policy)
                 log.info("retention: %s", done)
-            except Exception as exc:
-                log.error("retention failed: %s: %s", exc.__class__.__name__, exc)
-        else:
-            self.keystore.rotate()
+            else:
+                await self.keystore.rotate_off_loop()
+        except Exception as exc:
+            log.error("retention failed: %s: %s", exc.__class__.__name__, exc)
         self.pseudonymiser.forget_before(today - dt.timedelta(days=1))
+
+    async def _end_maintenance(self) -> None:
+        """At stop: cancel a retention still running. Its statement is interrupted and rolled
+        back; what earlier chunks deleted stays deleted, the rest goes at the next start."""
+        task, self._maintenance = self._maintenance, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def flush(self) -> None:
         """Write everything queued now, batch by batch."""
-        await self._daily()
+        self._daily()
         while True:
             batch = self.buffer.take(self.cfg.batch_size)
             consent = await self._consent_view(batch)
@@ -145,10 +165,11 @@ class BatchWriter:
         """Write until it works, the retries run out, or the shutdown grace is over."""
         self._unwritten.update(drops)
         day = dt.datetime.now(dt.UTC).date().isoformat()
+        batch = new_batch_id()  # the same on every retry: a batch's drops are counted once
         attempt, give_up_at = 0, None
         while True:
             try:
-                await self.store.write(rows, self._unwritten, day)
+                await self.store.write(rows, self._unwritten, day, batch=batch)
             except BatchRejected as exc:
                 reason = Drop.REJECTED
                 log.error("%s", exc)
