@@ -210,7 +210,7 @@ class Endpoints:
         beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES, headers))
         peer = (scope.get("client") or (None, None))[0]
         found = self.resolver.resolve(peer, headers.get(b"x-forwarded-for", b""))
-        # the client's /24 or /48 (what the store keeps); when its address cannot be resolved
+        # the client's /24 or /48, in memory only; when its address cannot be resolved
         # (a broken X-Forwarded-For), the peer's: a bad header never skips the limit
         if wait := self.limiter.allow(client_key(found, peer)):
             raise Problem(429, "rate-limited", "Too many beacons",

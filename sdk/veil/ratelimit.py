@@ -1,7 +1,7 @@
-"""A per-client token bucket for the ingest endpoint, keyed on the client's network prefix.
+"""A per-client token bucket (the beacon and consent endpoints), keyed on the client's network.
 
-Keys are the /24 or /48 prefix the store keeps anyway, never the raw address; the table is
-bounded (least recently seen keys are evicted), so memory stays flat under any traffic.
+Keys are the client's /24 or /48 prefix, never the raw address, and live only in memory; the
+table is bounded (least recently seen keys are evicted), so memory stays flat under any traffic.
 """
 
 import time
@@ -28,7 +28,7 @@ class RateLimiter:
 
 
 def client_key(client, peer: str | None) -> bytes:
-    """The bucket of a resolved client (its /24 or /48 prefix, what the store keeps anyway),
+    """The bucket of a resolved client (its /24 or /48 prefix: one network, one budget),
     else of the socket peer: a client whose address cannot be resolved is still limited."""
     if client is not None:
         return client.packed[:3 if len(client.packed) == 4 else 6]
