@@ -119,8 +119,8 @@ def create_app(config: Config) -> Starlette:
                 body = await read_exactly(request.receive, length, BODY_DEADLINE)
                 verify(secret, signed, body)
             rows, drops, day, batch_id = decode_batch(body)
-            if veil.store is None:
-                raise Problem(503, "not-ready", "Not ready", "the store is not open yet",
+            if not veil.is_open:  # not open yet, or stopping: not a 200 for what is not stored
+                raise Problem(503, "not-ready", "Not ready", "the store is not open",
                               headers={"Retry-After": "1"})
             try:
                 await veil.store.write(rows, drops, day, batch=batch_id)
