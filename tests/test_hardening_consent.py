@@ -352,6 +352,7 @@ def load_policy(model: str) -> dict:
 def test_consent_flooding_is_bounded(make_site):
     server = make_site()
     statuses = []
+    started = time.monotonic()
     with client(server) as c:
         dupes = post_consent(c, {"grant": ["browsing_history"] * 100})
         sid = set_cookies(dupes)["__Host-veil_sid"]
@@ -360,10 +361,12 @@ def test_consent_flooding_is_bounded(make_site):
                 "grant": ["browsing_history"]}
             statuses.append(post_consent(c, body, f"__Host-veil_sid={sid}").status_code)
         page = c.get("/still-serving")
+    refilled = int(time.monotonic() - started) + 1  # the limit's tokens: burst 20, 1 a second
     assert dupes.status_code == 200 and page.status_code == 200
-    assert statuses.count(429) > 90  # the per-network limit (burst 20, 1/s) answers the rest
+    assert statuses.count(200) <= 20 + refilled and statuses.count(429) >= 121 - 20 - refilled
     (rows,) = query(server, "SELECT COUNT(*) FROM consent_ledger")[0]
-    assert rows <= 25  # the duplicate grant wrote one record; the limited requests none
+    # the duplicated grant wrote one record, each allowed change one, the limited requests none
+    assert rows == 1 + statuses.count(200) <= 21 + refilled
 
 
 def test_one_subject_cannot_grow_the_ledger_past_the_daily_cap(make_site):
