@@ -4,6 +4,7 @@ from collections import Counter
 import pytest
 
 from veil import QueryError, StoreError
+from veil.errors import RowsRefused
 from veil.pipeline import ROW_COLUMNS
 from veil.store import SQLiteStore
 from veil.store.schema import MIGRATIONS
@@ -52,7 +53,7 @@ async def test_reopening_is_idempotent(store, make_config):
 
 async def test_a_batch_is_all_or_nothing(store):
     await store.write([row(visitor="a")], Counter(bot=1), "2026-11-25")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(RowsRefused):
         await store.write([row(visitor="b"), row(purpose="marketing")], Counter(bot=5),
                           "2026-11-25")
     agg = await store.aggregate(["browser"], "connection", None, 1)
@@ -68,9 +69,9 @@ async def test_a_retried_batch_is_stored_once(store):
 
 
 async def test_purpose_must_be_declared_at_rest(store):
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(RowsRefused):
         await store.write([row(purpose=None)], Counter(), "2026-11-25")
-    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+    with pytest.raises(RowsRefused, match="FOREIGN KEY"):
         await store.write([row(purpose="undeclared")], Counter(), "2026-11-25")
 
 

@@ -7,6 +7,8 @@
 - `/healthz`: liveness and the writer's counters.
 """
 
+import logging
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -17,10 +19,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from veil import Veil, VeilError
 from veil.config import Config
 from veil.endpoints import BEACON_PATH, PATHS, PINNED_SCRIPT_PATH, Endpoints
+from veil.errors import RowsRefused
 from veil.httpio import ByteBudget, declared_length, read_exactly
 from veil.problems import Problem
 from veil.wire import check_headers, decode_batch, load_secret, verify
 
+log = logging.getLogger("veil.collector")
 BATCH_PATH = "/veil/batch"
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 # Bodies not yet authenticated held in memory at once, whatever the number of senders: two
@@ -124,10 +128,13 @@ def create_app(config: Config) -> Starlette:
                               headers={"Retry-After": "1"})
             try:
                 await veil.store.write(rows, drops, day, batch=batch_id)
-            except Exception as exc:  # a constraint the rows break, or a store failure
-                status = 422 if "constraint" in str(exc).lower() else 503
-                raise Problem(status, "not-stored", "Batch not stored",
-                              f"{exc.__class__.__name__}: {exc}") from None
+            except RowsRefused as exc:  # for good: the sender must not retry these rows
+                raise Problem(422, "not-stored", "Batch not stored", str(exc)) from None
+            except Exception as exc:  # the store failed now: the sender retries
+                log.warning("a batch was not stored: %s", exc.__class__.__name__)
+                raise Problem(503, "not-stored", "Batch not stored",
+                              "the store could not write the batch now; retry later",
+                              headers={"Retry-After": "1"}) from None
         except Problem as problem:
             return problem.response()
         return JSONResponse({"stored": len(rows)})

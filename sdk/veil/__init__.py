@@ -14,6 +14,7 @@ from .errors import (
     ProvisionRefused,
     QueryError,
     Refused,
+    RowsRefused,
     SpecialCategoryRefused,
     StoreError,
     VeilError,
@@ -23,7 +24,7 @@ from .runtime import Stats, Veil
 
 __all__ = [
     "Config", "ConfigError", "DecisionRefused", "FieldError", "KeyStoreError", "NotConsented",
-    "ProvisionRefused", "QueryError", "Refused", "SpecialCategoryRefused", "Stats",
-    "StoreError", "Veil", "VeilError", "VeilMiddleware",
+    "ProvisionRefused", "QueryError", "Refused", "RowsRefused", "SpecialCategoryRefused",
+    "Stats", "StoreError", "Veil", "VeilError", "VeilMiddleware",
 ]
 __version__ = "0.1.0"

@@ -30,6 +30,11 @@ class StoreError(VeilError):
     """The event store cannot be opened, migrated or written."""
 
 
+class RowsRefused(StoreError):
+    """The store refused rows for good (they break one of its constraints, or a collector
+    refused the batch): retrying the same rows would not help."""
+
+
 class QueryError(VeilError):
     """An analyst query asks for something the query path does not allow."""
 

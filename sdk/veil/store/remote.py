@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import httpx
 
 from ..config import RemoteConfig
-from ..errors import QueryError, StoreError
+from ..errors import QueryError, RowsRefused, StoreError
 from ..policy import Policy
 from ..wire import encode_batch, load_secret, signed_headers
 from .base import Aggregate
@@ -19,7 +19,7 @@ from .base import Aggregate
 _TRANSIENT = {408, 425, 429}
 
 
-class BatchRejected(StoreError):
+class BatchRejected(RowsRefused):
     """The collector refused the batch for good: retrying would not help."""
 
 

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
-from ..errors import QueryError, StoreError
+from ..errors import QueryError, RowsRefused, StoreError
 from ..files import private_sqlite
 from ..pipeline import ROW_COLUMNS
 from ..policy import Policy
@@ -138,7 +138,11 @@ class SQLiteStore:
             last = start + CHUNK >= len(rows)
             async with self._writing() as db:
                 if rows:
-                    db.executemany(_INSERT, rows[start:start + CHUNK])
+                    try:
+                        db.executemany(_INSERT, rows[start:start + CHUNK])
+                    except sqlite3.IntegrityError as exc:  # names the constraint, not values
+                        raise RowsRefused(f"rows break a constraint of the store: {exc}"
+                                          ) from None
                 if last and drops and self._first_time(db, batch):
                     db.executemany(
                         "INSERT INTO drops VALUES (?, ?, ?) ON CONFLICT (day, reason) "
