@@ -126,9 +126,6 @@ class Purpose:
     retention: dt.timedelta
     fields: frozenset[str]
 
-    def allows(self, field_name: str) -> bool:
-        return field_name in self.fields
-
 
 @dataclass(frozen=True, slots=True)
 class AppField:

@@ -296,10 +296,15 @@ class Veil:
     async def _close(self) -> None:
         await self.store.close()
         self.keystore.close()
+        if self.geo is not None:  # the .mmdb's file handle (or mapping) goes with the store
+            geo, self.geo = self.geo, None
+            geo.close()
 
     async def stop(self) -> None:
-        """Flush what is queued, then close the store and keystore. Started several times
-        (apps sharing this Veil), the matching last stop does it; the others flush."""
+        """Flush what is queued, then close the store and keystore. The flush has one
+        deadline, `remote.shutdown_grace` seconds; what the store has not taken by then is
+        dropped, counted. Started several times (apps sharing this Veil), the matching last
+        stop does it; the others flush."""
         if self._holders > 1:
             self._holders -= 1
             await self.flush()
