@@ -268,3 +268,23 @@ fields = ["union"]
     config.write_text(config.read_text().replace('"trade_union"', '"politics"'))
     assert main(["policy", "check", str(config)]) == 1
     assert "policy.fields.union.special: must be one of race, creed" in capsys.readouterr().err
+
+
+async def test_gpc_withdraws_an_earlier_special_category_consent(veil):
+    await veil.grant("p1", ["special:medical_history:care"])
+    with pytest.raises(SpecialCategoryRefused):
+        await veil.record("p1", "care", gpc=True, diagnosis="flu")
+    await veil.record("p1", "care", diagnosis="flu")  # without the signal, it holds
+    await veil.grant("p2", ["special:medical_history:care"], signal=True)  # given under GPC
+    await veil.record("p2", "care", gpc=True, diagnosis="flu")
+    assert count(veil, "records") == 2
+
+
+async def test_a_grant_needs_a_subject_and_a_provision_needs_subjects(veil):
+    for nobody in ("", None):
+        with pytest.raises(FieldError):
+            await veil.grant(nobody, ["special:medical_history:care"])
+    assert count(veil, "consent_ledger") == 0
+    assert len(await veil.refuse(None, ["special:medical_history:care"])) == 1  # anonymous
+    with pytest.raises(FieldError, match="subject"):
+        await veil.provide("CloudCo", "care", [{"plan": "basic"}])

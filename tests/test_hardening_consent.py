@@ -361,22 +361,86 @@ def test_consent_flooding_is_bounded(make_site):
                 "grant": ["browsing_history"]}
             statuses.append(post_consent(c, body, f"__Host-veil_sid={sid}").status_code)
         page = c.get("/still-serving")
-    refilled = int(time.monotonic() - started) + 1  # the limit's tokens: burst 20, 1 a second
+    refilled = int(time.monotonic() - started) + 1  # the budget: 20 rows, 1 more a second
+    withdrawals, grants = statuses[0::2], statuses[1::2]
     assert dupes.status_code == 200 and page.status_code == 200
-    assert statuses.count(200) <= 20 + refilled and statuses.count(429) >= 121 - 20 - refilled
+    assert set(withdrawals) == {200}  # a withdrawal is never refused
+    allowed = grants.count(200)
+    assert allowed <= 19 + refilled and grants.count(429) == len(grants) - allowed
     (rows,) = query(server, "SELECT COUNT(*) FROM consent_ledger")[0]
-    # the duplicated grant wrote one record, each allowed change one, the limited requests none
-    assert rows == 1 + statuses.count(200) <= 21 + refilled
+    # the duplicated grant wrote one record, each allowed grant one, and each withdrawal of
+    # a grant in force one; the limited grants nothing, and so the withdrawals after them
+    assert rows <= 2 + 2 * allowed
 
 
-def test_one_subject_cannot_grow_the_ledger_past_the_daily_cap(make_site):
+def test_fresh_subjects_cannot_flood_the_ledger(make_site):
+    """Without a cookie every grant mints a subject, so the per-subject cap cannot bound it:
+    the network's budget of permanent rows does, whatever the number of scopes."""
+    server = make_site()
+    scopes = ["browsing_history", "feedback", *(
+        f"special:{c}:feedback" for c in ("race", "creed", "medical_history", "sex_life"))]
+    started = time.monotonic()
+    with client(server) as c:
+        answers = [post_consent(c, {"grant": scopes}).status_code for _ in range(122)]
+        too_many = post_consent(c, {"grant": scopes * 5 + [
+            f"special:{cat}:browsing_history" for cat in ("race", "creed", "trade_union",
+                                                          "social_status")] * 5})
+    refilled = int(time.monotonic() - started) + 1
+    (rows,) = query(server, "SELECT COUNT(*) FROM consent_ledger")[0]
+    assert rows <= 20 + refilled and answers.count(429) >= 122 - (20 + refilled) // 6
+    assert too_many.status_code in (400, 429)
+
+
+def test_a_withdrawal_goes_through_past_the_daily_cap(make_site):
     server = make_site(extra="[consent]\nrate = 1000.0\nburst = 1000\nmax_changes_per_day = 10")
     with client(server) as c:
         sid = set_cookies(post_consent(c, {"grant": ["browsing_history"]}))["__Host-veil_sid"]
-        repeats = [post_consent(c, {"grant": ["browsing_history"]},
-                                f"__Host-veil_sid={sid}").status_code for _ in range(20)]
+        cookie = f"__Host-veil_sid={sid}"
+        repeats = [post_consent(c, {"grant": ["browsing_history"]}, cookie).status_code
+                   for _ in range(20)]
         flips = [post_consent(c, {"withdraw": ["feedback"]} if i % 2 else {"grant": [
-            "feedback"]}, f"__Host-veil_sid={sid}").status_code for i in range(30)]
+            "feedback"]}, cookie).status_code for i in range(30)]
+        withdraw = post_consent(c, {"withdraw": ["browsing_history"]}, cookie)
+        state = c.get("/veil/consent", headers={"Cookie": cookie}).json()
+        c.get("/after-withdrawal", headers={"Cookie": cookie})
+        settle(server, c)
     assert set(repeats) == {200}  # repeating a grant is a no-op: nothing written
-    assert 429 in flips
-    assert query(server, "SELECT COUNT(*) FROM consent_ledger") == [(10,)]
+    assert 429 in flips and 429 not in flips[1::2]  # grants capped, withdrawals never
+    assert withdraw.status_code == 200
+    assert state["purposes"]["browsing_history"]["collected"] is False
+    assert history_paths(server) == []
+    grants = query(server, "SELECT COUNT(*) FROM consent_ledger WHERE action = 'grant'")
+    assert grants == [(10,)]
+
+
+def test_app_records_and_review_requests_are_rate_limited(make_site):
+    server = make_site()
+    started = time.monotonic()
+    with client(server) as c:
+        sid = set_cookies(post_consent(c, {"grant": ["feedback"]}))["__Host-veil_sid"]
+        cookie = f"__Host-veil_sid={sid}"
+        body = {"purpose": "feedback", "fields": {"plan": "pro"}}
+        answers = [c.post("/veil/record", json=body, headers={"Cookie": cookie}).status_code
+                   for _ in range(100)]
+        reviews = [c.post("/veil/rights/human-review", json={
+            "decision": "0" * 32, "reason": "why"}).status_code for _ in range(30)]
+    refilled = int(time.monotonic() - started) + 1
+    assert answers.count(202) <= 20 + refilled and 429 in answers and set(reviews) == {429}
+    assert query(server, "SELECT COUNT(*) FROM records") == [(answers.count(202),)]
+
+
+def test_a_locked_store_answers_503_never_500(make_site):
+    server = make_site()
+    with client(server) as c:
+        assert c.get("/veil/consent").status_code == 200
+        lock = sqlite3.connect(server.db, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            r = post_consent(c, {"grant": ["browsing_history"]})
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        after = post_consent(c, {"grant": ["browsing_history"]})
+    assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+    assert "set-cookie" not in r.headers
+    assert after.status_code == 200

@@ -11,13 +11,19 @@ Cookies (capture.py names them; `__Host-` prefixed over HTTPS):
 - the opt-out cookie: the purposes refused by a visitor without a subject (or whose last grant
   was withdrawn), no identifier in it: strictly necessary, so a refusal sticks.
 
-Every POST is rate-limited per client network, its scopes deduplicated and checked against
-the policy, a no-op change writes nothing, and one subject adds at most
-`consent.max_changes_per_day` records a day: the ledger cannot be flooded. CSRF-safe: a
+The ledger cannot be flooded: scopes are deduplicated and checked against the policy, a
+no-op change writes nothing, and a grant is charged one token per record it writes against
+its network's budget of permanent rows (`consent.rate` a second, `consent.burst` at most, the
+same budget app records and review requests draw on) and against its subject's daily cap
+(`consent.max_changes_per_day` grants). A refusal or withdrawal is never refused: it writes
+only what a charged grant made possible, or, from a visitor without a subject, one record of
+evidence while the budget allows (its cookie makes it stick either way). CSRF-safe: a
 browser's cross-site POST (by `Origin` or `Sec-Fetch-Site`) is refused.
 
-GET answers what veil does for this visitor now, per purpose: `granted` (a grant in force) and
-`collected` (whether the purpose collects, by the same rule the pipeline applies).
+GET answers what veil does for this visitor now, per purpose: `granted` (a grant in force),
+`collected` (whether the purpose collects, by the same rule the pipeline applies) and `fields`
+(what it collects: the snippet sends the page's path only while a purpose with `path` collects).
+POST answers the same, after the change.
 """
 
 import time
@@ -27,15 +33,15 @@ from starlette.types import Receive, Scope
 
 from .beacon import MAX_BODY_BYTES, check_content_type
 from .capture import cookie_names, read_cookies
-from .consent import Action, Method, collects, gpc_signal, holds, opt_in
+from .consent import Action, Method, changes, collects, gpc_signal, holds, opt_in
 from .errors import FieldError
 from .httpio import origin_allowed, parse_json, read_body
 from .jurisdiction import Regime, regime_for
 from .problems import Problem
-from .proxy import ClientResolver
-from .ratelimit import RateLimiter, client_key
+from .proxy import Client, ClientResolver
+from .ratelimit import RateLimiter, client_of, too_many
 
-BROWSER_SCOPES = ("special",)  # besides the consent-based purposes themselves
+SPECIAL = "special"  # special:<category>:<purpose>: the one scope kind a browser may give
 
 
 def _cookie(name: str, value: str, max_age: int, secure: bool) -> str:
@@ -44,23 +50,20 @@ def _cookie(name: str, value: str, max_age: int, secure: bool) -> str:
 
 
 class ConsentEndpoint:
-    def __init__(self, veil, resolver: ClientResolver) -> None:
+    def __init__(self, veil, resolver: ClientResolver, writes: RateLimiter) -> None:
         self.veil = veil
         self.resolver = resolver
+        self.writes = writes  # the permanent rows a network may add: shared with records
         cfg = veil.config.consent
         self.cfg = cfg
         self.sid_name, self.opt_out_name = cookie_names(cfg.secure_cookie)
-        self.limiter = RateLimiter(cfg.rate, cfg.burst)
         self.consent_purposes = tuple(p.key for p in veil.config.policy.purposes.values()
                                       if p.needs_consent)
 
-    def _client(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[Regime, bytes]:
-        """The visitor's regime, and the key their rate limit is counted under."""
-        peer = (scope.get("client") or (None, None))[0]
-        found = self.resolver.resolve(peer, headers.get(b"x-forwarded-for", b""))
+    def _regime(self, client: Client | None) -> Regime:
         geo = self.veil.geo
-        country, region = geo.locate(found.text) if found and geo else (None, None)
-        return regime_for(country, region), client_key(found, peer)
+        country, region = geo.locate(client.text) if client and geo else (None, None)
+        return regime_for(country, region)
 
     def _set(self, response: JSONResponse, name: str, value: str | None) -> None:
         """Set a cookie, or remove it when `value` is None."""
@@ -79,7 +82,8 @@ class ConsentEndpoint:
         subject = ledger.subjects.browser(cookies.subject if cookies else None)
         opted_out = self._opted_out(cookies.opt_out if cookies else None)
         signal = gpc_signal(headers)
-        regime, key = self._client(scope, headers)
+        client, key = client_of(self.resolver, scope, headers)
+        regime = self._regime(client)
         history = await ledger.history(subject) if subject else []
         cookies_out: dict[str, str | None] = {}
         if subject is None and cookies and cookies.subject:
@@ -89,29 +93,30 @@ class ConsentEndpoint:
                 raise Problem(403, "cross-site", "Cross-site consent refused",
                               "consent can only be given from this site's own pages")
             check_content_type(headers.get(b"content-type", b""))
-            if wait := self.limiter.allow(key):
-                raise Problem(429, "rate-limited", "Too many consent changes",
-                              "this network changed consent more often than the limit allows",
-                              headers={"Retry-After": str(max(1, round(wait)))})
             action, scopes = self._parse(await read_body(scope, receive, MAX_BODY_BYTES))
             if action is Action.WITHDRAW and scopes == "all":
                 scopes = list(dict.fromkeys([*self.consent_purposes, *(
                     r.scope for r in history if holds(history, r.scope))]))
-            if action is Action.GRANT and subject is None and scopes:
-                cookie_value, subject = ledger.subjects.issue()
-                cookies_out[self.sid_name] = cookie_value
+            if action is Action.GRANT and scopes:
+                # Only grants are limited: a refusal or withdrawal always goes through (it
+                # writes only what a limited grant made possible, or nothing).
+                self._charge(key, history, scopes if subject is None else changes(
+                    history, scopes, action, True, signal))
+                if subject is None:
+                    cookie_value, subject = ledger.subjects.issue()
+                    cookies_out[self.sid_name] = cookie_value
             if subject is not None:
-                recent = sum(r.ts > time.time() - 86400 for r in history)
-                if recent + len(scopes) > self.cfg.max_changes_per_day:
-                    raise Problem(429, "too-many-changes", "Too many consent changes",
-                                  f"at most {self.cfg.max_changes_per_day} consent changes a day",
-                                  headers={"Retry-After": "3600"})
                 history += await self._append(subject, scopes, action, signal, regime)
             changed_out = (opted_out - set(scopes) if action is Action.GRANT
                            else opted_out | (set(scopes) & set(self.consent_purposes)))
             if subject is None and action is not Action.GRANT and changed_out != opted_out:
-                # a refusal by a visitor without a subject: on the ledger as evidence, once
-                await self._append(None, sorted(changed_out - opted_out), action, signal, regime)
+                # A refusal by a visitor without a subject sticks by its cookie; the ledger
+                # keeps it as evidence while the network's budget allows (else it is counted).
+                refused = sorted(changed_out - opted_out)
+                if self.writes.allow(key, cost=len(refused)) == 0:
+                    await self._append(None, refused, action, signal, regime)
+                else:
+                    self.veil.count_drop("refusal_unrecorded")
             if changed_out != opted_out:
                 opted_out = changed_out
                 cookies_out[self.opt_out_name] = ".".join(sorted(opted_out)) or None
@@ -125,6 +130,22 @@ class ConsentEndpoint:
             self._set(response, name, value)
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    def _charge(self, key: bytes, history: list, written: list[str]) -> None:
+        """Refuse (429) a grant that would write more than the network's budget of permanent
+        rows allows, or more than the subject's daily cap; charge it otherwise."""
+        if len(written) > self.cfg.burst:
+            raise Problem(400, "too-many-scopes", "Too many scopes",
+                          f"grant at most {self.cfg.burst} scopes at once", field="grant")
+        day_ago = time.time() - 86400
+        recent = sum(r.ts > day_ago and r.action == Action.GRANT for r in history)
+        if recent + len(written) > self.cfg.max_changes_per_day:
+            raise Problem(429, "too-many-changes", "Too many consent changes",
+                          f"at most {self.cfg.max_changes_per_day} grants a day",
+                          headers={"Retry-After": "3600"})
+        if written and (wait := self.writes.allow(key, cost=len(written))):
+            raise too_many(wait, "Too many consent changes",
+                           "this network changed consent more often than the limit allows")
 
     async def _append(self, subject: str | None, scopes: list[str], action: Action,
                       signal: bool, regime: Regime) -> list:
@@ -155,8 +176,7 @@ class ConsentEndpoint:
                           f"{key} must be a list of scope names", field=key)
         scopes = list(dict.fromkeys(scopes))
         for scope in scopes:
-            if scope not in self.consent_purposes and scope.partition(":")[0] not in (
-                    BROWSER_SCOPES):
+            if scope not in self.consent_purposes and scope.partition(":")[0] != SPECIAL:
                 raise Problem(400, "invalid-field", "Not a browser's consent",
                               f"a browser can consent to the consent-based purposes "
                               f"({', '.join(self.consent_purposes)}) and special:<category>:"
@@ -173,6 +193,7 @@ class ConsentEndpoint:
             "policy_version": policy.version,
             "purposes": {p.key: {
                 "description": p.description, "needs_consent": p.needs_consent,
+                "fields": sorted(p.fields),
                 "granted": not p.needs_consent or holds(history, p.key, now, signal),
                 "collected": not p.needs_consent or collects(
                     history, p.key, now, prior=prior, signal=signal, opted_out=opted_out),

@@ -13,6 +13,8 @@
 
 import hashlib
 import importlib.resources
+import logging
+import traceback
 from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, Response
@@ -34,8 +36,9 @@ from .notice import (
 )
 from .problems import Problem
 from .proxy import ClientResolver
-from .ratelimit import RateLimiter, client_key
+from .ratelimit import RateLimiter, client_of, too_many
 
+log = logging.getLogger("veil")
 SCRIPT = importlib.resources.files("veil").joinpath("static/veil.js").read_bytes()
 SCRIPT_HASH = hashlib.sha256(SCRIPT).hexdigest()[:12]
 SCRIPT_PATH = "/veil/veil.js"
@@ -88,8 +91,10 @@ class Endpoints:
         self.veil = veil
         ingest = veil.config.ingest
         self.resolver = ClientResolver(veil.config.trusted_proxies)
-        self.limiter = RateLimiter(ingest.rate, ingest.burst)
-        self.consent = ConsentEndpoint(veil, self.resolver)
+        self.limiter = RateLimiter(ingest.rate, ingest.burst)  # beacons
+        # the permanent rows a network may add: consent records, app records, review requests
+        self.writes = RateLimiter(veil.config.consent.rate, veil.config.consent.burst)
+        self.consent = ConsentEndpoint(veil, self.resolver, self.writes)
         # the config is frozen: render the notice once, serve the same bytes
         self.notices = {fmt: render_notice(veil.config, fmt).encode() for fmt in FORMATS}
 
@@ -118,6 +123,15 @@ class Endpoints:
                 response = script_response(scope)
         except Problem as problem:
             response = problem.response()
+        except Exception as exc:  # a store locked by another process, or a bug: never a 500
+            # where, not the message: a message may quote what the request carried
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("veil endpoint %s: %s at %s:%d", path, exc.__class__.__name__,
+                      where.filename, where.lineno)
+            response = Problem(503, "unavailable", "Temporarily unavailable",
+                               "veil could not complete this request now; nothing was "
+                               "recorded that was not answered", headers={"Retry-After": "5"}
+                               ).response()
         await response(scope, receive, send)
 
     def notice(self, scope: Scope) -> Response:
@@ -150,13 +164,16 @@ class Endpoints:
             raise Problem(403, "cross-site", "Cross-site request refused",
                           f"{what} can only come from this site's own pages")
         check_content_type(headers.get(b"content-type", b""))
+        if self.veil.guards is None:
+            raise Problem(503, "not-ready", "Not ready", "veil has no local store here",
+                          headers={"Retry-After": "5"})
+        if wait := self.writes.allow(client_of(self.resolver, scope, headers)[1]):
+            raise too_many(wait, "Too many requests",
+                           f"this network sent more {what} than the limit allows")
         data = parse_json(await read_body(scope, receive, MAX_BODY_BYTES))
         if not isinstance(data, dict):
             raise Problem(400, "malformed-body", "Malformed request",
                           "the body must be a JSON object")
-        if self.veil.guards is None:
-            raise Problem(503, "not-ready", "Not ready", "veil has no local store here",
-                          headers={"Retry-After": "5"})
         return data
 
     async def record(self, scope: Scope, receive: Receive) -> Response:
@@ -208,14 +225,11 @@ class Endpoints:
         headers = dict(scope["headers"])
         check_content_type(headers.get(b"content-type", b""))
         beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES, headers))
-        peer = (scope.get("client") or (None, None))[0]
-        found = self.resolver.resolve(peer, headers.get(b"x-forwarded-for", b""))
-        # the client's /24 or /48, in memory only; when its address cannot be resolved
-        # (a broken X-Forwarded-For), the peer's: a bad header never skips the limit
-        if wait := self.limiter.allow(client_key(found, peer)):
-            raise Problem(429, "rate-limited", "Too many beacons",
-                          "this network sent more beacons than the ingest limit allows",
-                          headers={"Retry-After": str(max(1, round(wait)))})
+        # keyed on the client's /24 or /48, in memory only; when its address cannot be
+        # resolved (a broken X-Forwarded-For), the peer's: a bad header never skips the limit
+        if wait := self.limiter.allow(client_of(self.resolver, scope, headers)[1]):
+            raise too_many(wait, "Too many beacons",
+                           "this network sent more beacons than the ingest limit allows")
         if not self.veil.capture_beacon(scope, beacon, headers):
             if not self.veil.is_open:  # closed while the body was read (a stop, a failure)
                 raise not_open(self.veil)

@@ -92,7 +92,7 @@ class Guards:
         for name in fields:
             category = self.policy.app_fields[name].special
             if category and not holds(history, f"special:{category}:{purpose.key}",
-                                      explicit=True):
+                                      explicit=True, signal=signal):
                 await self._refuse(SpecialCategoryRefused(
                     f"field {name!r} is special-category data ({category}): refused without "
                     f"the subject's explicit prior consent to 'special:{category}:"
@@ -198,7 +198,10 @@ class Guards:
                 categories.add(declared.category)
         subjects: dict[str, bool] = {}  # pseudonym → GPC seen on any of their records
         for r in records:
-            subject = self.ledger.subjects.app(str(r["subject"]))
+            if not isinstance(r.get("subject"), str):
+                raise FieldError("every record provided needs a \"subject\": the app's id "
+                                 "for the person")
+            subject = self.ledger.subjects.app(r["subject"])
             subjects[subject] = subjects.get(subject, False) or r.get("gpc") is True
         basis = await self._provision_basis(to.name, subjects, exception, consent_obtainable)
         countries = {r.get("country") for r in records}

@@ -78,7 +78,6 @@ class Pseudonymiser:
         # day → (visitor hasher, network hasher), pre-keyed; None once the day's key is gone
         self._hashers: dict[dt.date, tuple[hashlib.blake2b, hashlib.blake2b] | None] = {}
         self._sealers: dict[dt.date, tuple[str, AESGCM] | None] = {}
-        self._subject_hasher: hashlib.blake2b | None = None
 
     def _day(self, day: dt.date) -> tuple[hashlib.blake2b, hashlib.blake2b] | None:
         try:
@@ -128,15 +127,6 @@ class Pseudonymiser:
         key_id, aead = found
         nonce = secrets.token_bytes(12)
         return key_id, nonce + aead.encrypt(nonce, f"{ip} {port or ''}".encode(), key_id.encode())
-
-    def subject(self, subject_id: str) -> str:
-        """The subject pseudonym of a cookie id or an app's user id: stable, keyed, one-way."""
-        if self._subject_hasher is None:
-            key = self._keystore.named_key("subject-hash")
-            self._subject_hasher = hashlib.blake2b(key=key, digest_size=16)
-        h = self._subject_hasher.copy()
-        h.update(subject_id.encode())
-        return h.hexdigest()
 
     def forget_before(self, day: dt.date) -> None:
         """Drop cached keys of days before `day`, so a destroyed key leaves memory too."""

@@ -356,7 +356,9 @@ class Veil:
                        method: Method, signal: bool, explicit: bool,
                        jurisdiction: str) -> list[ConsentRecord]:
         ledger, _ = self._running()
-        subject = ledger.subjects.app(subject_id) if subject_id else None
+        # only a refusal may come from nobody in particular; a grant is always someone's
+        subject = None if subject_id is None and action is Action.REFUSE else (
+            ledger.subjects.app(subject_id))
         return await ledger.append(subject, scopes, action, method, explicit=explicit,
                                    signal=signal, jurisdiction=jurisdiction)
 
@@ -407,6 +409,11 @@ class Veil:
         """Check and register a provision to a third party; raise ProvisionRefused if the
         policy does not allow it."""
         return await self._running()[1].provide(recipient, purpose, records, **kw)
+
+    def count_drop(self, reason: str) -> None:
+        """Count something refused outside the pipeline (stored with the next batch)."""
+        if self.writer is not None:
+            self.writer.count_drop(reason)
 
     def stats(self) -> Stats:
         w = self.writer

@@ -34,6 +34,13 @@ max_retries = 3               # store write retries before a batch is dropped (c
 rate = 20.0                   # beacons per second per client network (/24, /48) at POST /veil/e
 burst = 200
 
+[consent]
+secure_cookie = true          # __Host- cookies; false only for plain-HTTP development
+cookie_days = 180
+rate = 1.0                    # consent/app records per second per client network
+burst = 20
+max_changes_per_day = 50      # grants one subject may make in 24 hours
+
 [query]
 min_group_size = 5            # groups with fewer distinct visitors are never shown
 
