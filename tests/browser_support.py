@@ -6,6 +6,7 @@ receives; Debian's headless Chromium, driven by Playwright, plays the visitor.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import socket
@@ -21,7 +22,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,11 @@ STALE_CONSENT = """localStorage.setItem('veil_consent',
   JSON.stringify({p: ['browsing_history'], gpc: false}))"""
 # Beacons travel asynchronously; after the expected ones arrive, wait this long for strays.
 SETTLE = 0.3
+# The recording server's stand-in policy for its consent answers: purpose -> (needs consent,
+# collects the path). `journeys` shows the snippet takes which purposes collect the path from
+# the server, `newsletter` that a consent-based purpose need not collect it.
+PURPOSES = {"connection": (False, False), "browsing_history": (True, True),
+            "journeys": (True, True), "newsletter": (True, False)}
 
 
 def require(ok: bool, why: str) -> None:
@@ -68,6 +74,7 @@ class Recorder:
     def __init__(self) -> None:
         self._posts: list[Post] = []
         self._changed = threading.Condition()
+        self.granted: set[str] = set()  # the consent endpoint's state, accumulated as veil's is
 
     def add(self, post: Post) -> None:
         with self._changed:
@@ -77,6 +84,25 @@ class Recorder:
     def clear(self) -> None:
         with self._changed:
             self._posts.clear()
+            self.granted.clear()
+
+    def consent_state(self, change: dict) -> dict | None:
+        """Apply a consent POST and answer as `/veil/consent` does (the fields the snippet
+        reads): grants accumulate, `{"withdraw": "all"}` empties them; None (a 400) for a
+        grant of a purpose the policy does not declare, which changes nothing."""
+        with self._changed:
+            if not set(change.get("grant", ())) <= set(PURPOSES):
+                return None
+            if "grant" in change:
+                self.granted |= set(change["grant"])
+            elif change.get("withdraw") == "all":
+                self.granted.clear()
+            granted = set(self.granted)
+        return {"subject": bool(granted), "opted_out": [], "purposes": {
+            key: {"needs_consent": needs, "granted": not needs or key in granted,
+                  "collected": not needs or key in granted,
+                  "fields": ["path", "screen"] if path else ["screen"]}
+            for key, (needs, path) in PURPOSES.items()}}
 
     def wait(self, path: str, count: int, timeout: float = 5.0) -> list[Post]:
         """All POSTs to `path` once at least `count` arrived and no more came within SETTLE."""
@@ -113,19 +139,28 @@ def snippet_app(recorder: Recorder) -> Starlette:
         # Same server under another name, hence another origin than the page's.
         return page(f'src="http://localhost:{request.url.port}/veil/veil.js"')
 
+    async def attrs_page(request: Request) -> HTMLResponse:
+        # The script tag's attributes from the query: /attrs/x?data-endpoint=/beacons/v1
+        return page('src="/veil/veil.js"' + "".join(
+            f' {html.escape(k)}="{html.escape(v)}"' for k, v in request.query_params.items()))
+
     async def any_page(request: Request) -> HTMLResponse:
         return page('src="/veil/veil.js"')
 
     async def record(request: Request) -> Response:
+        body = json.loads(await request.body())
         recorder.add(Post(request.url.path, request.headers["host"],
-                          request.headers.get("content-type", ""),
-                          json.loads(await request.body())))
+                          request.headers.get("content-type", ""), body))
+        if request.url.path.endswith("/consent"):
+            state = recorder.consent_state(body)
+            return JSONResponse(state) if state else Response(status_code=400)
         return Response(status_code=202)
 
     return Starlette(routes=[
         Route("/veil/veil.js", script),
         Route("/custom/{rest:path}", custom_endpoints),
         Route("/cross/{rest:path}", cross_origin),
+        Route("/attrs/{rest:path}", attrs_page),
         Route("/{rest:path}", any_page, methods=["GET"]),
         Route("/{rest:path}", record, methods=["POST"]),
     ])

@@ -1,10 +1,12 @@
 """Headless Chromium loads the real collector's demo page; the beacon lands in the store."""
 
+import json
 import os
 import sqlite3
 import time
 
 import pytest
+from policies import AUTOMATIC, policy_toml
 from servers import ServerProcess
 
 from veil.pseudonymise import screen_class
@@ -19,13 +21,39 @@ from browser_support import (
     launch_chromium,
 )
 
+CONFIG = ('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
+          '[capture]\nflush_interval = 0.1\n')
+# Two consent-based purposes, neither called browsing_history; only `journeys` takes the path.
+JOURNEYS = policy_toml("j1", f"""
+[policy.purposes.journeys]
+description = "Improve navigation from the pages visited"
+data_use = "functional.service.improve"
+legal_basis = "consent"
+retention = "30d"
+fields = {json.dumps([*AUTOMATIC, "path"])}
+[policy.purposes.newsletter]
+description = "Measure newsletter sign-ups"
+data_use = "marketing.communications"
+legal_basis = "consent"
+retention = "30d"
+fields = {json.dumps(AUTOMATIC)}
+""")
+
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory):
+    yield from serve(tmp_path_factory, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def journeys_collector(tmp_path_factory):
+    yield from serve(tmp_path_factory, CONFIG + JOURNEYS)
+
+
+def serve(tmp_path_factory, toml: str):
     tmp = tmp_path_factory.mktemp("collector")
     config = tmp / "veil.toml"
-    config.write_text('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-                      '[capture]\nflush_interval = 0.1\n')
+    config.write_text(toml)
     env = {**os.environ, "VEIL_MASTER_KEY": "ab" * 32}
     server = ServerProcess.veil_serve(config, env, tmp / "collector.log").start()
     server.db = tmp / "data" / "veil.db"
@@ -130,6 +158,50 @@ def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collecti
         visitor.push("/after-opt-out")
         time.sleep(0.5)  # the beacon arrives and is processed (flush interval 0.1 s)
         assert all(path != "/after-opt-out" for path, _ in history_rows(collector.db))
+        assert visitor.errors == []
+    finally:
+        visitor.close()
+
+
+def paths_stored(db_path, purpose: str) -> list:
+    db = sqlite3.connect(db_path)
+    try:
+        return [r[0] for r in db.execute("SELECT path FROM event_log WHERE purpose = ? "
+                                         "ORDER BY id", (purpose,))]
+    finally:
+        db.close()
+
+
+def test_snippet_takes_the_path_purposes_and_the_grants_from_the_server(
+        journeys_collector, browser):
+    # Issue 8, item 9: no purpose is called browsing_history here, and a later consent to
+    # another purpose must not make the snippet forget the earlier grant the server holds.
+    visitor = Visitor(browser, journeys_collector.url)
+    sent: list[dict] = []
+    visitor.page.on("request", lambda r: r.url.endswith("/veil/e") and sent.append(
+        json.loads(r.post_data)))
+    try:
+        visitor.open("/")
+        visitor.js("veil.consent(['newsletter'])")  # consent-based, takes no path
+        visitor.push("/newsletter")
+        visitor.js("veil.consent(['journeys'])")
+        visitor.push("/a")
+        visitor.js("veil.consent(['newsletter'])")  # already granted: the server says both
+        visitor.push("/b")
+        visitor.open("/")  # the next page load: what the server said was saved
+        assert wait_for(lambda: paths_stored(journeys_collector.db, "journeys")[-3:] == [
+            "/a", "/b", "/"])
+        assert [b.get("path") for b in sent] == [None, None, "/a", "/b", "/"]
+        state = visitor.js("fetch('/veil/consent').then(r => r.json())")
+        assert {k: (p["collected"], "path" in p["fields"]) for k, p in state["purposes"].items()
+                } == {"connection": (True, False), "journeys": (True, True),
+                      "newsletter": (True, False)}
+        assert visitor.js("JSON.parse(localStorage.veil_consent)") == {
+            "p": ["journeys"], "gpc": False}
+        visitor.js("veil.optOut()")
+        visitor.push("/after")
+        assert visitor.js("localStorage.length") == 0
+        assert wait_for(lambda: len(sent) == 6) and "path" not in sent[-1]
         assert visitor.errors == []
     finally:
         visitor.close()

@@ -176,3 +176,91 @@ def test_loading_twice_counts_once(visitor, server):
     v.page.add_script_tag(url="/veil/veil.js")
     v.push("/a")
     assert bodies(server, BEACON, 2) == [DEVICE, DEVICE]
+
+
+# Item 9 of issue 8: the snippet reads the server's consent state instead of guessing it.
+
+
+def test_first_visit_reads_no_saved_consent_without_throwing(visitor, server):
+    # A swallowed TypeError (JSON.parse(null).p) is invisible to the page: the debugger sees
+    # every exception thrown in veil.js, caught or not.
+    v = visitor()
+    scripts: dict[str, str] = {}
+    thrown: list[str] = []
+    cdp = v.context.new_cdp_session(v.page)
+
+    def paused(event: dict) -> None:
+        if scripts.get(event["callFrames"][0]["location"]["scriptId"], "").endswith("/veil.js"):
+            thrown.append(event.get("data", {}).get("description", "?"))
+        cdp.send("Debugger.resume")
+
+    cdp.on("Debugger.scriptParsed", lambda e: scripts.__setitem__(e["scriptId"], e["url"]))
+    cdp.on("Debugger.paused", paused)
+    cdp.send("Debugger.enable")
+    cdp.send("Debugger.setPauseOnExceptions", {"state": "all"})
+    v.open("/")
+    v.push("/a")
+    v.js("veil.record('plan', {tier: 'free'})")
+    assert bodies(server, BEACON, 2) == [DEVICE, DEVICE]
+    assert thrown == []
+
+
+def test_never_consented_visit_sends_only_beacons(visitor, server):
+    v = visitor()
+    requests: list[tuple[str, str]] = []
+    v.page.on("request", lambda r: requests.append((r.method, r.url.split("/", 3)[3])))
+    v.open("/")
+    v.push("/a")
+    assert bodies(server, BEACON, 2) == [DEVICE, DEVICE]
+    assert requests == [("GET", ""), ("GET", "veil/veil.js"), ("POST", "veil/e"),
+                        ("POST", "veil/e")]
+
+
+def test_path_follows_the_purposes_the_server_says_collect_it(visitor, server):
+    v = visitor()
+    v.open("/")
+    v.js("veil.consent(['newsletter'])")  # consent-based, but it does not collect the path
+    v.push("/a")
+    assert v.js("localStorage.length") == 0
+    v.js("veil.consent('journeys')")  # collects the path, and is not called browsing_history
+    v.push("/b")
+    assert bodies(server, BEACON, 3) == [DEVICE, DEVICE, {**DEVICE, "path": "/b"}]
+    assert bodies(server, CONSENT, 2) == [{"grant": ["newsletter"]}, {"grant": ["journeys"]}]
+    assert v.js("JSON.parse(localStorage.veil_consent)") == {"p": ["journeys"], "gpc": False}
+
+
+def test_a_later_consent_keeps_the_earlier_grants(visitor, server):
+    v = visitor()
+    v.open("/")
+    v.js("veil.consent(['browsing_history'])")
+    v.js("veil.consent(['newsletter'])")  # the server still holds browsing_history
+    v.push("/a")
+    v.page.reload()
+    assert bodies(server, BEACON, 3) == [DEVICE, {**DEVICE, "path": "/a"},
+                                         {**DEVICE, "path": "/a"}]
+    assert v.js("JSON.parse(localStorage.veil_consent).p") == ["browsing_history"]
+
+
+def test_a_refused_grant_changes_nothing_locally(visitor, server):
+    v = visitor()
+    v.open("/")
+    v.js("veil.consent(['no_such_purpose'])")  # the server answers 400
+    v.push("/a")
+    assert v.js("localStorage.length") == 0
+    v.js("veil.consent(['browsing_history'])")
+    v.js("veil.consent(['no_such_purpose'])")
+    v.push("/b")
+    assert bodies(server, BEACON, 3) == [DEVICE, DEVICE, {**DEVICE, "path": "/b"}]
+    assert v.js("JSON.parse(localStorage.veil_consent).p") == ["browsing_history"]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("", "/veil/record"),
+    ("?data-endpoint=/beacons/v1", "/veil/record"),  # beside the script, not the beacon
+    ("?data-endpoint=/collect/e&data-record-endpoint=/collect/fields", "/collect/fields"),
+], ids=["default", "beacon-elsewhere", "attribute"])
+def test_record_endpoint(visitor, server, query, expected):
+    v = visitor()
+    v.open(f"/attrs/page{query}")
+    v.js("veil.record('plan', {tier: 'free'})")
+    assert bodies(server, expected, 1) == [{"purpose": "plan", "fields": {"tier": "free"}}]

@@ -2,20 +2,22 @@
  * veil.js: one privacy-preserving beacon per page view.
  *
  * Readable source of sdk/veil/static/veil.js (build: cd js && npm ci && npm run build).
- * Embed as <script src="/veil/veil.js" defer></script>; optional attributes
- * data-endpoint (default: e, beside the script: /veil/e) and data-consent-endpoint (default:
- * consent, beside the script: /veil/consent).
+ * Embed as <script src="/veil/veil.js" defer></script>; optional attributes, each by
+ * default beside the script: data-endpoint (e: /veil/e), data-consent-endpoint (consent:
+ * /veil/consent) and data-record-endpoint (record: /veil/record).
  *
- * Sends {screen_w, screen_h, pixel_ratio, language}, plus path only while the visitor
- * has consented to the purpose "browsing_history". Sets no cookie and writes no storage
- * until veil.consent() is called; veil.optOut() withdraws. veil.record(purpose, fields)
- * sends app-declared fields to /veil/record, next to the beacon endpoint.
+ * Sends {screen_w, screen_h, pixel_ratio, language}, plus path only while the server says
+ * a purpose that collects the path collects for this visitor. The snippet learns that from
+ * the consent endpoint's answer to veil.consent(), so a visitor who never consented causes
+ * no request, no cookie and no storage. veil.consent(purposes) returns a promise that
+ * settles once the server answered; veil.optOut() withdraws everything, at once locally.
+ * veil.record(purpose, fields) sends app-declared fields to the record endpoint.
  */
 (() => {
   // Every entry point runs through this: the snippet must never throw into the page.
   const safe = (f) => (...a) => {
     try {
-      f(...a);
+      return f(...a);
     } catch (e) {}
   };
 
@@ -37,32 +39,41 @@
         src || location.href).href;
     const beaconUrl = endpoint("data-endpoint", "e");
     const consentUrl = endpoint("data-consent-endpoint", "consent");
+    const recordUrl = endpoint("data-record-endpoint", "record");
 
     const gpc = n.globalPrivacyControl === true || n.doNotTrack === "1" || w.doNotTrack === "1";
     // localStorage itself throws in sandboxed iframes and with storage blocked.
     const storage = safe((f) => f(localStorage));
 
+    // The purposes that collect the page's path for this visitor, as the server last said.
+    // Stored only while there is one: no consent, no storage.
     let purposes = [];
+    const save = () =>
+      storage((s) =>
+        purposes[0] ? s.setItem(KEY, JSON.stringify({ p: purposes, gpc })) : s.removeItem(KEY));
     storage((s) => {
-      const saved = JSON.parse(s.getItem(KEY));
+      // getItem is null on a first visit, and JSON.parse(null) is null: nothing saved.
+      const saved = JSON.parse(s.getItem(KEY)) || {};
       // GPC/DNT switched on after a consent supersedes it (it is the later signal); a
       // consent given while GPC/DNT was already on is an explicit override and stands.
       if (Array.isArray(saved.p) && (saved.gpc || !gpc)) purposes = saved.p;
     });
 
-    const post = (url, data) => {
+    // With `read`, the answer is wanted: fetch, and `read` gets the response.
+    const post = (url, data, read) => {
       // text/plain keeps a cross-origin POST a "simple" request: no CORS preflight.
       const body = JSON.stringify(data);
       // sendBeacon survives page unload; it is missing in some webviews and returns
       // false when the browser's beacon queue is full.
-      if (!(n.sendBeacon && n.sendBeacon(url, body))) {
-        fetch(url, {
+      if (read || !(n.sendBeacon && n.sendBeacon(url, body))) {
+        return fetch(url, {
           method: "POST",
           body,
-          keepalive: true,
-          credentials: "same-origin",
+          keepalive: true, // credentials: fetch's default, same-origin
           headers: { "Content-Type": "text/plain" },
-        }).catch(() => {});
+        })
+          .then(read)
+          .catch(() => {});
       }
     };
 
@@ -77,23 +88,30 @@
         pixel_ratio: devicePixelRatio,
         language: n.language,
       };
-      if (purposes.includes("browsing_history")) beacon.path = path;
+      if (purposes[0]) beacon.path = path;
       post(beaconUrl, beacon);
     });
 
     w.veil = {
-      consent: safe((p) => {
-        purposes = [].concat(p);
-        storage((s) => s.setItem(KEY, JSON.stringify({ p: purposes, gpc })));
-        post(consentUrl, { grant: purposes });
-      }),
+      // The server's answer is the visitor's whole state, every grant so far included: the
+      // local list becomes what it says, never just the purposes of this call. A refused or
+      // failed grant changes nothing here, as it changed nothing there.
+      consent: safe((p) =>
+        post(consentUrl, { grant: [].concat(p) }, (r) =>
+          r.ok &&
+          r.json().then(({ purposes: all }) => {
+            purposes = Object.keys(all).filter(
+              (k) => all[k].collected && all[k].fields.includes("path"));
+            save();
+          }))),
+      // A withdrawal takes effect here at once, whether or not the server is reachable.
       optOut: safe(() => {
         purposes = [];
-        storage((s) => s.removeItem(KEY));
+        save();
         post(consentUrl, { withdraw: "all" });
       }),
       // App-declared fields (the policy's [policy.fields]); the server checks every one.
-      record: safe((purpose, fields) => post(new URL("record", beaconUrl), { purpose, fields })),
+      record: safe((purpose, fields) => post(recordUrl, { purpose, fields })),
     };
 
     // SPA navigation. An error thrown by the original pushState is the page's own and
