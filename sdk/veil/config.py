@@ -53,7 +53,9 @@ class RemoteConfig:
     url: str | None = None
     secret_file: Path | None = None  # else $VEIL_REMOTE_SECRET
     timeout: float = 5.0
-    shutdown_grace: float = 10.0  # seconds to keep retrying at shutdown
+    # One deadline for the whole shutdown: stop() writes what is queued for at most this
+    # many seconds (not per batch), then drops the rest, counted
+    shutdown_grace: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +68,11 @@ class IngestConfig:
 class ConsentConfig:
     secure_cookie: bool = True  # `__Host-` cookies, Secure; false only for plain-HTTP dev
     cookie_days: int = 180
-    rate: float = 1.0           # consent changes per second per client network, sustained
+    # permanent rows (consent records, app records, review requests) per client network: a
+    # second, sustained, and at most at once
+    rate: float = 1.0
     burst: int = 20
-    max_changes_per_day: int = 50  # ledger records one subject may add in 24 hours
+    max_changes_per_day: int = 50  # grants one subject may make in 24 hours
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,18 +3,22 @@ store, off the request path.
 
 A batch is written when `capture.batch_size` events are waiting or every
 `capture.flush_interval` seconds. A failed write is retried with backoff; after
-`capture.max_retries` (for a remote collector: never, while running; for
-`remote.shutdown_grace` seconds at shutdown) the batch is dropped and counted as
-`store_error`. While a write is retried, new events wait in the bounded capture buffer, whose
-overflow is counted. Drop counts that could not be written ride along with the next batch.
-Stopping flushes everything queued.
+`capture.max_retries` (for a remote collector: never, while running) the batch is dropped and
+counted as `store_error`. While a write is retried, new events wait in the bounded capture
+buffer, whose overflow is counted. Drop counts that could not be written ride along with the
+next batch.
+
+Stopping flushes everything queued, within one deadline: `remote.shutdown_grace` seconds from
+`stop()` for the whole shutdown, not per batch (with ten queued batches a per-batch grace made
+a stop with the collector away outlast a container's stop timeout). Until the deadline each
+batch is written if the store answers; an attempt still in flight at the deadline is cut off;
+after it, what is left goes through the pipeline and its rows are counted as `store_error`.
 """
 
 import asyncio
 import contextlib
 import datetime as dt
 import logging
-import time
 import traceback
 from collections import Counter
 
@@ -50,12 +54,32 @@ class BatchWriter:
         self._rotated_on: dt.date | None = None
         self._maintenance: asyncio.Task | None = None  # the day's retention and key rotation
         self._stopping = False
+        self._deadline: float | None = None  # the loop's time() when the shutdown grace ends
+        self._stop_requested = asyncio.Event()  # cuts short a retry's pause while running
+        self._attempts: set[asyncio.Timeout] = set()  # the store writes in flight
         self._wake = asyncio.Event()
         buffer.wake = self._wake
 
+    def count_drop(self, reason: str) -> None:
+        """Count something refused outside the pipeline; stored with the next batch."""
+        self.drops[reason] += 1
+        self._unwritten[reason] += 1
+
     def stop(self) -> None:
+        """Flush what is queued and end `run`, within `shutdown_grace` seconds from now.
+        Called on the writer's event loop."""
+        if self._deadline is None:  # a second stop does not extend the grace
+            self._deadline = asyncio.get_running_loop().time() + self.shutdown_grace
+            for attempt in self._attempts:  # a write begun while running ends by then too
+                attempt.reschedule(self._deadline)
         self._stopping = True
+        self._stop_requested.set()
         self._wake.set()
+
+    def _spent(self) -> bool:
+        """The shutdown grace is over: no more write attempts."""
+        return (self._deadline is not None
+                and asyncio.get_running_loop().time() >= self._deadline)
 
     async def run(self) -> None:
         try:
@@ -162,36 +186,56 @@ class BatchWriter:
                             exc)
 
     async def _write(self, rows: list[tuple], drops: Counter) -> None:
-        """Write until it works, the retries run out, or the shutdown grace is over."""
+        """Write until it works, the retries run out, or the shutdown deadline passes."""
         self._unwritten.update(drops)
         day = dt.datetime.now(dt.UTC).date().isoformat()
         batch = new_batch_id()  # the same on every retry: a batch's drops are counted once
-        attempt, give_up_at = 0, None
-        while True:
+        attempt = 0
+        reason = Drop.STORE_ERROR
+        while not self._spent():  # the deadline is one for the whole shutdown
+            attempt += 1
             try:
-                await self.store.write(rows, self._unwritten, day, batch=batch)
+                await self._attempt(rows, day, batch)
             except BatchRejected as exc:
                 reason = Drop.REJECTED
                 log.error("%s", exc)
                 break
-            except Exception as exc:
-                attempt += 1
+            except Exception as exc:  # TimeoutError included: the deadline cut it off
                 if attempt == 1 or attempt % 30 == 0:  # a long outage logs, but not in a flood
                     log.warning("store write failed (attempt %d): %s: %s", attempt,
                                 exc.__class__.__name__, exc)
-                if self._stopping and give_up_at is None:
-                    give_up_at = time.monotonic() + self.shutdown_grace
                 limit = self.cfg.max_retries
-                if (limit is not None and attempt > limit) or (
-                        give_up_at is not None and time.monotonic() >= give_up_at):
-                    reason = Drop.STORE_ERROR
+                if limit is not None and attempt > limit:
                     break
-                await asyncio.sleep(min(0.05 * 2 ** min(attempt - 1, 6), 2.0))
+                await self._pause(attempt)
                 continue
             self.stored += len(rows)
             self._unwritten.clear()
             return
-        log.error("dropped a batch of %d event(s) after %d attempt(s): %s", len(rows),
-                  attempt + 1, reason)
+        log.error("dropped a batch of %d event(s) after %d attempt(s)%s: %s", len(rows),
+                  attempt, ", the shutdown grace is over" if self._spent() else "", reason)
         self.drops[reason] += len(rows)
         self._unwritten[reason] += len(rows)
+
+    async def _attempt(self, rows: list[tuple], day: str, batch: str) -> None:
+        """One store write. At shutdown it ends at the deadline (stop() moves it there if it
+        began while running): a collector that accepts the connection but never answers must
+        not hold the stop for remote.timeout."""
+        async with asyncio.timeout_at(self._deadline) as attempt:
+            self._attempts.add(attempt)
+            try:
+                await self.store.write(rows, self._unwritten, day, batch=batch)
+            finally:
+                self._attempts.discard(attempt)
+
+    async def _pause(self, attempt: int) -> None:
+        """The backoff before retry `attempt + 1`. While running, a stop() ends it (the
+        shutdown retries at once); at shutdown, it ends at the deadline."""
+        delay = min(0.05 * 2 ** min(attempt - 1, 6), 2.0)
+        if self._deadline is not None:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(max(0.0, min(delay, self._deadline - loop.time())))
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._stop_requested.wait()
