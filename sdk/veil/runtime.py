@@ -304,11 +304,10 @@ class Veil:
         """Flush what is queued, then close the store and keystore. The flush has one
         deadline, `remote.shutdown_grace` seconds; what the store has not taken by then is
         dropped, counted. Started several times (apps sharing this Veil), the matching last
-        stop does it; the others flush."""
-        if self._holders > 1:
-            self._holders -= 1
-            await self.flush()
-            return
+        stop does it; the others only hand over to the writer, which goes on."""
+        if self._holders > 1:  # another app still runs on this Veil: its writer goes on
+            self._holders -= 1  # and writes what is queued (a flush here could wait forever
+            return              # on a collector that is away, with no shutdown deadline)
         self._holders = 0
         loop = asyncio.get_running_loop()
         self._closed_on = loop
