@@ -85,7 +85,7 @@ def template(tmp: Path) -> tuple[list[tuple], float]:
         buffer = CaptureBuffer(TEMPLATE_EVENTS, TEMPLATE_EVENTS)
         for scope in traffic.scopes(TEMPLATE_EVENTS, seed=SEED):
             buffer.capture(scope, "connection")
-        rows, drops = pipeline.process(buffer.take(TEMPLATE_EVENTS))
+        rows, drops, _ = pipeline.process(buffer.take(TEMPLATE_EVENTS))
     finally:
         keystore.close()
     return rows, sum(drops.values()) / len(rows)
@@ -131,7 +131,7 @@ async def bench(args, tmp: Path, port: int, proc: subprocess.Popen) -> dict:
     from veil.config import RemoteConfig, from_dict
     from veil.store.remote import RemoteStore
     from veil.store.sqlite import SQLiteStore
-    from veil.wire import check_headers, decode_batch, encode_batch, signed_headers, verify
+    from veil.store.wire import check_headers, decode_batch, encode_batch, signed_headers, verify
 
     rows, bots_per_row = template(tmp)
     gen = Batches(rows, bots_per_row)

@@ -32,7 +32,7 @@ from pathlib import Path
 import traffic
 
 from veil import Veil
-from veil.pipeline import ROW_COLUMNS
+from veil.store.columns import ROW_COLUMNS
 
 EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
 BATCH = 1000
@@ -111,7 +111,7 @@ async def main() -> None:
         rows, drops = [], Counter()
         t0 = time.perf_counter()
         for chunk in batches(captured):
-            r, d = pipeline.process(chunk)
+            r, d, _ = pipeline.process(chunk)
             rows += r
             drops += d
         times["pipeline"].append(time.perf_counter() - t0)

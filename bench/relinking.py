@@ -55,7 +55,7 @@ NOT_PROFILE = {"id", "event_id", "ts", "visitor", "subject", "seal_key", "sealed
 async def emit(out: Path, people: int, days: int, seed: int) -> None:
     from veil import Veil
     from veil.config import from_dict
-    from veil.pipeline import ROW_COLUMNS
+    from veil.store.columns import ROW_COLUMNS
 
     os.environ.setdefault("VEIL_MASTER_KEY", traffic.MASTER_KEY)
     geo = traffic.geo_database(out / "geo.mmdb")
@@ -94,7 +94,7 @@ async def emit(out: Path, people: int, days: int, seed: int) -> None:
                     zip(veil.buffer.take(len(views)), views, strict=True)]
         for start in range(0, len(captured), 1000):
             chunk = captured[start:start + 1000]
-            rows, drops = pipeline.process(chunk)
+            rows, drops, _ = pipeline.process(chunk)
             # one connection row per event, in order (the base commit also keeps California
             # visitors' browsing_history under its opt-out default: extra rows, not counted)
             kept = [r for r in rows if r[purpose] == "connection"]

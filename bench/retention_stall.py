@@ -48,8 +48,8 @@ def build(directory: Path, n: int) -> None:
     import asyncio
 
     from veil.config import from_dict
-    from veil.pipeline import ROW_COLUMNS
     from veil.store import SQLiteStore
+    from veil.store.columns import ROW_COLUMNS
 
     cfg = from_dict({"store": {"url": "sqlite:///veil.db"}, "keys": {"path": "keys.db"}},
                     base=directory)

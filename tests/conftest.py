@@ -1,12 +1,26 @@
-"""Shared fixtures: a config in a temp dir, a real .mmdb file, realistic user agents."""
+"""Shared fixtures: a config in a temp dir, a real .mmdb file, realistic user agents; and the
+test kit: `rows`/`scalar`/`records` read a real store, `started`/`site` start a Veil (and the
+app around it) and always stop it."""
 
+import os
 import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Union
 
+import httpx
 import netaddr
 import pytest
 from mmdb_writer import MMDBWriter
+from servers import ServerProcess
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
+from veil import Veil, VeilMiddleware
 from veil.config import Config, from_dict
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -68,3 +82,95 @@ def scope(path: str = "/", client=("192.0.2.10", 50123), headers=None) -> dict:
             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
             "root_path": "", "headers": [(b"host", b"testserver"), *raw], "client": client,
             "server": ("testserver", 80)}
+
+
+# -- reading a real store -------------------------------------------------------------------
+
+Source = Union[str, os.PathLike, Veil, "Site", ServerProcess]  # "Site": defined below
+
+
+def store_path(source: Source) -> Path:
+    """The SQLite file of `source`: a path, a Veil (its configured store), a Site (its Veil's)
+    or a ServerProcess (the store in its data directory)."""
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source)
+    if isinstance(source, ServerProcess):
+        return source.db
+    if isinstance(source, Site):
+        source = source.veil
+    return Path(source.config.store.path)
+
+
+def rows(source: Source, sql: str,
+         *params: Any) -> list[tuple]:
+    """Every row of `sql` on the store of `source`; the connection is closed before returning
+    (an open one would hold the file on the writer, or keep a WAL snapshot)."""
+    with closing(sqlite3.connect(store_path(source))) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def records(source: Source, sql: str,
+            *params: Any) -> list[dict]:
+    """`rows` as dicts, column name → value."""
+    with closing(sqlite3.connect(store_path(source))) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(sql, params)]
+
+
+def scalar(source: Source, sql: str, *params: Any) -> Any:
+    """The single value of a one-row, one-column query (a COUNT, a MAX)."""
+    ((value,),) = rows(source, sql, *params)
+    return value
+
+
+# -- a started Veil, always stopped -----------------------------------------------------------
+
+@pytest.fixture
+async def started() -> AsyncIterator[Callable[..., Awaitable[Veil]]]:
+    """`await started(veil)` starts `veil` (keywords go to `start`); teardown stops each one
+    started, even when the test failed. A test may stop it itself (to look at what the stop
+    did): the second stop finds nothing to do."""
+    running: list[Veil] = []
+
+    async def start(veil: Veil, **kw: Any) -> Veil:
+        await veil.start(**kw)
+        running.append(veil)
+        return veil
+
+    yield start
+    for veil in reversed(running):
+        await veil.stop()
+
+
+async def _page(request) -> PlainTextResponse:
+    return PlainTextResponse("page")
+
+
+@dataclass(frozen=True)
+class Site:
+    """A started Veil behind VeilMiddleware over an app; `client(ip)` is a browser-like
+    client from that IP (https: the subject cookie is Secure, as it must be)."""
+
+    veil: Veil
+    app: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    base_url: str = "https://shop.example"
+
+    def client(self, ip: str = "198.51.100.20", **headers: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, client=(ip, 5000))
+        return httpx.AsyncClient(transport=transport, base_url=self.base_url,
+                                 headers={"User-Agent": CHROME, **self.headers, **headers})
+
+
+@pytest.fixture
+def started_site(started) -> Callable[..., Awaitable[Site]]:
+    """`await started_site(veil)`: `veil` started (and stopped at teardown) behind the
+    middleware over `app` (default: a page at every path); `headers` go with every client."""
+
+    async def make(veil: Veil, app: Any = None, headers: dict[str, str] | None = None) -> Site:
+        inner = app if app is not None else Starlette(routes=[Route("/{p:path}", _page)])
+        wrapped = VeilMiddleware(inner, veil=veil)
+        await started(veil)
+        return Site(veil, wrapped, dict(headers or {}))
+
+    return make

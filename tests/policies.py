@@ -48,14 +48,18 @@ GUARDED = {
 CONNECTION_FIELDS = ", ".join(f'"{f}"' for f in AUTOMATIC)
 
 
-def policy_toml(version: str, body: str, **policy_keys: str) -> str:
+def policy_toml(version: str, body: str, *, effective: dt.date = dt.date(2026, 11, 1),
+                change_log: bool = True, **policy_keys: str) -> str:
     """A `[policy]` table for a veil.toml: controller, DPO, the `connection` purpose over every
-    automatic field, a change entry for `version`, and `body` (more fields and purposes)."""
+    automatic field, a change entry for `version` (unless not `change_log`), and `body` (more
+    fields and purposes); `policy_keys` are more string keys of `[policy]`."""
     keys = "".join(f'{k} = "{v}"\n' for k, v in policy_keys.items())
+    changes = (f'[[policy.changes]]\nversion = "{version}"\neffective = {effective.isoformat()}\n'
+               'summary = "Test policy."\n' if change_log else "")
     return f"""
 [policy]
 version = "{version}"
-effective = 2026-11-01
+effective = {effective.isoformat()}
 {keys}[policy.controller]
 name = "Example K.K."
 contact = "privacy@example.com"
@@ -68,8 +72,4 @@ data_use = "essential.service"
 legal_basis = "legitimate_interests"
 retention = "30d"
 fields = [{CONNECTION_FIELDS}]
-[[policy.changes]]
-version = "{version}"
-effective = 2026-11-01
-summary = "Test policy."
-{body}"""
+{changes}{body}"""

@@ -17,24 +17,37 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A command serving HTTP on `port`; `start` waits until it accepts connections."""
+    """A command serving HTTP on `port`; `start` waits until it accepts connections.
+    `config` (its veil.toml) and `data` (its data directory) are there for tests that look
+    at what the server stored; `db` is the store in `data`."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path,
-                 port: int | None = None) -> None:
+                 port: int | None = None, *, config: Path | None = None,
+                 data: Path | None = None) -> None:
         self.port = port or free_port()
         self.args = [a.replace("{port}", str(self.port)) for a in args]
         self.env = env
         self.log = log
+        self.config = config
+        self.data = data
         self.proc: subprocess.Popen | None = None
 
     @classmethod
-    def veil_serve(cls, config: Path, env: dict[str, str], log: Path) -> "ServerProcess":
+    def veil_serve(cls, config: Path, env: dict[str, str], log: Path, *,
+                   data: Path | None = None) -> "ServerProcess":
         return cls([sys.executable, "-m", "veil_collector.cli", "serve", "--port", "{port}",
-                    "--config", str(config)], env, log)
+                    "--config", str(config)], env, log, config=config, data=data)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db(self) -> Path:
+        """The SQLite store in the data directory."""
+        if self.data is None:
+            raise ValueError("this ServerProcess was made without a data directory")
+        return self.data / "veil.db"
 
     def start(self) -> "ServerProcess":
         with self.log.open("ab") as out:

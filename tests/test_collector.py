@@ -1,18 +1,19 @@
 """The collector app: demo page, health, beacons, and the signed batch endpoint."""
 
 import json
-import sqlite3
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from veil.pipeline import ROW_COLUMNS
-from veil.wire import encode_batch, signature, signed_headers
+from veil import Veil
+from veil.store.columns import ROW_COLUMNS
+from veil.store.wire import encode_batch, signature, signed_headers
 from veil_collector.app import create_app
 
-from conftest import CHROME
+from conftest import CHROME, rows
 
 SECRET = "s" * 40
 
@@ -25,25 +26,27 @@ def row(event_id: str, purpose: str = "connection") -> tuple:
     return tuple(values[c] for c in ROW_COLUMNS)
 
 
+@dataclass(frozen=True)
+class Collector:
+    """The collector app's client (from 203.0.113.9) and its started Veil."""
+
+    client: httpx.AsyncClient
+    veil: Veil
+
+
 @pytest.fixture
-async def collector(make_config, monkeypatch):
+async def collector(make_config, monkeypatch, started):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     app = create_app(make_config())
-    veil = app.state.veil
-    await veil.start()
+    veil = await started(app.state.veil)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
-        client.veil = veil
-        yield client
-    await veil.stop()
+        yield Collector(client, veil)
 
 
 def rows_in(veil) -> list[tuple]:
-    db = sqlite3.connect(veil.config.store.path)
-    rows = db.execute("SELECT event_id, browser, source, sealed_endpoint FROM event_log "
-                      "ORDER BY event_id").fetchall()
-    db.close()
-    return rows
+    return rows(veil, "SELECT event_id, browser, source, sealed_endpoint FROM event_log "
+                "ORDER BY event_id")
 
 
 async def post_batch(client, body: bytes, headers: dict | None = None) -> httpx.Response:
@@ -52,16 +55,16 @@ async def post_batch(client, body: bytes, headers: dict | None = None) -> httpx.
 
 
 async def test_demo_page_loads_the_snippet_and_health_reports(collector):
-    page = await collector.get("/")
+    page = await collector.client.get("/")
     assert page.status_code == 200 and '<script src="/veil/veil.' in page.text
-    script = await collector.get("/veil/veil.js")
+    script = await collector.client.get("/veil/veil.js")
     assert script.status_code == 200
-    health = await collector.get("/healthz")
+    health = await collector.client.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
 
 
 async def test_collector_accepts_beacons(collector):
-    r = await collector.post("/veil/e", content=json.dumps(
+    r = await collector.client.post("/veil/e", content=json.dumps(
         {"screen_w": 390, "screen_h": 844, "pixel_ratio": 3, "language": "ja"}),
         headers={"Content-Type": "text/plain", "User-Agent": CHROME})
     assert r.status_code == 202
@@ -71,9 +74,9 @@ async def test_collector_accepts_beacons(collector):
 
 async def test_a_signed_batch_is_stored_once_even_when_sent_twice(collector):
     body = encode_batch([row("e1"), row("e2")], Counter(bot=2), "2026-11-25")
-    first = await post_batch(collector, body)
+    first = await post_batch(collector.client, body)
     assert first.status_code == 200 and first.json() == {"stored": 2}
-    again = await post_batch(collector, body)  # a retry after a lost acknowledgement
+    again = await post_batch(collector.client, body)  # a retry after a lost acknowledgement
     assert again.status_code == 200
     stored = rows_in(collector.veil)
     assert [r[0] for r in stored] == ["e1", "e2"]
@@ -90,7 +93,8 @@ async def test_a_signed_batch_is_stored_once_even_when_sent_twice(collector):
 ])
 async def test_unauthenticated_batches_are_refused(collector, tamper, kind):
     body = encode_batch([row("e1")], Counter(), "2026-11-25")
-    r = await post_batch(collector, body, tamper(body, signed_headers(SECRET.encode(), body)))
+    headers = tamper(body, signed_headers(SECRET.encode(), body))
+    r = await post_batch(collector.client, body, headers)
     assert r.status_code == 401 and r.json()["type"] == f"urn:veil:problem:{kind}"
     assert rows_in(collector.veil) == []
 
@@ -104,7 +108,7 @@ async def test_unauthenticated_batches_are_refused(collector, tamper, kind):
      "not-stored"),
 ])
 async def test_bad_batches_are_refused_and_store_nothing(collector, body, status, kind):
-    r = await post_batch(collector, body)
+    r = await post_batch(collector.client, body)
     assert r.status_code == status and r.json()["type"] == f"urn:veil:problem:{kind}"
     assert rows_in(collector.veil) == []
 

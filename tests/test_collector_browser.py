@@ -2,7 +2,6 @@
 
 import json
 import os
-import sqlite3
 import time
 
 import pytest
@@ -20,6 +19,7 @@ from browser_support import (
     Visitor,
     launch_chromium,
 )
+from conftest import records, rows, scalar
 
 CONFIG = ('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
           '[capture]\nflush_interval = 0.1\n')
@@ -55,8 +55,8 @@ def serve(tmp_path_factory, toml: str):
     config = tmp / "veil.toml"
     config.write_text(toml)
     env = {**os.environ, "VEIL_MASTER_KEY": "ab" * 32}
-    server = ServerProcess.veil_serve(config, env, tmp / "collector.log").start()
-    server.db = tmp / "data" / "veil.db"
+    server = ServerProcess.veil_serve(config, env, tmp / "collector.log",
+                                      data=tmp / "data").start()
     yield server
     server.stop()
 
@@ -72,11 +72,7 @@ def beacon_rows(db_path, expected: int, timeout: float = 10.0) -> list[dict]:
     while True:
         rows = []
         if db_path.exists():
-            db = sqlite3.connect(db_path)
-            db.row_factory = sqlite3.Row
-            rows = [dict(r) for r in db.execute("SELECT * FROM events WHERE source='beacon' "
-                                                "ORDER BY id")]
-            db.close()
+            rows = records(db_path, "SELECT * FROM events WHERE source='beacon' ORDER BY id")
         if len(rows) >= expected or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
@@ -114,10 +110,8 @@ def test_with_gpc_on_no_consent_based_data_is_stored(collector, browser):
         rows = beacon_rows(collector.db, before + 2)[before:]
         assert len(rows) == 2
         assert all(r["path"] is None and r["purpose"] == "connection" for r in rows)
-        db = sqlite3.connect(collector.db)
-        assert db.execute("SELECT COUNT(*) FROM event_log WHERE path IS NOT NULL "
-                          "OR purpose != 'connection'").fetchone()[0] == 0
-        db.close()
+        assert scalar(collector, "SELECT COUNT(*) FROM event_log WHERE path IS NOT NULL "
+                      "OR purpose != 'connection'") == 0
     finally:
         visitor.close()
 
@@ -130,12 +124,8 @@ def wait_for(check, timeout: float = 5.0):
 
 
 def history_rows(db_path) -> list[tuple]:
-    db = sqlite3.connect(db_path)
-    try:
-        return db.execute("SELECT path, subject IS NOT NULL FROM event_log "
-                          "WHERE purpose = 'browsing_history' ORDER BY id").fetchall()
-    finally:
-        db.close()
+    return rows(db_path, "SELECT path, subject IS NOT NULL FROM event_log "
+                "WHERE purpose = 'browsing_history' ORDER BY id")
 
 
 def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collection(
@@ -164,12 +154,8 @@ def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collecti
 
 
 def paths_stored(db_path, purpose: str) -> list:
-    db = sqlite3.connect(db_path)
-    try:
-        return [r[0] for r in db.execute("SELECT path FROM event_log WHERE purpose = ? "
-                                         "ORDER BY id", (purpose,))]
-    finally:
-        db.close()
+    return [r[0] for r in rows(db_path, "SELECT path FROM event_log WHERE purpose = ? "
+                               "ORDER BY id", purpose)]
 
 
 def test_snippet_takes_the_path_purposes_and_the_grants_from_the_server(

@@ -1,48 +1,18 @@
 """Consent over HTTP and through the pipeline: cookies, withdrawal, GPC, jurisdiction."""
 
-import sqlite3
-
-import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
-from veil import Veil, VeilMiddleware
+from veil import Veil
 
-from conftest import CHROME
+from conftest import Site, rows
 
 GRANT = {"grant": ["browsing_history"]}
 
 
-async def page(request):
-    return PlainTextResponse("page")
-
-
 @pytest.fixture
-async def site(make_config, geoip_db):
+async def site(make_config, geoip_db, started_site) -> Site:
     """An app with the middleware; `site.client(ip)` is a browser-like client from that IP."""
-    veil = Veil(make_config(geoip={"path": str(geoip_db)}))
-    app = VeilMiddleware(Starlette(routes=[Route("/{p:path}", page)]), veil=veil)
-    await veil.start()
-
-    def client(ip: str = "198.51.100.20", **headers) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, client=(ip, 5000))
-        # https: the subject cookie is Secure, as it must be
-        return httpx.AsyncClient(transport=transport, base_url="https://shop.example",
-                                 headers={"User-Agent": CHROME, **headers})
-
-    veil.client = client
-    yield veil
-    await veil.stop()
-
-
-def rows(veil, sql: str) -> list[tuple]:
-    db = sqlite3.connect(veil.config.store.path)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+    return await started_site(Veil(make_config(geoip={"path": str(geoip_db)})))
 
 
 async def test_grant_sets_a_bounded_secure_cookie_and_records_the_ledger(site):
@@ -81,7 +51,7 @@ async def test_refusing_sets_only_an_opt_out_cookie_and_connection_still_works(s
             f"__Host-veil_optout=browsing_history; Max-Age={180 * 86400}; Path=/; HttpOnly; "
             "Secure; SameSite=Lax"]
         assert (await c.get("/pricing")).text == "page"
-    await site.flush()
+    await site.veil.flush()
     assert rows(site, "SELECT purpose, path, subject FROM event_log") == [
         ("connection", None, None)]
     assert rows(site, "SELECT subject, action FROM consent_ledger") == [(None, "refuse")]
@@ -121,7 +91,7 @@ async def test_consent_adds_browsing_history_and_withdrawal_stops_it_at_the_next
         c.cookies.set("__Host-veil_sid", old, domain="shop.example")  # a client that keeps
         # sending the old cookie
         await c.get("/after-withdrawal")
-    await site.flush()
+    await site.veil.flush()
     history = rows(site, "SELECT path, subject IS NOT NULL FROM event_log "
                          "WHERE purpose = 'browsing_history' ORDER BY id")
     assert history == [("/pricing", 1), ("/checkout", 1)]  # no query string, no later paths
@@ -134,11 +104,11 @@ async def test_gpc_overrides_an_earlier_grant_but_not_a_later_explicit_one(site)
     async with site.client() as c:
         await c.post("/veil/consent", json=GRANT)
         await c.get("/one", headers={"Sec-GPC": "1"})  # GPC now on: it wins over the grant
-        await site.flush()
+        await site.veil.flush()
         await c.get("/two")  # the opt-out was recorded; it holds without the header too
         await c.post("/veil/consent", json=GRANT, headers={"Sec-GPC": "1"})  # explicit, later
         await c.get("/three", headers={"Sec-GPC": "1"})
-    await site.flush()
+    await site.veil.flush()
     assert rows(site, "SELECT path FROM event_log WHERE purpose = 'browsing_history'") == [
         ("/three",)]
     assert rows(site, "SELECT action, method, gpc FROM consent_ledger ORDER BY id") == [
@@ -149,7 +119,7 @@ async def test_dnt_is_the_same_opt_out_hint(site):
     async with site.client() as c:
         await c.post("/veil/consent", json=GRANT)
         await c.get("/one", headers={"DNT": "1"})
-    await site.flush()
+    await site.veil.flush()
     assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [
         (0,)]
 
@@ -162,7 +132,7 @@ async def test_by_default_consent_based_purposes_are_opt_in_everywhere(site):
         await c.get("/jp-page")
     async with site.client(ip="192.0.2.1") as c:  # unknown country: the strictest regime
         await c.get("/unknown-page")
-    await site.flush()
+    await site.veil.flush()
     assert state["jurisdiction"] == "ccpa" and state["consent_model"] == "opt-in"
     assert state["purposes"]["browsing_history"]["collected"] is False
     assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [
@@ -174,12 +144,12 @@ async def test_the_app_cannot_speak_for_a_browser_subject(site):
     async with site.client() as c:
         await c.post("/veil/consent", json=GRANT)
         cookie_value = c.cookies["__Host-veil_sid"]
-        await site.withdraw(cookie_value, ["browsing_history"])  # an app user of that name
+        await site.veil.withdraw(cookie_value, ["browsing_history"])  # an app user of that name
         await c.get("/still-consented")
-    await site.flush()
+    await site.veil.flush()
     assert rows(site, "SELECT path FROM event_log WHERE purpose = 'browsing_history'") == [
         ("/still-consented",)]
-    assert await site.consents(cookie_value) == []  # that app user has no grant to withdraw
+    assert await site.veil.consents(cookie_value) == []  # that app user has no grant to withdraw
 
 
 async def test_gpc_declaration_is_served(site):

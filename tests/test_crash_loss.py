@@ -10,7 +10,6 @@ disk, what the 202s promised.
 import json
 import os
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from servers import ServerProcess
 
 from veil.config import CaptureConfig
 
-from conftest import CHROME
+from conftest import CHROME, scalar
 
 WINDOW = 0.25  # s: the default capture.flush_interval, documented as what a kill -9 may lose
 BEACON = json.dumps({"screen_w": 1920, "screen_h": 1080, "pixel_ratio": 1, "language": "de"})
@@ -43,13 +42,8 @@ def beacon(client: httpx.Client) -> int:
 
 def on_disk(db_path: Path) -> tuple[int, int]:
     """(beacon rows, pipeline drops) committed to the file."""
-    db = sqlite3.connect(db_path)
-    try:
-        rows = db.execute("SELECT count(*) FROM event_log WHERE source = 'beacon'").fetchone()[0]
-        drops = db.execute("SELECT coalesce(sum(count), 0) FROM drops").fetchone()[0]
-        return rows, drops
-    finally:
-        db.close()
+    return (scalar(db_path, "SELECT count(*) FROM event_log WHERE source = 'beacon'"),
+            scalar(db_path, "SELECT coalesce(sum(count), 0) FROM drops"))
 
 
 def terminate(server: ServerProcess) -> int:

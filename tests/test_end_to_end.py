@@ -3,7 +3,6 @@
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 from servers import ROOT, ServerProcess
 
-from conftest import CHROME, FIREFOX, GOOGLEBOT, SAFARI_IPHONE
+from conftest import CHROME, FIREFOX, GOOGLEBOT, SAFARI_IPHONE, rows, scalar
 
 AGENTS = {CHROME: "Chrome", FIREFOX: "Firefox", SAFARI_IPHONE: "Mobile Safari"}
 # per browser, that many distinct forwarded visitors (k = 5 needs at least five)
@@ -86,13 +85,12 @@ def test_requests_through_uvicorn_are_counted_and_no_raw_data_reaches_disk(serve
     assert visitors.stdout.splitlines() == ["browser,language,visitors", "Chrome,ja,7",
                                             "Firefox,ja,5"]
 
-    db = sqlite3.connect(data / "veil.db")
-    purposes = {r[0] for r in db.execute("SELECT DISTINCT purpose FROM events")}
+    db = data / "veil.db"
+    purposes = {r[0] for r in rows(db, "SELECT DISTINCT purpose FROM events")}
     assert purposes == {"connection"}
-    assert db.execute("SELECT COUNT(*) FROM event_log WHERE sealed_endpoint IS NULL "
-                      "OR visitor IS NULL").fetchone()[0] == 0
-    assert dict(db.execute("SELECT reason, count FROM drops")) == {"bot": 1}
-    db.close()
+    assert scalar(db, "SELECT COUNT(*) FROM event_log WHERE sealed_endpoint IS NULL "
+                  "OR visitor IS NULL") == 0
+    assert dict(rows(db, "SELECT reason, count FROM drops")) == {"bot": 1}
 
     # Nothing raw anywhere under the data directory (db, WAL, SHM, keystore) or in the log.
     # A port leaks as text next to something: "IP port", "IP:port", a list. Bare 5-digit runs
@@ -116,9 +114,8 @@ def test_a_spoofed_left_hop_in_forwarded_for_is_ignored(served):
     for i in range(5):
         get(port, {"User-Agent": CHROME, "X-Forwarded-For": f"6.6.6.6, 203.0.113.{i}"})
     proc.stop()
-    db = sqlite3.connect(data / "veil.db")
-    networks = set(db.execute("SELECT network, CAST(ts / 86400 AS INTEGER) FROM event_log"))
-    db.close()
+    networks = set(rows(data / "veil.db",
+                        "SELECT network, CAST(ts / 86400 AS INTEGER) FROM event_log"))
     # the stored network is a daily pseudonym (test_unlinkability.py): recompute 203.0.113.0/24's
     from veil.config import KeysConfig
     from veil.keys import KeyStore

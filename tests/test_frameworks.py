@@ -12,7 +12,6 @@ import asyncio
 import importlib
 import logging
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -31,10 +30,10 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from veil import Veil, VeilError, VeilMiddleware
-from veil.endpoints import SCRIPT, SCRIPT_HASH
+from veil.http.endpoints import SCRIPT, SCRIPT_HASH
 
 from browser_support import LOCALE, SCREEN, launch_chromium
-from conftest import CHROME
+from conftest import CHROME, rows
 
 BEACON = b'{"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2, "language": "de-CH"}'
 TEXT = {"Content-Type": "text/plain"}
@@ -124,19 +123,14 @@ def veil_log() -> Iterator[list[logging.LogRecord]]:
         logger.removeHandler(handler)
 
 
-def rows(config: Path) -> list[tuple]:
-    db = sqlite3.connect(config.parent / "data" / "veil.db")
-    found = db.execute("SELECT source, browser, language FROM event_log ORDER BY source"
-                       ).fetchall()
-    db.close()
-    return found
+def stored(config: Path) -> list[tuple]:
+    return rows(config.parent / "data" / "veil.db",
+                "SELECT source, browser, language FROM event_log ORDER BY source")
 
 
 def drops(config: Path) -> dict[str, int]:
-    db = sqlite3.connect(config.parent / "data" / "veil.db")
-    found = dict(db.execute("SELECT reason, SUM(count) FROM drops GROUP BY reason"))
-    db.close()
-    return found
+    return dict(rows(config.parent / "data" / "veil.db",
+                     "SELECT reason, SUM(count) FROM drops GROUP BY reason"))
 
 
 def own_response(r: httpx.Response) -> tuple:
@@ -171,7 +165,7 @@ def test_recipe_under_uvicorn(name, config, monkeypatch, caplog):
         assert client.post("/veil/e", content=BEACON, headers=TEXT).status_code == 202
     assert launches.count == 1
     assert not veil.is_open and veil.stats().queued == 0  # the shutdown flushed and closed
-    assert rows(config) == [("beacon", "Chrome", "de"), ("request", "Chrome", None)]
+    assert stored(config) == [("beacon", "Chrome", "de"), ("request", "Chrome", None)]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
@@ -192,8 +186,8 @@ def test_two_starlette_test_clients_in_a_row_both_store(config):
                                headers={**TEXT, "User-Agent": CHROME}).status_code == 202
         assert launches.count == 6  # 2 sessions + 4 lone requests, one writer each
         assert not module.veil.is_open
-    assert rows(config).count(("beacon", "Chrome", "de")) == 8
-    assert rows(config).count(("request", "Chrome", None)) == 8
+    assert stored(config).count(("beacon", "Chrome", "de")) == 8
+    assert stored(config).count(("request", "Chrome", None)) == 8
 
 
 def test_two_quart_test_sessions_in_a_row_both_store(config):
@@ -211,7 +205,7 @@ def test_two_quart_test_sessions_in_a_row_both_store(config):
 
     for _ in range(2):
         asyncio.run(session())  # a new event loop each time, as two tests would have
-    assert rows(config) == [("beacon", "Chrome", "de")] * 2 + [("request", "Chrome", None)] * 2
+    assert stored(config) == [("beacon", "Chrome", "de")] * 2 + [("request", "Chrome", None)] * 2
 
 
 def test_two_litestar_test_clients_in_a_row(config):
@@ -224,7 +218,7 @@ def test_two_litestar_test_clients_in_a_row(config):
             assert client.get("/veil/veil.js").content == SCRIPT
             assert client.post("/veil/e", content=BEACON, headers=TEXT).status_code == 202
     # Litestar's test client calls itself "testclient", not an address: counted, not stored
-    assert drops(config) == {"invalid_client": 4} and rows(config) == []
+    assert drops(config) == {"invalid_client": 4} and stored(config) == []
 
 
 def test_litestar_route_middleware_shares_one_veil_and_says_where_it_belongs(config):
@@ -282,7 +276,7 @@ def test_root_path_mounted_app_serves_veil_below_its_mount(config):
                            headers={**TEXT, "User-Agent": CHROME}).status_code == 202
         r = client.get(f"/app/veil/veil.{SCRIPT_HASH}.js")
         assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
-    assert rows(config) == [("beacon", "Chrome", "de")]
+    assert stored(config) == [("beacon", "Chrome", "de")]
 
 
 def test_root_path_behind_a_prefix_stripping_proxy(config):
@@ -292,7 +286,7 @@ def test_root_path_behind_a_prefix_stripping_proxy(config):
         assert httpx.get(f"{url}/veil/veil.js").content == SCRIPT
         assert httpx.post(f"{url}/veil/e", content=BEACON,
                           headers={**TEXT, "User-Agent": CHROME}).status_code == 202
-    assert rows(config) == [("beacon", "Chrome", "de")]
+    assert stored(config) == [("beacon", "Chrome", "de")]
 
 
 def test_a_browser_on_a_mounted_app_beacons_below_the_mount(config):
@@ -314,7 +308,7 @@ def test_a_browser_on_a_mounted_app_beacons_below_the_mount(config):
             assert beacon.value.status == 202
         finally:
             context.close()
-    languages = [r[2] for r in rows(config) if r[0] == "beacon"]
+    languages = [r[2] for r in stored(config) if r[0] == "beacon"]
     assert languages == ["de"]
 
 

@@ -1,6 +1,5 @@
 """The guards through the Python API and HTTP: each refusal and each permitted path."""
 
-import sqlite3
 from pathlib import Path
 
 import httpx
@@ -22,15 +21,14 @@ from veil import (
 from veil.config import from_dict
 from veil.query import run_query
 
+from conftest import rows, scalar
+
 SECRET_DIAGNOSIS = "rare-condition-7f3a9c"
 
 
 @pytest.fixture
-async def veil(make_config):
-    v = Veil(make_config(policy=GUARDED))
-    await v.start()
-    yield v
-    await v.stop()
+async def veil(make_config, started):
+    return await started(Veil(make_config(policy=GUARDED)))
 
 
 def disk_contains(data_dir: Path, needle: str) -> list[str]:
@@ -39,19 +37,11 @@ def disk_contains(data_dir: Path, needle: str) -> list[str]:
 
 
 def drops(v: Veil) -> dict[str, int]:
-    db = sqlite3.connect(v.config.store.path)
-    try:
-        return dict(db.execute("SELECT reason, SUM(count) FROM drops GROUP BY reason"))
-    finally:
-        db.close()
+    return dict(rows(v, "SELECT reason, SUM(count) FROM drops GROUP BY reason"))
 
 
 def count(v: Veil, table: str) -> int:
-    db = sqlite3.connect(v.config.store.path)
-    try:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    finally:
-        db.close()
+    return scalar(v, f"SELECT COUNT(*) FROM {table}")
 
 
 async def test_special_category_is_refused_without_explicit_prior_consent(veil, data_dir):
@@ -98,16 +88,14 @@ async def test_undeclared_or_mistyped_fields_are_refused(veil, purpose, fields, 
     assert count(veil, "records") == 0
 
 
-async def test_consent_based_purpose_needs_consent_for_records(make_config):
+async def test_consent_based_purpose_needs_consent_for_records(make_config, started):
     policy = {**GUARDED, "purposes": {**GUARDED["purposes"], "care": {
         **GUARDED["purposes"]["care"], "legal_basis": "consent"}}}
-    v = Veil(make_config(policy=policy))
-    await v.start()
+    v = await started(Veil(make_config(policy=policy)))
     with pytest.raises(NotConsented):
         await v.record("user-6", "care", plan="basic")
     await v.grant("user-6", ["care"])
     await v.record("user-6", "care", plan="basic")
-    await v.stop()
 
 
 async def test_decision_with_legal_effect_needs_a_basis(veil):
@@ -122,9 +110,7 @@ async def test_decision_with_legal_effect_needs_a_basis(veil):
     assert await veil.decide("user-9", "reminder_time", "09:00")  # no legal effect
     with pytest.raises(FieldError, match="undeclared decision"):
         await veil.decide("user-9", "firing", True)
-    db = sqlite3.connect(veil.config.store.path)
-    logged = dict(db.execute("SELECT id, basis FROM decisions"))
-    db.close()
+    logged = dict(rows(veil, "SELECT id, basis FROM decisions"))
     assert logged[by_contract] == "contract" and logged[by_consent] == "explicit_consent"
     assert len(logged) == 3
     assert drops(veil) == {"decision_refused": 2}
@@ -173,10 +159,8 @@ async def test_provision_needs_consent_or_an_explicit_exception(veil):
                            exception="law")
     with pytest.raises(FieldError, match="undeclared recipient"):
         await veil.provide("Nobody", "care", records)
-    db = sqlite3.connect(veil.config.store.path)
-    register = db.execute("SELECT recipient, basis, subjects, categories FROM provisions "
-                          "ORDER BY id").fetchall()
-    db.close()
+    register = rows(veil, "SELECT recipient, basis, subjects, categories FROM provisions "
+                    "ORDER BY id")
     assert register == [("CloudCo", "consent", 2, "user.contact"),
                         ("CloudCo", "law", 2, "user.contact"),
                         ("CloudCo", "vital_interests", 2, "user.contact")]
@@ -187,14 +171,11 @@ async def test_transfers_of_eu_data_need_adequacy_or_sccs(veil):
     with pytest.raises(ProvisionRefused, match="standard contractual clauses"):
         await veil.provide("Partner", "care", eu, exception="law")
     await veil.provide("CloudCo", "care", eu, exception="law")
-    db = sqlite3.connect(veil.config.store.path)
-    assert db.execute("SELECT transfer FROM provisions").fetchall() == [("EU→US under scc",)]
-    db.close()
+    assert rows(veil, "SELECT transfer FROM provisions") == [("EU→US under scc",)]
 
 
-async def test_a_changed_policy_must_bump_its_version(make_config, data_dir):
-    v = Veil(make_config(policy=GUARDED))
-    await v.start()
+async def test_a_changed_policy_must_bump_its_version(make_config, data_dir, started):
+    v = await started(Veil(make_config(policy=GUARDED)))
     await v.stop()
     changed = {**GUARDED, "purposes": {**GUARDED["purposes"], "credit": {
         **GUARDED["purposes"]["credit"], "retention": "30d"}}}

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import socket
-import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,9 +16,11 @@ import httpx
 import pytest
 from servers import ServerProcess
 
-from veil.pipeline import ROW_COLUMNS
-from veil.wire import encode_batch, key_id, signature, signed_headers
+from veil.store.columns import ROW_COLUMNS
+from veil.store.wire import encode_batch, key_id, signature, signed_headers
 from veil_collector.app import MAX_BATCH_BYTES
+
+from conftest import rows, scalar
 
 SECRET = "b" * 48
 MB = 1024 * 1024
@@ -31,8 +32,7 @@ def collector(tmp_path: Path, master_key: str):
     config.write_text('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n')
     server = ServerProcess.veil_serve(config, {**os.environ, "VEIL_REMOTE_SECRET": SECRET,
                                                "VEIL_MASTER_KEY": master_key},
-                                      tmp_path / "collector.log").start()
-    server.db = tmp_path / "data" / "veil.db"
+                                      tmp_path / "collector.log", data=tmp_path / "data").start()
     with httpx.Client(base_url=server.url, timeout=30) as c:  # the lifespan has opened the store
         for _ in range(200):
             if c.get("/healthz").status_code == 200:
@@ -73,11 +73,7 @@ def raw_request(port: int, head: list[bytes], body: bytes = b"", timeout: float 
 
 
 def drops_in(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db)
-    try:
-        return dict(conn.execute("SELECT reason, SUM(count) FROM drops GROUP BY reason"))
-    finally:
-        conn.close()
+    return dict(rows(db, "SELECT reason, SUM(count) FROM drops GROUP BY reason"))
 
 
 # -- memory: 32 unauthenticated 16 MB bodies at once -----------------------------------------
@@ -184,9 +180,7 @@ def test_a_replayed_batch_does_not_add_its_drops_again(collector):
     assert resigned != head
     assert raw_request(collector.port, resigned, body)[0] == 200
     assert drops_in(collector.db) == {"bot": 3, "queue_full": 2}
-    conn = sqlite3.connect(collector.db)
-    assert conn.execute("SELECT COUNT(*) FROM event_log").fetchone()[0] == 2
-    conn.close()
+    assert scalar(collector, "SELECT COUNT(*) FROM event_log") == 2
     # a different batch with the same drops is counted: ids, not contents, are deduplicated
     other = encode_batch([], Counter(bot=3), "2026-11-25")
     assert raw_request(collector.port, good_head(other), other)[0] == 200

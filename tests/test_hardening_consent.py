@@ -27,7 +27,7 @@ from veil.keys import KeyStore
 from veil.subjects import BROWSER_KEY, Subjects
 
 from browser_support import launch_chromium
-from conftest import CHROME
+from conftest import CHROME, rows
 
 CA_IP, DE_IP = "2001:db8:1::7", "198.51.100.20"  # US-CA and DE in the test database
 POLICY_BODY = """
@@ -95,8 +95,7 @@ def make_site(tmp_path: Path, master_key: str):
         server = ServerProcess(
             [sys.executable, "-m", "uvicorn", "consent_site:app", "--app-dir",
              str(ROOT / "tests"), "--port", "{port}", "--no-proxy-headers", "--no-access-log"],
-            env, tmp_path / "site.log").start()
-        server.config, server.db = config, tmp_path / "data" / "veil.db"
+            env, tmp_path / "site.log", config=config, data=tmp_path / "data").start()
         servers.append(server)
         return server
 
@@ -125,13 +124,9 @@ def query(server: ServerProcess, sql: str, wait_for_rows: int = 0) -> list[tuple
     """Rows from the real store, after the writer's flush (it runs every 0.05 s)."""
     deadline = time.monotonic() + 5
     while True:
-        db = sqlite3.connect(server.db)
-        try:
-            rows = db.execute(sql).fetchall()
-        finally:
-            db.close()
-        if len(rows) >= wait_for_rows or time.monotonic() > deadline:
-            return rows
+        found = rows(server, sql)
+        if len(found) >= wait_for_rows or time.monotonic() > deadline:
+            return found
         time.sleep(0.05)
 
 
@@ -194,7 +189,7 @@ def test_a_subject_cookie_that_is_not_veils_is_told_to_go(make_site):
 # -- 2. a browser never speaks for an app user -----------------------------------------------
 
 
-async def test_a_browser_cannot_consent_for_an_app_user(make_site, master_key):
+async def test_a_browser_cannot_consent_for_an_app_user(make_site, master_key, started):
     server = make_site()
     with client(server) as c:
         decision = post_consent(c, {"grant": ["decision:credit_limit"]}, "__Host-veil_sid=alice")
@@ -205,14 +200,10 @@ async def test_a_browser_cannot_consent_for_an_app_user(make_site, master_key):
     assert own.status_code == 200 and "alice" not in set_cookies(own)["__Host-veil_sid"]
     server.stop()
     # the app, on the same store: alice has no consent, whatever the browser posted
-    veil = Veil(load(server.config))
-    await veil.start()
-    try:
-        assert await veil.consents("alice") == []
-        with pytest.raises(DecisionRefused):
-            await veil.decide("alice", "credit_limit", 1000)
-    finally:
-        await veil.stop()
+    veil = await started(Veil(load(server.config)))
+    assert await veil.consents("alice") == []
+    with pytest.raises(DecisionRefused):
+        await veil.decide("alice", "credit_limit", 1000)
 
 
 # -- 3. cookie tossing -----------------------------------------------------------------------
@@ -321,25 +312,21 @@ def test_gpc_blocks_a_consent_based_record_over_http(make_site):
     assert query(server, "SELECT COUNT(*) FROM records") == [(1,)]
 
 
-async def test_gpc_blocks_provision_and_app_records(make_config):
-    veil = Veil(make_config(policy=load_policy("opt-in")))
-    await veil.start()
-    try:
-        await veil.grant("bob", ["feedback", "provision:AdCo"])
-        record = [{"subject": "bob", "plan": "pro", "gpc": True}]
-        with pytest.raises(ProvisionRefused):
-            await veil.provide("AdCo", "feedback", record)
-        with pytest.raises(NotConsented):
-            await veil.record("bob", "feedback", gpc=True, plan="pro")
-        # without the signal the same provision stands; a grant given under GPC overrides it
-        assert await veil.provide("AdCo", "feedback", [{"subject": "bob", "plan": "pro"}])
-        await veil.grant("carol", ["provision:AdCo"], signal=True)
-        assert await veil.provide("AdCo", "feedback", [{"subject": "carol", "plan": "pro",
-                                                          "gpc": True}])
-        # a legal obligation is not a sale: GPC does not block it
-        assert await veil.provide("AdCo", "feedback", record, exception="law")
-    finally:
-        await veil.stop()
+async def test_gpc_blocks_provision_and_app_records(make_config, started):
+    veil = await started(Veil(make_config(policy=load_policy("opt-in"))))
+    await veil.grant("bob", ["feedback", "provision:AdCo"])
+    record = [{"subject": "bob", "plan": "pro", "gpc": True}]
+    with pytest.raises(ProvisionRefused):
+        await veil.provide("AdCo", "feedback", record)
+    with pytest.raises(NotConsented):
+        await veil.record("bob", "feedback", gpc=True, plan="pro")
+    # without the signal the same provision stands; a grant given under GPC overrides it
+    assert await veil.provide("AdCo", "feedback", [{"subject": "bob", "plan": "pro"}])
+    await veil.grant("carol", ["provision:AdCo"], signal=True)
+    assert await veil.provide("AdCo", "feedback", [{"subject": "carol", "plan": "pro",
+                                                      "gpc": True}])
+    # a legal obligation is not a sale: GPC does not block it
+    assert await veil.provide("AdCo", "feedback", record, exception="law")
 
 
 def load_policy(model: str) -> dict:

@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import os
 import re
-import sqlite3
 import sys
 import time
 import tomllib
@@ -25,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import policies
 import pytest
 from policies import GUARDED
 from servers import ROOT, ServerProcess
@@ -45,15 +45,15 @@ from veil.config import from_dict, load
 from veil.keys import KeyStore
 from veil.notice import render_notice
 from veil.paths import normal_form, rewrite
-from veil.pipeline import ROW_COLUMNS
 from veil.policy import parse_policy
 from veil.retention import enforce
 from veil.starter import render_policy
 from veil.store import SQLiteStore
+from veil.store.columns import ROW_COLUMNS
 from veil.tables import Table
 from veil_collector.cli import main
 
-from conftest import CHROME
+from conftest import CHROME, rows
 
 DAY = 86400.0
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -76,38 +76,16 @@ def problems(policy_dict: dict, tmp_path: Path) -> list[str]:
     return err.value.problems
 
 
-def rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    db = sqlite3.connect(db_path)
-    try:
-        return db.execute(sql, params).fetchall()
-    finally:
-        db.close()
-
-
 # -- 7. special categories: by category, not by a hand-set flag; paths -----------------------
 
 
-POLICY_TOML = """
-[policy]
-version = "{version}"
-effective = {effective}
-controller = {{ name = "Clinic K.K.", contact = "privacy@clinic.example" }}
-dpo = {{ name = "DPO", contact = "dpo@clinic.example" }}
-{changes}
-[policy.purposes.connection]
-description = "Run the connection"
-data_use = "essential.service"
-legal_basis = "legitimate_interests"
-retention = "30d"
-fields = ["ip_address", "port", "user_agent", "accept_language", "gpc", "dnt", "screen",
-          "pixel_ratio", "navigator_language"]
+HISTORY = """
 [policy.purposes.browsing_history]
 description = "Improve the service"
 data_use = "functional.service.improve"
 legal_basis = "consent"
-retention = "{history_retention}"
+retention = "{retention}"
 fields = ["ip_address", "user_agent", "screen", "pixel_ratio", "navigator_language", "path"]
-{extra}
 """
 PATH_RULES = """
 [[policy.paths]]
@@ -123,11 +101,9 @@ action = "drop"
 def policy_toml(version: str = "c1", effective: dt.date = dt.date(2026, 11, 1),
                 history_retention: str = "90d", extra: str = "", change_log: bool = True
                 ) -> str:
-    changes = (f'[[policy.changes]]\nversion = "{version}"\neffective = '
-               f'{effective.isoformat()}\nsummary = "Clinic policy."' if change_log else "")
-    return POLICY_TOML.format(version=version, effective=effective.isoformat(),
-                              history_retention=history_retention, extra=extra,
-                              changes=changes)
+    """The shared test policy (tests/policies.py) with `browsing_history` and `extra`."""
+    return policies.policy_toml(version, HISTORY.format(retention=history_retention) + extra,
+                                effective=effective, change_log=change_log)
 
 
 def cookie_header(response: httpx.Response) -> str:
@@ -278,11 +254,8 @@ def test_a_field_of_an_ordinary_category_needs_no_special_category(tmp_path):
 
 
 @pytest.fixture
-async def guarded(data_dir):
-    v = Veil(config(data_dir, policy()))
-    await v.start()
-    yield v
-    await v.stop()
+async def guarded(data_dir, started):
+    return await started(Veil(config(data_dir, policy())))
 
 
 async def test_only_a_declared_contract_is_an_art_22_basis(guarded):
@@ -331,9 +304,9 @@ RECIPIENTS = [
 ]
 
 
-async def test_missing_and_oddly_spelled_countries_get_the_strictest_transfer_rule(data_dir):
-    v = Veil(config(data_dir, policy(recipients=RECIPIENTS)))
-    await v.start()
+async def test_missing_and_oddly_spelled_countries_get_the_strictest_transfer_rule(data_dir,
+                                                                                    started):
+    v = await started(Veil(config(data_dir, policy(recipients=RECIPIENTS))))
     try:
         for country in ("de", "DEU", " fra ", "EL", None, "", "XX", 276, "Germany"):
             with pytest.raises(ProvisionRefused, match="needs an adequacy decision or "
@@ -447,7 +420,8 @@ def broadened() -> dict:
     return p
 
 
-async def test_a_consent_under_broader_terms_no_longer_holds_until_given_again(data_dir):
+async def test_a_consent_under_broader_terms_no_longer_holds_until_given_again(data_dir,
+                                                                              started):
     scopes = ["browsing_history", "decision:credit_limit", "special:medical_history:care",
               "provision:CloudCo"]
 
@@ -458,8 +432,7 @@ async def test_a_consent_under_broader_terms_no_longer_holds_until_given_again(d
             "198.51.100.5", 4000)), base_url="https://shop.example",
             headers={"User-Agent": CHROME})
 
-    v1 = Veil(config(data_dir, policy()))
-    await v1.start()
+    v1 = await started(Veil(config(data_dir, policy())))
     await v1.grant("user-1", scopes)
     async with site(v1) as browser:
         await browser.post("/veil/consent", json={"grant": ["browsing_history"]})
@@ -468,8 +441,7 @@ async def test_a_consent_under_broader_terms_no_longer_holds_until_given_again(d
         jar = browser.cookies
     await v1.stop()
 
-    v2 = Veil(config(data_dir, broadened()))
-    await v2.start()
+    v2 = await started(Veil(config(data_dir, broadened())))
     try:
         held = {r.scope: r.action for r in await v2.consents("user-1")}
         assert held == {"browsing_history": "lapsed", "decision:credit_limit": "lapsed",

@@ -1,7 +1,6 @@
 """POST /veil/e and GET /veil/veil.js, through the middleware, with real HTTP semantics."""
 
 import json
-import sqlite3
 
 import httpx
 import pytest
@@ -10,35 +9,33 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from veil import Veil, VeilMiddleware
-from veil.endpoints import PINNED_SCRIPT_PATH, SCRIPT
+from veil.http.endpoints import PINNED_SCRIPT_PATH, SCRIPT
 
-from conftest import CHROME
+from conftest import CHROME, records, rows
 
 GOOD = {"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2, "language": "de-CH"}
 
 
 @pytest.fixture
-async def client(make_config):
+async def veil(make_config, started):
+    return await started(Veil(make_config(ingest={"rate": 1000.0, "burst": 1000})))
+
+
+@pytest.fixture
+async def client(veil):
+    """A client of an app behind the middleware of `veil` (started)."""
     async def home(request):
         return PlainTextResponse("app")
 
-    veil = Veil(make_config(ingest={"rate": 1000.0, "burst": 1000}))
     app = VeilMiddleware(Starlette(routes=[Route("/", home)]), veil=veil)
-    await veil.start()
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50123))
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.example",
                                  headers={"User-Agent": CHROME}) as c:
-        c.veil = veil
         yield c
-    await veil.stop()
 
 
 def stored(veil) -> list[dict]:
-    db = sqlite3.connect(veil.config.store.path)
-    db.row_factory = sqlite3.Row
-    rows = [dict(r) for r in db.execute("SELECT * FROM events WHERE source = 'beacon'")]
-    db.close()
-    return rows
+    return records(veil, "SELECT * FROM events WHERE source = 'beacon'")
 
 
 def beacon(body, content_type="text/plain;charset=UTF-8") -> dict:
@@ -46,14 +43,14 @@ def beacon(body, content_type="text/plain;charset=UTF-8") -> dict:
     return {"content": data, "headers": {"Content-Type": content_type}}
 
 
-async def test_a_good_beacon_is_accepted_and_stored_with_server_side_fields(client):
+async def test_a_good_beacon_is_accepted_and_stored_with_server_side_fields(client, veil):
     r = await client.post("/veil/e", **beacon(GOOD))
     assert r.status_code == 202 and r.content == b""
     r = await client.post("/veil/e", **beacon({**GOOD, "path": "/pricing?q=1"},
                                                "application/json"))
     assert r.status_code == 202
-    await client.veil.stop()
-    rows = stored(client.veil)
+    await veil.stop()
+    rows = stored(veil)
     assert len(rows) == 2
     row = rows[0]
     # the screen as its width class, no height (test_unlinkability.py says why)
@@ -82,7 +79,7 @@ async def test_a_good_beacon_is_accepted_and_stored_with_server_side_fields(clie
     ({**GOOD, "language": "de" * 3000}, "text/plain", 413, "body-too-large", None),
 ])
 async def test_bad_beacons_get_a_precise_problem_and_store_nothing(
-        client, body, content_type, status, kind, field):
+        client, body, content_type, status, kind, field, veil):
     r = await client.post("/veil/e", **beacon(body, content_type))
     assert r.status_code == status
     assert r.headers["content-type"] == "application/problem+json"
@@ -90,11 +87,11 @@ async def test_bad_beacons_get_a_precise_problem_and_store_nothing(
     assert problem["type"] == f"urn:veil:problem:{kind}" and problem["status"] == status
     assert problem.get("field") == field
     assert problem["detail"]
-    await client.veil.stop()
-    assert stored(client.veil) == []
+    await veil.stop()
+    assert stored(veil) == []
 
 
-async def test_good_beacons_around_bad_ones_are_all_stored(client):
+async def test_good_beacons_around_bad_ones_are_all_stored(client, veil):
     statuses = []
     for i in range(12):
         good = i % 3 == 0
@@ -103,8 +100,8 @@ async def test_good_beacons_around_bad_ones_are_all_stored(client):
             **GOOD, "screen_w": -i}
         statuses.append((await client.post("/veil/e", **beacon(body))).status_code)
     assert statuses == [202, 400, 400] * 4
-    await client.veil.stop()
-    assert sorted(r["screen_w"] for r in stored(client.veil)) == [576, 768, 992, 1200]
+    await veil.stop()
+    assert sorted(r["screen_w"] for r in stored(veil)) == [576, 768, 992, 1200]
 
 
 async def test_a_chunked_oversized_body_is_refused(client):
@@ -121,10 +118,9 @@ async def test_wrong_method(client):
     assert r.status_code == 405 and r.headers["allow"] == "POST"
 
 
-async def test_rate_limit_per_network_answers_429_with_retry_after(make_config):
-    veil = Veil(make_config(ingest={"rate": 0.5, "burst": 3}))
+async def test_rate_limit_per_network_answers_429_with_retry_after(make_config, started):
+    veil = await started(Veil(make_config(ingest={"rate": 0.5, "burst": 3})))
     app = VeilMiddleware(Starlette(), veil=veil)
-    await veil.start()
 
     async def post(ip):
         transport = httpx.ASGITransport(app=app, client=(ip, 1234))
@@ -137,7 +133,6 @@ async def test_rate_limit_per_network_answers_429_with_retry_after(make_config):
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["type"] == "urn:veil:problem:rate-limited"
     assert (await post("203.0.113.1")).status_code == 202  # another network, its own bucket
-    await veil.stop()
 
 
 async def test_the_snippet_is_served_with_caching_headers(client):
@@ -154,11 +149,9 @@ async def test_the_snippet_is_served_with_caching_headers(client):
     assert (await client.post("/veil/veil.js")).status_code == 405
 
 
-async def test_veil_endpoints_are_not_counted_as_page_requests(client):
+async def test_veil_endpoints_are_not_counted_as_page_requests(client, veil):
     await client.get("/veil/veil.js")
     assert (await client.get("/")).text == "app"
-    await client.veil.stop()
-    db = sqlite3.connect(client.veil.config.store.path)
-    assert db.execute("SELECT source, COUNT(*) FROM events GROUP BY source").fetchall() == [
+    await veil.stop()
+    assert rows(veil, "SELECT source, COUNT(*) FROM events GROUP BY source") == [
         ("request", 1)]
-    db.close()

@@ -35,7 +35,7 @@ from veil.policy import DEFAULT_POLICY
 from veil.starter import render_policy
 from veil.store import SQLiteStore
 
-from conftest import CHROME
+from conftest import CHROME, rows
 
 BEACON = json.dumps({"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2,
                      "language": "en"}).encode()
@@ -184,15 +184,12 @@ def client(app, **kw) -> httpx.AsyncClient:
                              **kw)
 
 
-def rows(veil: Veil) -> list[tuple]:
-    db = sqlite3.connect(veil.config.store.path)
-    found = db.execute("SELECT source, browser FROM event_log ORDER BY source").fetchall()
-    db.close()
-    return found
+def stored(veil: Veil) -> list[tuple]:
+    return rows(veil, "SELECT source, browser FROM event_log ORDER BY source")
 
 
 async def test_a_permanent_failure_raises_when_required_and_a_restart_recovers(
-        make_config, monkeypatch, master_key):
+        make_config, monkeypatch, master_key, started):
     cfg = make_config()
     KeyStore.open(cfg.keys).close()
     monkeypatch.setenv("VEIL_MASTER_KEY", secrets.token_hex(32))
@@ -208,17 +205,16 @@ async def test_a_permanent_failure_raises_when_required_and_a_restart_recovers(
     await veil.stop()
     # the operator fixes the key and the app restarts (a new lifespan): veil opens
     monkeypatch.setenv("VEIL_MASTER_KEY", master_key)
-    await veil.start(required=True)
+    await started(veil, required=True)
     async with client(app) as c:
         await c.get("/")
         assert (await c.post("/veil/e", content=BEACON, headers=TEXT)).status_code == 202
     await veil.stop()
-    assert rows(veil) == [("beacon", "Chrome"), ("request", "Chrome")]
+    assert stored(veil) == [("beacon", "Chrome"), ("request", "Chrome")]
 
 
-async def test_a_policy_changed_without_a_new_version_is_permanent(make_config):
-    v = Veil(make_config(policy=GUARDED))
-    await v.start()
+async def test_a_policy_changed_without_a_new_version_is_permanent(make_config, started):
+    v = await started(Veil(make_config(policy=GUARDED)))
     assert v.is_open
     await v.stop()
     changed = copy.deepcopy(GUARDED)
@@ -230,12 +226,11 @@ async def test_a_policy_changed_without_a_new_version_is_permanent(make_config):
 
 
 async def test_a_transient_failure_queues_bounded_answers_503_then_writes_all(
-        make_config, tmp_path, monkeypatch):
+        make_config, tmp_path, monkeypatch, started):
     monkeypatch.setattr(veil.runtime, "RETRY_OPEN_SECONDS", 0.05)
     blocker = tmp_path / "mount"
     blocker.write_text("")  # the store's directory cannot be made yet: an I/O error
-    v = Veil(make_config(store={"url": f"sqlite:///{blocker}/veil.db"}))
-    await v.start()
+    v = await started(Veil(make_config(store={"url": f"sqlite:///{blocker}/veil.db"})))
     async with client(wrap(v)) as c:
         r = await c.post("/veil/e", content=BEACON, headers=TEXT)
         assert r.status_code == 503 and r.json()["type"] == "urn:veil:problem:not-ready"
@@ -249,7 +244,7 @@ async def test_a_transient_failure_queues_bounded_answers_503_then_writes_all(
             await asyncio.sleep(0.02)
         assert (await c.post("/veil/e", content=BEACON, headers=TEXT)).status_code == 202
     await v.stop()
-    assert rows(v) == [("beacon", "Chrome"), ("request", "Chrome")]
+    assert stored(v) == [("beacon", "Chrome"), ("request", "Chrome")]
 
 
 async def test_the_first_beacon_of_an_app_without_lifespan_is_stored(make_config):
@@ -257,7 +252,7 @@ async def test_the_first_beacon_of_an_app_without_lifespan_is_stored(make_config
     async with client(wrap(v)) as c:  # no lifespan: the beacon starts veil and waits for it
         assert (await c.post("/veil/e", content=BEACON, headers=TEXT)).status_code == 202
     await v.stop()
-    assert rows(v) == [("beacon", "Chrome")]
+    assert stored(v) == [("beacon", "Chrome")]
 
 
 def test_permanent_and_transient_failures_are_told_apart(tmp_path):

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from veil import Veil, VeilMiddleware
 
-from conftest import CHROME, FIREFOX, scope
+from conftest import CHROME, FIREFOX, rows, scalar, scope
 
 
 async def hello(request):
@@ -68,17 +68,15 @@ async def test_responses_are_byte_for_byte_those_of_the_bare_app(make_config, pa
     await veil.stop()
 
 
-async def test_requests_are_captured_and_stored_after_stop(make_config):
+async def test_requests_are_captured_and_stored_after_stop(make_config, started):
     veil = Veil(make_config())
     app = VeilMiddleware(make_app(), veil=veil)
-    await veil.start()
+    await started(veil)
     for agent in (CHROME, CHROME, FIREFOX):
         await call(app, scope(headers={"User-Agent": agent}))
     await veil.stop()
-    db = sqlite3.connect(veil.config.store.path)
-    assert sorted(r[0] for r in db.execute("SELECT browser FROM events")) == [
+    assert sorted(r[0] for r in rows(veil, "SELECT browser FROM events")) == [
         "Chrome", "Chrome", "Firefox"]
-    db.close()
 
 
 async def test_a_malformed_scope_is_counted_and_the_app_still_answers(make_config):
@@ -94,26 +92,27 @@ async def test_a_malformed_scope_is_counted_and_the_app_still_answers(make_confi
     await veil.stop()
 
 
-async def test_full_queue_drops_are_counted_and_responses_unchanged(make_config, tmp_path):
+async def test_full_queue_drops_are_counted_and_responses_unchanged(make_config, tmp_path,
+                                                                    started):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")  # the store cannot be opened: the writer never drains
     cfg = make_config(store={"url": f"sqlite:///{blocker}/veil.db"}, capture={"queue_size": 3})
     veil = Veil(cfg)
     app = VeilMiddleware(make_app(), veil=veil)
-    await veil.start()
+    await started(veil)
     for _ in range(10):
         sent = await call(app, scope(headers={"User-Agent": CHROME}))
         assert sent[0]["status"] == 200 and sent[1]["body"] == b"hi"
     stats = veil.stats()
     assert (stats.queued, stats.dropped, stats.running) == (3, {"queue_full": 7}, False)
-    await veil.stop()
 
 
-async def test_a_store_failing_mid_batch_loses_only_that_batch_and_counts_it(make_config):
+async def test_a_store_failing_mid_batch_loses_only_that_batch_and_counts_it(make_config,
+                                                                            started):
     cfg = make_config(capture={"max_retries": 1})
     veil = Veil(cfg)
     app = VeilMiddleware(make_app(), veil=veil)
-    await veil.start()
+    await started(veil)
     await call(app, scope(headers={"User-Agent": CHROME}))
     await veil.flush()
     # A real SQLite failure in the middle of the next batch: the second row aborts it.
@@ -127,12 +126,12 @@ async def test_a_store_failing_mid_batch_loses_only_that_batch_and_counts_it(mak
     await veil.flush()
     db.execute("DROP TRIGGER fail")
     db.commit()
+    db.close()
     await call(app, scope(headers={"User-Agent": FIREFOX}))
     await veil.stop()
-    browsers = sorted(r[0] for r in db.execute("SELECT browser FROM events"))
+    browsers = sorted(r[0] for r in rows(veil, "SELECT browser FROM events"))
     assert browsers == ["Chrome", "Firefox"]  # before and after the failed batch, intact
-    assert dict(db.execute("SELECT reason, count FROM drops")) == {"store_error": 3}
-    db.close()
+    assert dict(rows(veil, "SELECT reason, count FROM drops")) == {"store_error": 3}
 
 
 async def test_lifespan_starts_the_writer_and_shutdown_flushes(make_config):
@@ -156,9 +155,7 @@ async def test_lifespan_starts_the_writer_and_shutdown_flushes(make_config):
     await inbox.put({"type": "lifespan.shutdown"})
     await lifespan
     assert outbox[-1] == "lifespan.shutdown.complete"
-    db = sqlite3.connect(veil.config.store.path)
-    assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 4
-    db.close()
+    assert scalar(veil, "SELECT COUNT(*) FROM events") == 4
 
 
 async def test_an_app_without_lifespan_still_gets_a_writer(make_config):
@@ -192,10 +189,8 @@ def test_two_lifespans_on_two_event_loops(make_config):
     for _ in range(2):  # TestClient runs each lifespan on a fresh event loop
         with TestClient(app) as client:
             assert client.get("/", headers={"User-Agent": CHROME}).text == "hi"
-    db = sqlite3.connect(veil.config.store.path)
     # TestClient's peer is the name "testclient", not an address: counted, not stored
-    assert dict(db.execute("SELECT reason, count FROM drops")) == {"invalid_client": 2}
-    db.close()
+    assert dict(rows(veil, "SELECT reason, count FROM drops")) == {"invalid_client": 2}
 
 
 NO_LIFESPAN_APP = """
@@ -234,15 +229,13 @@ def test_without_lifespan_the_process_still_exits_and_flushes(tmp_path, master_k
                           env={**os.environ, "PYTHONPATH": str(tests)}, capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
-    db = sqlite3.connect(tmp_path / "veil.db")
-    assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
-    db.close()
+    assert scalar(tmp_path / "veil.db", "SELECT COUNT(*) FROM events") == 3
 
 
-async def test_an_unexpected_writer_error_logs_where_not_what(make_config, caplog):
+async def test_an_unexpected_writer_error_logs_where_not_what(make_config, caplog, started):
     veil = Veil(make_config())
     app = VeilMiddleware(make_app(), veil=veil)
-    await veil.start()
+    await started(veil)
 
     def explode(batch, consent):
         raise ValueError(f"bad event from {batch[0][2]} with {batch[0][4]!r}")

@@ -4,6 +4,7 @@ import time
 import pytest
 
 from veil import agents, languages
+from veil.capture import Captured
 from veil.geo import open_geoip
 from veil.keys import KeyStore
 from veil.pipeline import ROW_COLUMNS, Drop, Pipeline, site_from_host
@@ -82,8 +83,8 @@ def test_site_from_host():
 def captured(ip="198.51.100.7", port=50123, agent=CHROME, lang="de-CH,en;q=0.5", gpc=b"1",
              forwarded=b"", host=b"shop.example", ts=None, purpose="connection", beacon=None,
              path="/page", cookie_id=None):
-    return (purpose, ts or time.time(), ip, port, agent.encode(), lang.encode(), gpc, None,
-            forwarded, host, beacon, None if beacon else path, cookie_id)
+    return Captured(purpose, ts or time.time(), ip, port, agent.encode(), lang.encode(), gpc,
+                    None, forwarded, host, beacon, None if beacon else path, cookie_id)
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def pipeline_for(make_config, geoip_db):
 
 
 def test_a_request_becomes_a_pseudonymised_row(pipeline_for):
-    rows, drops = pipeline_for().process([captured()])
+    rows, drops, _ = pipeline_for().process([captured()])
     assert not drops
     row = dict(zip(ROW_COLUMNS, rows[0], strict=True))
     assert row["purpose"] == "connection" and row["policy_version"] == "1.0"
@@ -119,14 +120,14 @@ def test_a_request_becomes_a_pseudonymised_row(pipeline_for):
 
 
 def test_bots_and_unknown_clients_are_dropped_and_counted(pipeline_for):
-    rows, drops = pipeline_for().process([
+    rows, drops, _ = pipeline_for().process([
         captured(agent=GOOGLEBOT), captured(ip=None), captured(ip="::1"), captured()])
     assert len(rows) == 2
     assert drops == {Drop.BOT: 1, Drop.INVALID_CLIENT: 1}
 
 
 def test_events_of_a_day_whose_key_is_destroyed_are_dropped(pipeline_for):
-    rows, drops = pipeline_for().process([captured(ts=time.time() - 5 * 86400)])
+    rows, drops, _ = pipeline_for().process([captured(ts=time.time() - 5 * 86400)])
     assert rows == [] and drops == {Drop.KEY_DESTROYED: 1}
 
 
@@ -138,7 +139,7 @@ def test_a_purpose_only_carries_its_fields(pipeline_for):
         "purposes": {"minimal": {"description": "d", "data_use": "essential.service",
                                  "legal_basis": "legitimate_interests", "retention": "1d",
                                  "fields": ["ip_address"]}}}}
-    rows, drops = pipeline_for(seal_ip=True, **narrow).process(
+    rows, drops, _ = pipeline_for(seal_ip=True, **narrow).process(
         [captured(purpose="minimal", beacon={"screen_w": 1, "screen_h": 2, "pixel_ratio": 1.0,
                                              "language": "de", "path": "/secret"}),
          captured(purpose="connection")])
@@ -153,7 +154,7 @@ def test_a_purpose_only_carries_its_fields(pipeline_for):
 def test_beacon_fields_are_kept_as_the_purpose_allows(pipeline_for):
     beacon = {"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2.0, "language": "fr-CA",
               "path": "/pricing"}
-    rows, _ = pipeline_for().process([captured(beacon=beacon),
+    rows, _, _ = pipeline_for().process([captured(beacon=beacon),
                                       captured(beacon=beacon, purpose="browsing_history")])
     connection, history = (dict(zip(ROW_COLUMNS, r, strict=True)) for r in rows)
     # the screen as its width class, no height (test_unlinkability.py says why)
@@ -166,7 +167,7 @@ def test_beacon_fields_are_kept_as_the_purpose_allows(pipeline_for):
 
 
 def test_sealing_keeps_ip_and_port_encrypted(pipeline_for):
-    rows, _ = pipeline_for(seal_ip=True).process([captured()])
+    rows, _, _ = pipeline_for(seal_ip=True).process([captured()])
     row = dict(zip(ROW_COLUMNS, rows[0], strict=True))
     assert row["seal_key"].startswith("seal-")
     assert b"198.51.100.7" not in row["sealed_endpoint"]
@@ -175,7 +176,7 @@ def test_sealing_keeps_ip_and_port_encrypted(pipeline_for):
 def test_forwarded_client_from_trusted_proxy(pipeline_for):
     pipeline = pipeline_for(proxy={"trusted": ["192.0.2.0/24"]})
     now = time.time()
-    rows, _ = pipeline.process([captured(ip="192.0.2.1", forwarded=b"203.0.113.50", ts=now),
+    rows, _, _ = pipeline.process([captured(ip="192.0.2.1", forwarded=b"203.0.113.50", ts=now),
                                 captured(ip="203.0.113.50", ts=now)])
     via_proxy, direct = (dict(zip(ROW_COLUMNS, r, strict=True)) for r in rows)
     assert via_proxy["country"] == "JP"

@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from veil import StoreError, Veil, VeilMiddleware
 from veil.config import from_dict
 from veil.store import RemoteStore
 
-from conftest import CHROME, FIREFOX, scope
+from conftest import CHROME, FIREFOX, rows, scope
 
 SECRET = "r" * 48
 
@@ -27,16 +26,13 @@ class Collector(ServerProcess):
         serve = ServerProcess.veil_serve(config, {**os.environ, "VEIL_REMOTE_SECRET": SECRET,
                                                   "VEIL_MASTER_KEY": master_key},
                                          tmp / "collector.log")
-        super().__init__(serve.args, serve.env, serve.log, serve.port)
-        self.db = tmp / "collector-data" / "veil.db"
+        super().__init__(serve.args, serve.env, serve.log, serve.port, config=config,
+                         data=tmp / "collector-data")
 
     def counts(self) -> tuple[int, int]:
-        db = sqlite3.connect(self.db)
-        try:
-            return db.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log "
-                              "WHERE source = 'request'").fetchone()
-        finally:
-            db.close()
+        (counts,) = rows(self, "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log "
+                         "WHERE source = 'request'")
+        return counts
 
 
 @pytest.fixture
@@ -72,11 +68,11 @@ async def hello(s, receive, send_):
 
 
 async def test_killing_and_restarting_the_collector_loses_nothing_and_duplicates_nothing(
-        collector, tmp_path, monkeypatch):
+        collector, tmp_path, monkeypatch, started):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     veil = Veil(app_config(tmp_path, collector.port))
     app = VeilMiddleware(hello, veil=veil)
-    await veil.start()
+    await started(veil)
     await send(app, 150, 0)
     await asyncio.sleep(0.3)
     collector.kill()  # mid-stream: batches in flight fail and are retried
@@ -90,11 +86,11 @@ async def test_killing_and_restarting_the_collector_loses_nothing_and_duplicates
 
 
 async def test_with_the_collector_gone_for_good_drops_are_counted_and_bounded(
-        tmp_path, monkeypatch, caplog):
+        tmp_path, monkeypatch, caplog, started):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     veil = Veil(app_config(tmp_path, free_port(), queue_size=40))
     app = VeilMiddleware(hello, veil=veil)
-    await veil.start()
+    await started(veil)
     await send(app, 200, 0)
     await veil.stop()  # gives up after remote.shutdown_grace
     dropped = veil.stats().dropped

@@ -5,9 +5,9 @@ import time
 from collections import Counter
 
 from veil.keys import KeyStore
-from veil.pipeline import ROW_COLUMNS
 from veil.retention import enforce
 from veil.store import SQLiteStore
+from veil.store.columns import ROW_COLUMNS
 from veil_collector.cli import main
 
 DAY = 86400.0
@@ -55,10 +55,10 @@ def test_retention_and_provisions_commands(tmp_path, capsys):
     async def seed():
         s = SQLiteStore(load(config).store.path)
         await s.open(load(config).policy)
-        await s.insert("provisions", {
-            "ts": 1_764_000_000.0, "recipient": "CloudCo", "country": "US", "role": "processor",
-            "purpose": "connection", "categories": "user.device", "subjects": 3, "records": 9,
-            "basis": "consent", "safeguard": "scc", "transfer": "EU→US under scc"})
+        await s.add_provision(
+            ts=1_764_000_000.0, recipient="CloudCo", country="US", role="processor",
+            purpose="connection", categories="user.device", subjects=3, records=9,
+            basis="consent", safeguard="scc", transfer="EU→US under scc")
         await s.close()
 
     asyncio.run(seed())

@@ -28,11 +28,11 @@ from servers import ServerProcess
 
 from veil.config import from_dict
 from veil.keys import KeyStore
-from veil.pipeline import ROW_COLUMNS
 from veil.retention import enforce
 from veil.store import SQLiteStore
+from veil.store.columns import ROW_COLUMNS
 
-from conftest import CHROME
+from conftest import CHROME, scalar
 
 DAY = 86400.0
 BULK = 640_000  # rows of 60 days ago, every HISTORY_EVERY-th a browsing_history row (90 days)
@@ -185,10 +185,8 @@ def assert_disposed_of(data_dir: Path, kept: int) -> None:
     assert find_deleted(data_dir, b"KEPTROW")[1]  # the search does see live rows
     assert expired_left(path) == 0
     assert count(path) == kept
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT count(*) FROM consent_ledger").fetchone()[0] == 1
-    assert db.execute("SELECT count(*) FROM provisions").fetchone()[0] == 1
-    db.close()
+    assert scalar(path, "SELECT count(*) FROM consent_ledger") == 1
+    assert scalar(path, "SELECT count(*) FROM provisions") == 1
 
 
 async def watch_loop(done: asyncio.Event) -> float:
@@ -328,14 +326,14 @@ async def test_a_single_destroyed_key_is_gone_from_the_file_at_once(make_config)
     keystore.close()
 
 
-async def test_stopping_during_retention_is_prompt_and_leaves_no_thread(make_config, populated):
+async def test_stopping_during_retention_is_prompt_and_leaves_no_thread(make_config, populated,
+                                                                         started):
     """A shutdown while retention runs cancels it between (or inside) chunks: no thread is left
     to keep the process alive, nothing half-deleted; the next start finishes the job."""
     from veil import Veil
 
     before = set(threading.enumerate())
-    veil = Veil(make_config())
-    await veil.start()
+    veil = await started(Veil(make_config()))
     await veil.flush()  # the first flush of the day starts retention beside the writer
     deadline = time.monotonic() + 60
     while expired_left(populated) == EXPIRED:
@@ -348,8 +346,7 @@ async def test_stopping_during_retention_is_prompt_and_leaves_no_thread(make_con
         await asyncio.sleep(0.02)
     assert not set(threading.enumerate()) - before
     assert count(populated) == expired_left(populated) + KEPT
-    again = Veil(make_config())
-    await again.start()
+    again = await started(Veil(make_config()))
     await again.flush()
     await again.writer._maintenance
     await again.stop()

@@ -11,7 +11,6 @@ everything.
 import asyncio
 import os
 import socket
-import sqlite3
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from starlette.routing import Route
 
 from veil import Veil, VeilMiddleware
 
-from conftest import CHROME
+from conftest import CHROME, rows
 
 SECRET = "s" * 48
 EVENTS = 120      # 12 batches of 10
@@ -63,10 +62,10 @@ async def timed_stop(veil: Veil) -> float:
 
 
 async def test_a_stop_with_the_collector_refusing_ends_after_one_grace_and_counts_every_event(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, started):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     veil = Veil.from_config(app_config(tmp_path, free_port(), grace=1.0))  # nothing listens
-    await veil.start()
+    await started(veil)
     await queue_events(veil, EVENTS)
     await asyncio.sleep(0.5)  # the writer is retrying its first batch, the others wait
     assert veil.stats().queued >= EVENTS - 2 * BATCH_SIZE
@@ -80,7 +79,7 @@ async def test_a_stop_with_the_collector_refusing_ends_after_one_grace_and_count
 
 
 async def test_a_collector_that_accepts_but_never_answers_does_not_hold_the_stop(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, started):
     """An attempt in flight at the deadline is cut off there, not at remote.timeout."""
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     with socket.socket() as silent:  # connections complete in the backlog; nothing answers
@@ -88,7 +87,7 @@ async def test_a_collector_that_accepts_but_never_answers_does_not_hold_the_stop
         silent.listen(64)
         port = silent.getsockname()[1]
         veil = Veil.from_config(app_config(tmp_path, port, grace=1.0, timeout=60.0))
-        await veil.start()
+        await started(veil)
         await queue_events(veil, EVENTS)
         await asyncio.sleep(0.5)  # the first batch's request is waiting for an answer
 
@@ -99,7 +98,7 @@ async def test_a_collector_that_accepts_but_never_answers_does_not_hold_the_stop
 
 
 async def test_a_collector_back_within_the_grace_gets_every_queued_event(
-        tmp_path, monkeypatch, master_key):
+        tmp_path, monkeypatch, master_key, started):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     collector_config = tmp_path / "collector.toml"
     collector_config.write_text('[store]\nurl = "sqlite:///collector-data/veil.db"\n'
@@ -109,7 +108,7 @@ async def test_a_collector_back_within_the_grace_gets_every_queued_event(
                                       "VEIL_MASTER_KEY": master_key}, tmp_path / "collector.log")
     # A grace long enough for `veil serve` to start on a busy machine.
     veil = Veil.from_config(app_config(tmp_path, serve.port, grace=60.0))
-    await veil.start()
+    await started(veil)
     await queue_events(veil, EVENTS)
     await asyncio.sleep(0.5)  # the collector is away: nothing is written yet
     assert veil.stats().stored == 0
@@ -125,9 +124,6 @@ async def test_a_collector_back_within_the_grace_gets_every_queued_event(
 
     stats = veil.stats()
     assert stats.dropped == {} and stats.stored == EVENTS
-    db = sqlite3.connect(tmp_path / "collector-data" / "veil.db")
-    try:
-        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log "
-                          "WHERE source = 'request'").fetchone() == (EVENTS, EVENTS)
-    finally:
-        db.close()
+    assert rows(tmp_path / "collector-data" / "veil.db",
+                "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log "
+                "WHERE source = 'request'") == [(EVENTS, EVENTS)]

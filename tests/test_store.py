@@ -5,9 +5,11 @@ import pytest
 
 from veil import QueryError, StoreError
 from veil.errors import RowsRefused
-from veil.pipeline import ROW_COLUMNS
 from veil.store import SQLiteStore
+from veil.store.columns import ROW_COLUMNS
 from veil.store.schema import MIGRATIONS
+
+from conftest import rows, scalar
 
 
 def row(**values):
@@ -28,18 +30,16 @@ async def store(make_config):
 
 
 async def test_schema_is_migrated_and_versioned(store):
-    db = sqlite3.connect(store.path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert {r[0] for r in db.execute("SELECT key FROM purposes")} == {"connection",
-                                                                      "browsing_history"}
-    view_columns = [r[1] for r in db.execute("PRAGMA table_info(events)")]
+    assert scalar(store.path, "PRAGMA user_version") == len(MIGRATIONS)
+    assert scalar(store.path, "PRAGMA journal_mode") == "wal"
+    assert {r[0] for r in rows(store.path, "SELECT key FROM purposes")} == {
+        "connection", "browsing_history"}
+    view_columns = [r[1] for r in rows(store.path, "PRAGMA table_info(events)")]
     for column in ("id", "ts", "purpose", "policy_version", "visitor", "site", "country",
                    "region", "os", "os_version", "browser", "browser_version", "device",
                    "language", "screen_w", "screen_h", "pixel_ratio"):
         assert column in view_columns
     assert "sealed_endpoint" not in view_columns  # analysts never see sealed data
-    db.close()
 
 
 async def test_reopening_is_idempotent(store, make_config):

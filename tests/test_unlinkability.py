@@ -14,19 +14,15 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import httpx
 import netaddr
 import pytest
 from mmdb_writer import MMDBWriter
-from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
 import veil.capture
-from veil import Veil, VeilMiddleware
+from veil import Veil
 from veil.store.schema import MIGRATIONS
 
-from conftest import CHROME, scope
+from conftest import CHROME, Site, records, scope
 
 DAY = 86400
 TODAY = int(time.time() // DAY) * DAY
@@ -84,11 +80,8 @@ def town_db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def town(make_config, town_db):
-    v = Veil(make_config(geoip={"path": str(town_db)}))
-    await v.start()
-    yield v
-    await v.stop()
+async def town(make_config, town_db, started):
+    return await started(Veil(make_config(geoip={"path": str(town_db)})))
 
 
 def visit(v: Veil, clock: Clock, at: float, ip: str, lang: str, screen: tuple[int, int],
@@ -103,15 +96,9 @@ def visit(v: Veil, clock: Clock, at: float, ip: str, lang: str, screen: tuple[in
                       "language": lang.split(",")[0], "path": "/pricing"})
 
 
-def stored(v: Veil, where: str = "1") -> list[dict]:
-    db = sqlite3.connect(v.config.store.path)
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute(
-            f"SELECT *, CAST(ts / {DAY} AS INTEGER) AS epoch_day FROM event_log WHERE {where} "
-            "ORDER BY id")]
-    finally:
-        db.close()
+def stored(v: Veil | Site, where: str = "1") -> list[dict]:
+    return records(v, f"SELECT *, CAST(ts / {DAY} AS INTEGER) AS epoch_day FROM event_log "
+                   f"WHERE {where} ORDER BY id")
 
 
 def profiles(rows: list[dict]) -> dict[int, dict[str, tuple]]:
@@ -170,24 +157,10 @@ async def test_one_person_on_five_days_is_not_singled_out_by_what_is_stored(town
 
 
 @pytest.fixture
-async def consenting(make_config, town_db, clock):
+async def consenting(make_config, town_db, clock, started_site) -> Site:
     """An app behind the middleware; `client(ip)` is a browser-like client (https)."""
-    v = Veil(make_config(geoip={"path": str(town_db)}))
-
-    async def page(request):
-        return PlainTextResponse("page")
-
-    app = VeilMiddleware(Starlette(routes=[Route("/{p:path}", page)]), veil=v)
-    await v.start()
-
-    def client(ip: str = ME["ip"]) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(ip, 5000)),
-                                 base_url="https://shop.example",
-                                 headers={"User-Agent": CHROME, "Accept-Language": ME["lang"]})
-
-    v.client = client
-    yield v
-    await v.stop()
+    return await started_site(Veil(make_config(geoip={"path": str(town_db)})),
+                              headers={"Accept-Language": ME["lang"]})
 
 
 async def test_a_consenting_subject_is_not_paired_with_their_cookieless_rows(consenting,
@@ -196,7 +169,7 @@ async def test_a_consenting_subject_is_not_paired_with_their_cookieless_rows(con
     (visitor, network, exact time, event id) equals a value on the subject's rows. At 0637979
     each browsing_history row carried the visitor of its connection twin, which reached every
     connection row of that day, those before the consent included."""
-    async with consenting.client() as c:
+    async with consenting.client(ME["ip"]) as c:
         await c.get("/before-consent")  # today, on the real clock, as the consent and ...
         assert (await c.post("/veil/consent", json={"grant": ["browsing_history"]})
                 ).status_code == 200
@@ -207,7 +180,7 @@ async def test_a_consenting_subject_is_not_paired_with_their_cookieless_rows(con
     async with consenting.client("203.0.113.80") as other:  # someone else, no consent
         clock.now = TODAY + 20 * 3600 + 30.5
         await other.get("/pricing")
-    await consenting.flush()
+    await consenting.veil.flush()
 
     history = stored(consenting, "purpose = 'browsing_history'")
     connection = stored(consenting, "purpose = 'connection'")
@@ -261,7 +234,7 @@ def _migration_index() -> int:
 
 
 async def test_upgrading_erases_clear_prefixes_and_unpairs_stored_subject_rows(make_config,
-                                                                                 data_dir):
+                                                                                 data_dir, started):
     """Rows stored by an older veil keep nothing that re-links them once the store is
     opened by this one: the migration erases their clear prefixes from the file."""
     path = data_dir / "veil.db"
@@ -280,8 +253,7 @@ async def test_upgrading_erases_clear_prefixes_and_unpairs_stored_subject_rows(m
                      ("b000000000000000000000011", at, "browsing_history", "s1", "/pricing")])
     old.close()
 
-    v = Veil(make_config())
-    await v.start()
+    v = await started(Veil(make_config()))
     rows = stored(v)
     assert [(r["network"], r["screen_w"], r["screen_h"], r["pixel_ratio"]) for r in rows] == [
         (None, 1920, None, 1.0)] * 2

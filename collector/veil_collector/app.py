@@ -18,11 +18,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from veil import Veil, VeilError
 from veil.config import Config
-from veil.endpoints import BEACON_PATH, PATHS, PINNED_SCRIPT_PATH, Endpoints
-from veil.errors import RowsRefused
-from veil.httpio import ByteBudget, declared_length, read_exactly
-from veil.problems import Problem
-from veil.wire import check_headers, decode_batch, load_secret, verify
+from veil.errors import BatchInvalid, BatchUnauthenticated, RowsRefused
+from veil.http.body import ByteBudget, declared_length, read_exactly
+from veil.http.endpoints import PATHS, PINNED_SCRIPT_PATH, Endpoints
+from veil.http.problems import Problem
+from veil.http.routes import BEACON_PATH
+from veil.store.wire import check_headers, decode_batch, load_secret, verify
 
 log = logging.getLogger("veil.collector")
 BATCH_PATH = "/veil/batch"
@@ -93,6 +94,15 @@ class RequiredLifespan:
                 return
 
 
+def _batch_problem(refused: BatchInvalid) -> Problem:
+    """How a batch the wire format refused is answered: 401 (saying how to sign) when it is
+    not authenticated, 400 when it is signed but not a batch this collector can store."""
+    if isinstance(refused, BatchUnauthenticated):
+        return Problem(401, refused.kind, refused.title, refused.detail, field=refused.field,
+                       headers={"WWW-Authenticate": "X-Veil-Signature"})
+    return Problem(400, refused.kind, refused.title, refused.detail, field=refused.field)
+
+
 def create_app(config: Config) -> Starlette:
     veil = Veil(config, enabled=True)  # a collector collects: VEIL_DISABLED is for apps' tests
     endpoints = Endpoints(veil)  # an ASGI app: Route passes it every method
@@ -135,6 +145,8 @@ def create_app(config: Config) -> Starlette:
                 raise Problem(503, "not-stored", "Batch not stored",
                               "the store could not write the batch now; retry later",
                               headers={"Retry-After": "1"}) from None
+        except BatchInvalid as refused:
+            return _batch_problem(refused).response()
         except Problem as problem:
             return problem.response()
         return JSONResponse({"stored": len(rows)})

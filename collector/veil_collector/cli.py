@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import csv
 import dataclasses
+import datetime as dt
 import importlib.metadata
 import io
 import json
@@ -20,13 +21,14 @@ from pathlib import Path
 
 from veil import config as config_mod
 from veil import retention
-from veil.errors import VeilError
+from veil.errors import QueryError, VeilError
 from veil.geo import open_geoip
 from veil.keys import KeyStore, new_master_key
 from veil.notice import FORMATS, render_notice
 from veil.query import METRICS, drop_counts, existing_store, run_query
 from veil.registry import DIMENSIONS
 from veil.starter import starter_toml
+from veil.store import LocalStore
 from veil.store import versions as policy_versions
 
 
@@ -139,16 +141,24 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _utc(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def cmd_provisions_export(args: argparse.Namespace) -> int:
     cfg = _config(args)
 
     async def rows() -> list[dict]:
         async with existing_store(cfg) as store:
-            return await store.select("SELECT id, datetime(ts, 'unixepoch') AS date, recipient, "
-                                      "country, role, purpose, categories, subjects, records, "
-                                      "basis, safeguard, transfer FROM provisions ORDER BY id")
+            if not isinstance(store, LocalStore):
+                raise QueryError(f"this app forwards its events to {cfg.remote.url}: "
+                                 "export the register on the collector")
+            return await store.provisions()
 
-    register = asyncio.run(rows())
+    # `date`: the entry's time in UTC, to the second, in place of its timestamp
+    register = [{"id": entry["id"], "date": _utc(entry["ts"])}
+                | {k: v for k, v in entry.items() if k not in ("id", "ts")}
+                for entry in asyncio.run(rows())]
     if args.format == "json":
         print(json.dumps(register, indent=2))
     else:

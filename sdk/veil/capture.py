@@ -12,10 +12,30 @@ import time
 from collections import deque
 from typing import NamedTuple
 
-# A captured event is a plain tuple (cheapest to build on the hot path): (purpose, ts, peer
-# host, peer port, User-Agent, Accept-Language, Sec-GPC, DNT, X-Forwarded-For, Host, beacon,
-# request path, veil's cookies). pipeline.Event unpacks it in that order.
-COOKIES = 12
+
+class Captured(NamedTuple):
+    """One captured request, as the hot path copies it: raw bytes, nothing parsed. The one
+    definition of its layout: pipeline.Event takes these fields by the same names."""
+
+    purpose: str
+    ts: float
+    peer: str | None              # the socket's peer address (a proxy's, behind one)
+    port: int | None
+    agent: bytes                  # User-Agent
+    accept_language: bytes
+    sec_gpc: bytes | None
+    sec_dnt: bytes | None         # DNT
+    forwarded: bytes              # X-Forwarded-For
+    host: bytes
+    beacon: dict | None           # the validated beacon body; None for a request
+    request_path: str | None      # a request's path; None for a beacon
+    cookies: "VeilCookies | None"
+
+
+# Builds a Captured from a tuple in field order without the Python-level __new__ a NamedTuple
+# call goes through: on the request path that call costs ~0.3 µs, this ~0.1 µs.
+_captured = tuple.__new__
+
 
 # Over HTTPS (the default) the cookies carry the `__Host-` prefix: a browser accepts such a
 # cookie only from this very host, over a secure connection, with Path=/ and no Domain, so a
@@ -57,7 +77,7 @@ class CaptureBuffer:
     __slots__ = ("_items", "errors", "limit", "overflow", "secure", "wake", "wake_at")
 
     def __init__(self, limit: int, wake_at: int, secure_cookies: bool = True) -> None:
-        self._items: deque[tuple] = deque()
+        self._items: deque[Captured] = deque()
         self.limit = limit
         self.wake_at = wake_at
         self.secure = secure_cookies
@@ -80,18 +100,18 @@ class CaptureBuffer:
         client = scope.get("client") or (None, None)
         cookie = headers.get(b"cookie")
         cookies = read_cookies(cookie, self.secure) if cookie else None
-        items.append((
+        items.append(_captured(Captured, (
             purpose, time.time(), client[0], client[1],
             headers.get(b"user-agent", b""), headers.get(b"accept-language", b""),
             headers.get(b"sec-gpc"), headers.get(b"dnt"),
             headers.get(b"x-forwarded-for", b""), headers.get(b"host", b""), beacon,
             None if beacon else scope["path"], cookies,
-        ))
+        )))
         if len(items) == self.wake_at and self.wake is not None:
             self.wake.set()
         return True
 
-    def take(self, n: int) -> list[tuple]:
+    def take(self, n: int) -> list[Captured]:
         items = self._items
         return [items.popleft() for _ in range(min(n, len(items)))]
 

@@ -22,17 +22,14 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
-from .errors import FieldError
+from .errors import UnknownScope
 from .jurisdiction import Regime
-from .policy import Policy
+from .policy import Policy, Purpose
 from .registry import SPECIAL_CATEGORIES
+from .store.base import LocalStore
 from .subjects import Subjects
 from .terms import TermsHistory
-
-if TYPE_CHECKING:  # for types only: store → pipeline → consent would import in a circle
-    from .store.base import LocalStore
 
 
 class Action(StrEnum):
@@ -86,11 +83,12 @@ def scope_problem(policy: Policy, scope: str) -> str | None:
 
 
 def check_scopes(policy: Policy, scopes: Iterable[str]) -> list[str]:
-    """The scopes, deduplicated in order; FieldError naming the first one that is unknown."""
+    """The scopes, deduplicated in order; UnknownScope (a FieldError) naming the first one
+    that cannot be consented to."""
     scopes = list(dict.fromkeys(scopes))
     for scope in scopes:
         if problem := scope_problem(policy, scope):
-            raise FieldError(problem)
+            raise UnknownScope(problem)
     return scopes
 
 
@@ -139,6 +137,25 @@ def collects(records: Sequence[ConsentRecord], purpose: str, at: float, *, prior
             and latest(records, purpose, at) is None)
 
 
+_NOTHING: tuple[Sequence[Purpose], Sequence[str]] = ((), ())
+
+
+def fan_out(policy: Policy, purposes: Sequence[Purpose], records: Sequence[ConsentRecord],
+            at: float, regime: Regime, *, signal: bool, opted_out: Collection[str] = (),
+            ) -> tuple[Sequence[Purpose], Sequence[str]]:
+    """The consent fan-out of one event kept under a purpose that does not need consent:
+    (the consent-based `purposes` it is also kept under, per `collects`; the scopes whose
+    earlier grant the request's GPC/DNT `signal` withdraws, to be put on the ledger)."""
+    prior = opt_in(policy, regime)
+    if not records and prior:
+        return _NOTHING  # the common case: no grant on record, prior consent required
+    kept = [p for p in purposes
+            if collects(records, p.key, at, prior=prior, signal=signal, opted_out=opted_out)]
+    withdrawn = [p.key for p in purposes if signal and holds(records, p.key, at)
+                 and not holds(records, p.key, at, signal)]  # GPC wins over an earlier grant
+    return kept, withdrawn
+
+
 def changes(records: Sequence[ConsentRecord], scopes: Iterable[str], action: Action,
             explicit: bool, signal: bool) -> list[str]:
     """The scopes whose state `action` would change; the rest would only grow the ledger
@@ -162,11 +179,11 @@ def changes(records: Sequence[ConsentRecord], scopes: Iterable[str], action: Act
 class Ledger:
     """Appends to and reads the consent ledger in the store."""
 
-    def __init__(self, store: "LocalStore", policy: Policy, subjects: Subjects) -> None:
+    def __init__(self, store: LocalStore, policy: Policy, subjects: Subjects) -> None:
         self.store = store
         self.policy = policy
         self.subjects = subjects
-        self.terms = TermsHistory(store, policy)  # what each earlier version promised
+        self.terms = TermsHistory(store.policy_terms, policy)  # what earlier versions promised
 
     async def append(self, subject: str | None, scopes: Iterable[str], action: Action,
                      method: Method, *, explicit: bool = True, signal: bool = False,
@@ -185,22 +202,18 @@ class Ledger:
         return records
 
     async def histories(self, subjects: Collection[str]) -> dict[str, list[ConsentRecord]]:
-        out: dict[str, list[ConsentRecord]] = {s: [] for s in subjects}
-        subjects = list(subjects)
-        for i in range(0, len(subjects), 500):  # SQLite's bound-parameter limit
-            chunk = subjects[i:i + 500]
-            rows = await self.store.select(
-                "SELECT ts, subject, scope, action, method, explicit, gpc, policy_version, "
-                f"jurisdiction FROM consent_ledger WHERE subject IN ({', '.join('?' * len(chunk))})"
-                " ORDER BY ts, id", chunk)
-            await self.terms.load({r["policy_version"] for r in rows})
-            for row in rows:
-                row["explicit"], row["gpc"] = bool(row["explicit"]), bool(row["gpc"])
-                record = ConsentRecord(**row)
+        rows = await self.store.consent_histories(subjects)
+        await self.terms.load({str(r["policy_version"]) for h in rows.values() for r in h})
+        out: dict[str, list[ConsentRecord]] = {}
+        for subject, history in rows.items():
+            records: list[ConsentRecord] = []
+            out[subject] = records
+            for row in history:
+                record = ConsentRecord(**row)  # type: ignore[arg-type]
                 if record.action == Action.GRANT and self.terms.lapsed(record.scope,
                                                                        record.policy_version):
                     record = replace(record, action=Action.LAPSED)  # terms broadened since
-                out[row["subject"]].append(record)
+                records.append(record)
         return out
 
     async def history(self, subject: str) -> list[ConsentRecord]:

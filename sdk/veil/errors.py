@@ -2,7 +2,31 @@
 
 Messages never carry raw personal data (IPs, ports, user-agent strings, cookie ids): they name
 the key, field or step that failed and say what is wrong.
+
+`Drop` is the one vocabulary of reasons something was not kept: the pipeline's drops and the
+guards' refusals alike, counted in the store's drop table under these names.
 """
+
+from enum import StrEnum
+
+
+class Drop(StrEnum):
+    QUEUE_FULL = "queue_full"          # capture buffer full: the app outpaced the writer
+    CAPTURE_ERROR = "capture_error"    # the request could not be read (malformed scope)
+    NOT_OPEN = "not_open"              # not captured: veil stopped, or cannot open its store
+    UNKNOWN_PURPOSE = "unknown_purpose"  # captured for a purpose the policy does not declare
+    INVALID_CLIENT = "invalid_client"  # no usable client address (or a broken proxy chain)
+    BOT = "bot"                        # ua-parser device family "Spider"
+    KEY_DESTROYED = "key_destroyed"    # the event's day key is gone: too old to pseudonymise
+    STORE_ERROR = "store_error"        # the store failed the batch on every retry
+    REJECTED = "rejected"              # a collector refused the batch for good (4xx)
+    # refusals (errors.Refused and its subclasses carry one of these)
+    REFUSED = "refused"
+    NO_CONSENT = "no_consent"
+    SPECIAL_CATEGORY = "special_category"
+    DECISION_REFUSED = "decision_refused"
+    PROVISION_REFUSED = "provision_refused"
+    REFUSAL_UNRECORDED = "refusal_unrecorded"  # a visitor's refusal the ledger did not take
 
 
 class VeilError(Exception):
@@ -19,7 +43,33 @@ class ConfigError(VeilError):
 
 
 class FieldError(VeilError):
-    """A field outside the registry, or not allowed for the purpose, was offered."""
+    """A field outside the registry, or not allowed for the purpose, was offered. The
+    subclasses below name the other things a caller can get wrong; they stay FieldErrors so
+    that `except FieldError` catches every mistake in what was asked for."""
+
+
+class UnknownPurpose(FieldError):
+    """A purpose key the policy does not declare."""
+
+
+class UndeclaredDecision(FieldError):
+    """An automated-decision type not declared under [policy.decisions]."""
+
+
+class UnknownDecisionId(FieldError):
+    """No logged decision has the id given (to contest it)."""
+
+
+class UndeclaredRecipient(FieldError):
+    """A third party not declared under [[policy.recipients]]."""
+
+
+class UnknownException(FieldError):
+    """A provision `exception` that is not one of the policy's exceptions."""
+
+
+class UnknownScope(FieldError):
+    """A consent scope that cannot be consented to under the policy."""
 
 
 class KeyStoreError(VeilError):
@@ -42,28 +92,52 @@ class QueryError(VeilError):
 class Refused(VeilError):
     """A guard refused an operation the policy does not allow for this subject now."""
 
-    reason = "refused"
+    reason: Drop = Drop.REFUSED
 
 
 class NotConsented(Refused):
     """Consent for the scope is not on the ledger (or was withdrawn, or GPC overrides it)."""
 
-    reason = "no_consent"
+    reason = Drop.NO_CONSENT
 
 
 class SpecialCategoryRefused(Refused):
     """A special category of data without the subject's explicit prior consent."""
 
-    reason = "special_category"
+    reason = Drop.SPECIAL_CATEGORY
 
 
 class DecisionRefused(Refused):
     """An automated decision with legal effect whose basis does not hold for this subject."""
 
-    reason = "decision_refused"
+    reason = Drop.DECISION_REFUSED
 
 
 class ProvisionRefused(Refused):
     """Provision to a third party, or a transfer abroad, that the policy does not allow."""
 
-    reason = "provision_refused"
+    reason = Drop.PROVISION_REFUSED
+
+
+class JSONInvalid(VeilError):
+    """A body is not strict JSON (not UTF-8, NaN, too deep, …): jsonbody.py. The message says
+    what is wrong, never what the body held."""
+
+
+class BatchInvalid(VeilError):
+    """A batch on the wire (store/wire.py) was refused before anything was stored. `kind` names
+    the refusal (a collector's problem type), `title` says it in words, `field` names the
+    offending part of the body when there is one."""
+
+    def __init__(self, kind: str, title: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.kind, self.title, self.detail, self.field = kind, title, detail, field
+
+
+class BatchUnauthenticated(BatchInvalid):
+    """The batch's signature headers are missing, malformed, stale or for another secret, or
+    the body does not match its signature."""
+
+
+class BatchMalformed(BatchInvalid):
+    """A signed batch whose body is not a batch this veil version can store."""

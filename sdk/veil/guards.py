@@ -19,7 +19,6 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from .consent import Ledger, holds
 from .countries import normalise as normalise_country
@@ -30,15 +29,17 @@ from .errors import (
     ProvisionRefused,
     Refused,
     SpecialCategoryRefused,
+    UndeclaredDecision,
+    UndeclaredRecipient,
+    UnknownDecisionId,
+    UnknownException,
 )
 from .jurisdiction import APPI_EQUIVALENT, GDPR_AREA, eu_adequate
 from .keys import KeyStore
 from .policy import FIELD_TYPES, Policy, Recipient
 from .pseudonymise import seal_for_subject
 from .registry import FIELDS
-
-if TYPE_CHECKING:  # for types only: store → pipeline → consent would import in a circle
-    from .store.base import LocalStore
+from .store.base import LocalStore
 
 EXCEPTIONS = ("law", "vital_interests", "public_health")  # policy: provision without consent
 NEEDS_CONSENT_HARD_TO_OBTAIN = ("vital_interests", "public_health")
@@ -52,7 +53,7 @@ def _typed(value: object, kind: str) -> bool:
 
 
 class Guards:
-    def __init__(self, store: "LocalStore", keystore: KeyStore, policy: Policy,
+    def __init__(self, store: LocalStore, keystore: KeyStore, policy: Policy,
                  ledger: Ledger) -> None:
         self.store = store
         self.keystore = keystore
@@ -99,10 +100,9 @@ class Guards:
                     f"{purpose.key}'"))
         key_id, sealed = seal_for_subject(self.keystore, subject,
                                           json.dumps(dict(fields)).encode())
-        await self.store.insert("records", {
-            "ts": time.time(), "purpose": purpose.key, "policy_version": self.policy.version,
-            "subject": subject, "fields": ",".join(sorted(fields)), "key_id": key_id,
-            "sealed": sealed})
+        await self.store.add_record(
+            ts=time.time(), purpose=purpose.key, policy_version=self.policy.version,
+            subject=subject, fields=",".join(sorted(fields)), key_id=key_id, sealed=sealed)
 
     # -- automated decisions -------------------------------------------------------------------
 
@@ -113,7 +113,7 @@ class Guards:
         it); raise DecisionRefused when it has legal effect and no basis holds."""
         kind = self.policy.decisions.get(decision)
         if kind is None:
-            raise FieldError(f"undeclared decision type {decision!r}: declare it under "
+            raise UndeclaredDecision(f"undeclared decision type {decision!r}: declare it under "
                              "[policy.decisions]")
         # A contract or law is a basis only under a name the policy declares for this
         # decision; veil cannot check the subject signed it, so it refuses anything vaguer.
@@ -147,23 +147,21 @@ class Guards:
         key_id, sealed = seal_for_subject(self.keystore, subject, json.dumps(
             {"outcome": outcome, "inputs": dict(inputs or {}), "model": model},
             default=str).encode())
-        await self.store.insert("decisions", {
-            "id": decision_id, "ts": time.time(), "type": decision, "purpose": kind.purpose,
-            "policy_version": self.policy.version, "subject": subject,
-            "legal_effect": kind.legal_effect, "basis": basis, "evidence": evidence,
-            "key_id": key_id, "sealed": sealed})
+        await self.store.add_decision(
+            decision_id=decision_id, ts=time.time(), decision_type=decision,
+            purpose=kind.purpose, policy_version=self.policy.version, subject=subject,
+            legal_effect=kind.legal_effect, basis=basis, evidence=evidence, key_id=key_id,
+            sealed=sealed)
         return decision_id
 
     async def contest(self, decision_id: str, reason: str) -> int:
         """Ask for human review of a decision: the decision id is the subject's proof."""
-        rows = await self.store.select("SELECT subject FROM decisions WHERE id = ?",
-                                       (decision_id,))
-        if not rows:
-            raise FieldError("no decision with that id")
-        key_id, sealed = seal_for_subject(self.keystore, rows[0]["subject"], reason.encode())
-        return await self.store.insert("reviews", {
-            "ts": time.time(), "decision_id": decision_id, "status": "requested",
-            "key_id": key_id, "sealed": sealed})
+        subject = await self.store.decision_subject(decision_id)
+        if subject is None:
+            raise UnknownDecisionId("no decision with that id")
+        key_id, sealed = seal_for_subject(self.keystore, subject, reason.encode())
+        return await self.store.add_review(ts=time.time(), decision_id=decision_id,
+                                           status="requested", key_id=key_id, sealed=sealed)
 
     # -- provision to third parties and transfers abroad ---------------------------------------
 
@@ -177,7 +175,7 @@ class Guards:
         returns."""
         to = next((r for r in self.policy.recipients if r.name == recipient), None)
         if to is None:
-            raise FieldError(f"undeclared recipient {recipient!r}: declare it under "
+            raise UndeclaredRecipient(f"undeclared recipient {recipient!r}: declare it under "
                              "[[policy.recipients]]")
         purpose = self.policy.purpose(purpose_key)
         if purpose.key not in to.purposes:
@@ -206,17 +204,17 @@ class Guards:
         basis = await self._provision_basis(to.name, subjects, exception, consent_obtainable)
         countries = {r.get("country") for r in records}
         transfer = await self._transfer(to, countries, basis)
-        return await self.store.insert("provisions", {
-            "ts": time.time(), "recipient": to.name, "country": to.country, "role": to.role,
-            "purpose": purpose.key, "categories": ",".join(sorted(categories)),
-            "subjects": len(subjects), "records": len(records), "basis": basis,
-            "safeguard": to.safeguard, "transfer": transfer})
+        return await self.store.add_provision(
+            ts=time.time(), recipient=to.name, country=to.country, role=to.role,
+            purpose=purpose.key, categories=",".join(sorted(categories)),
+            subjects=len(subjects), records=len(records), basis=basis,
+            safeguard=to.safeguard, transfer=transfer)
 
     async def _provision_basis(self, recipient: str, subjects: dict[str, bool],
                                exception: str | None, consent_obtainable: bool) -> str:
         if exception is not None:
             if exception not in EXCEPTIONS:
-                raise FieldError(f"exception must be one of {', '.join(EXCEPTIONS)}")
+                raise UnknownException(f"exception must be one of {', '.join(EXCEPTIONS)}")
             if exception in NEEDS_CONSENT_HARD_TO_OBTAIN and consent_obtainable:
                 await self._refuse(ProvisionRefused(
                     f"the {exception} exception applies only when consent is difficult to "

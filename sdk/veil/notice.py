@@ -12,14 +12,12 @@ import re
 from dataclasses import dataclass
 
 from .config import Config
+from .http.routes import CONSENT_PATH, HUMAN_REVIEW_PATH
 from .policy import Contact, DecisionType, Policy, Purpose
 from .registry import FIELDS, SPECIAL_CATEGORIES
 
 FORMATS = ("md", "html")
 MEDIA_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8"}
-NOTICE_PATH = "/veil/notice"
-CONSENT_PATH = "/veil/consent"
-HUMAN_REVIEW_PATH = "/veil/rights/human-review"
 # (right, endpoint): the data subject's requests, policy "Disclosure / Revision". A right with
 # no endpoint (None) is asked of the Data Protection Officer: the notice names only endpoints
 # that exist.

@@ -16,50 +16,78 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import NamedTuple
 
 from . import agents, languages
-from .capture import VeilCookies
-from .consent import ConsentRecord, collects, holds, opt_in
+from .capture import Captured, VeilCookies
+from .consent import ConsentRecord, fan_out
+from .errors import Drop
 from .geo import GeoLookup
 from .jurisdiction import regime_for
 from .policy import Policy, Purpose
 from .proxy import ClientResolver
 from .pseudonymise import Pseudonymiser, ratio_class, screen_class
 from .registry import BEACON_FIELDS
+from .store.columns import ROW_COLUMNS  # the store owns the row layout
 
-# The columns a row carries, in the store's insert order (see store/schema.py).
-ROW_COLUMNS = (
-    "event_id", "ts", "purpose", "policy_version", "source", "site", "visitor", "network",
-    "country", "region", "os", "os_version", "browser", "browser_version", "device",
-    "device_brand", "device_model", "language", "languages", "gpc", "dnt", "screen_w",
-    "screen_h", "pixel_ratio", "path", "seal_key", "sealed_endpoint", "subject",
-)
 # A DNS name whose last label starts with a letter: never an IP literal (the server's or, in
 # a crafted Host, anyone's), never free text; a name is at most 253 characters.
 _HOST = re.compile(rb"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
                    rb"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
-class Drop(StrEnum):
-    QUEUE_FULL = "queue_full"          # capture buffer full: the app outpaced the writer
-    CAPTURE_ERROR = "capture_error"    # the request could not be read (malformed scope)
-    UNKNOWN_PURPOSE = "unknown_purpose"  # captured for a purpose the policy does not declare
-    INVALID_CLIENT = "invalid_client"  # no usable client address (or a broken proxy chain)
-    BOT = "bot"                        # ua-parser device family "Spider"
-    KEY_DESTROYED = "key_destroyed"    # the event's day key is gone: too old to pseudonymise
-    STORE_ERROR = "store_error"        # the store failed the batch on every retry
-    REJECTED = "rejected"              # a collector refused the batch for good (4xx)
+class Event:
+    """One event in flight: the captured raw fields (`capture.Captured`'s, by the same
+    names), then the derived ones, which a row takes (store.columns.ROW_COLUMNS). Derived
+    fields default to None at class level, so a step sets only what it derives."""
 
+    # captured, raw: never copied into a row
+    peer: str | None
+    agent: bytes
+    accept_language: bytes
+    sec_gpc: bytes | None
+    sec_dnt: bytes | None
+    forwarded: bytes
+    host: bytes
+    beacon: dict | None
+    request_path: str | None
+    cookies: VeilCookies | None
+    allowed: frozenset[str]  # the purpose's fields
+    port: int | None  # the client's: the peer's, or what a trusted proxy said
+    ip: bytes  # the client's address, set by resolve_client, always the first step
+    ip_text: str
+    # the row's columns
+    event_id: str | None = None
+    ts: float
+    purpose: str
+    policy_version: str
+    source: str
+    site: str | None = None
+    visitor: str | None = None
+    network: str | None = None
+    country: str | None = None
+    region: str | None = None
+    os: str | None = None
+    os_version: str | None = None
+    browser: str | None = None
+    browser_version: str | None = None
+    device: str | None = None
+    device_brand: str | None = None
+    device_model: str | None = None
+    language: str | None = None
+    languages: str | None = None
+    gpc: bool | None = None
+    dnt: bool | None = None
+    screen_w: int | None = None
+    screen_h: int | None = None
+    pixel_ratio: float | None = None
+    path: str | None = None
+    seal_key: str | None = None
+    sealed_endpoint: bytes | None = None
+    subject: str | None = None
 
-# Stored fields default to None at class level, so a step sets only what it derives.
-_Unset = type("_Unset", (), dict.fromkeys((*ROW_COLUMNS, "ip", "ip_text")))
-
-
-class Event(_Unset):
-    """One event in flight: the captured raw fields, then the derived (stored) ones."""
-
-    def __init__(self, captured: tuple, purpose: Purpose, policy_version: str) -> None:
+    def __init__(self, captured: Captured, purpose: Purpose, policy_version: str) -> None:
+        # Unpacked, not read by name: the cheapest on the writer's path. Captured's order.
         (_, self.ts, self.peer, self.port, self.agent, self.accept_language, self.sec_gpc,
          self.sec_dnt, self.forwarded, self.host, self.beacon, self.request_path,
          self.cookies) = captured
@@ -106,6 +134,23 @@ class ConsentView:
 NO_CONSENT = ConsentView({}, {})
 
 
+class Withdrawal(NamedTuple):
+    """A grant that a request's GPC/DNT withdraws: the writer puts it on the ledger."""
+
+    subject: str  # pseudonym
+    scope: str
+    regime: str  # the jurisdiction the request came from
+
+
+class Processed(NamedTuple):
+    """What a batch through the pipeline gives: rows to store, drops to count, withdrawals
+    to record."""
+
+    rows: list[tuple]
+    drops: Counter
+    withdrawals: list[Withdrawal]
+
+
 def _batch_prefix() -> str:
     """Time-ordered and random: event ids sort by time, so the unique index appends cheaply."""
     return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(4)}"
@@ -141,8 +186,6 @@ class Pipeline:
         self._geo = geo
         self.routes = {key: (p, self._steps_for(p, seal_ip)) for key, p in policy.purposes.items()}
         self.consent_purposes = tuple(p for p in policy.purposes.values() if p.needs_consent)
-        # (subject, scope, regime) that GPC/DNT opted out of an earlier grant, per batch
-        self.withdrawals: list[tuple[str, str, str]] = []
 
     def _steps_for(self, purpose: Purpose, seal_ip: bool) -> tuple[Step, ...]:
         allowed = purpose.fields
@@ -164,13 +207,13 @@ class Pipeline:
             steps.append(self.seal_endpoint)
         return tuple(steps)
 
-    def process(self, captured: Iterable[tuple],
-                consent: ConsentView = NO_CONSENT) -> tuple[list[tuple], Counter]:
-        """Rows and drop counts; GPC opt-outs to record land in `self.withdrawals`."""
+    def process(self, captured: Iterable[Captured],
+                consent: ConsentView = NO_CONSENT) -> Processed:
+        """Rows, drop counts, and the GPC/DNT withdrawals to put on the ledger."""
         rows: list[tuple] = []
         apart: list[Event] = []  # rows that carry a subject: stored unpaired (see _apart)
         drops: Counter = Counter()
-        self.withdrawals = []
+        withdrawals: list[Withdrawal] = []
         routes, version, batch = self.routes, self.policy.version, _batch_prefix()
         for i, item in enumerate(captured):
             route = routes.get(item[0])
@@ -183,7 +226,8 @@ class Pipeline:
             event.event_id = f"{batch}{i:05x}"
             rows.append(as_row(event))
             # The same request, again, under each consent-based purpose it may feed.
-            for n, (purpose, subject) in enumerate(self._consented(event, consent), start=1):
+            for n, (purpose, subject) in enumerate(
+                    self._consented(event, consent, withdrawals), start=1):
                 extra = self._run(Event(item, purpose, version), routes[purpose.key][1], drops)
                 if extra is not None:
                     extra.event_id = f"{batch}{i:05x}{n:x}"
@@ -192,7 +236,7 @@ class Pipeline:
                         rows.append(as_row(extra))
                     else:
                         apart.append(extra)
-        return rows + _apart(apart), drops
+        return Processed(rows + _apart(apart), drops, withdrawals)
 
     @staticmethod
     def _run(event: Event, steps: tuple[Step, ...], drops: Counter) -> Event | None:
@@ -202,30 +246,20 @@ class Pipeline:
                 return None
         return event
 
-    def _consented(self, e: Event, consent: ConsentView) -> list[tuple[Purpose, str | None]]:
-        """Consent-based purposes this event may also be kept under, with the subject: where
-        `consent.collects` says so (a grant in force; or, under an opt-out regime the policy
-        allows, no refusal and no GPC/DNT). GPC/DNT after a grant withdraws it, on the ledger.
-        """
+    def _consented(self, e: Event, consent: ConsentView, withdrawals: list[Withdrawal]
+                   ) -> list[tuple[Purpose, str | None]]:
+        """Consent-based purposes this event may also be kept under, with the subject, as
+        `consent.fan_out` decides; the grants its GPC/DNT withdraws go to `withdrawals`."""
         if not self.consent_purposes or self.policy.purposes[e.purpose].needs_consent:
             return []
         subject, records, opted_out = consent.of(e.cookies)
         regime = regime_for(e.country, e.region)
-        prior = opt_in(self.policy, regime)
-        if not records and prior:
-            return []  # the common case: no grant on record, prior consent required
-        signal = e.sec_gpc == b"1" or e.sec_dnt == b"1"
-        out = []
-        for purpose in self.consent_purposes:
-            if collects(records, purpose.key, e.ts, prior=prior, signal=signal,
-                        opted_out=opted_out):
-                out.append((purpose, subject))
-        if signal and subject is not None:
-            for purpose in self.consent_purposes:
-                if holds(records, purpose.key, e.ts) and not holds(records, purpose.key, e.ts,
-                                                                   signal):
-                    self.withdrawals.append((subject, purpose.key, regime.key))  # GPC wins
-        return out
+        purposes, withdrawn = fan_out(
+            self.policy, self.consent_purposes, records, e.ts, regime,
+            signal=e.sec_gpc == b"1" or e.sec_dnt == b"1", opted_out=opted_out)
+        if subject is not None:
+            withdrawals.extend(Withdrawal(subject, scope, regime.key) for scope in withdrawn)
+        return [(purpose, subject) for purpose in purposes]
 
     # -- steps -------------------------------------------------------------------------------
 

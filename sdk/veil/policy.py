@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .countries import ALPHA2
 from .countries import normalise as normalise_country
-from .errors import FieldError
+from .errors import UnknownPurpose
 from .jurisdiction import GDPR_AREA, eu_adequate
 from .paths import PathRule, parse_rules, rewrite
 from .registry import FIELDS, SPECIAL_CATEGORIES, special_categories_for
@@ -196,7 +196,7 @@ class Policy:
         try:
             return self.purposes[key]
         except KeyError:
-            raise FieldError(
+            raise UnknownPurpose(
                 f"unknown purpose {key!r}: the policy declares {', '.join(self.purposes)}"
             ) from None
 

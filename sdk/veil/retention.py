@@ -16,37 +16,30 @@ retention; a purpose the policy no longer declares keeps what its versions promi
 """
 
 import time
-from typing import TYPE_CHECKING
 
 from .keys import KeyStore
 from .policy import Policy
-
-if TYPE_CHECKING:  # for types only: store → pipeline → consent would import in a circle
-    from .store.base import LocalStore
-
-# (table, timestamp column, purpose column) of the data a purpose's retention governs
-GOVERNED = (("event_log", "ts", "purpose"), ("records", "ts", "purpose"))
+from .store.base import LocalStore
 
 
-async def cutoffs(store: "LocalStore", policy: Policy, now: float
+async def cutoffs(store: LocalStore, policy: Policy, now: float
                   ) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
     """(cutoff per purpose, for every row of it; later cutoffs per (purpose, version), for
     rows collected under a version that promised a shorter retention than today's)."""
     current = {p.key: p.retention.total_seconds() for p in policy.purposes.values()}
     by_version = {}
-    for row in await store.select("SELECT version, purpose, retention_seconds FROM "
-                                  "policy_terms"):
-        promised, today = row["retention_seconds"], current.get(row["purpose"])
+    for (purpose, version), promised in (await store.promised_retentions()).items():
+        today = current.get(purpose)
         if today is None or promised < today:
-            by_version[(row["purpose"], row["version"])] = now - promised
+            by_version[(purpose, version)] = now - promised
     return {k: now - seconds for k, seconds in current.items()}, by_version
 
 
-async def enforce(store: "LocalStore", keystore: KeyStore, policy: Policy, now: float | None = None
+async def enforce(store: LocalStore, keystore: KeyStore, policy: Policy, now: float | None = None
                   ) -> dict[str, int]:
     """Dispose of what is past retention; return rows deleted per purpose and destroyed keys."""
     now = time.time() if now is None else now
     by_purpose, by_version = await cutoffs(store, policy, now)
-    deleted = await store.dispose(by_purpose, GOVERNED, by_version=by_version)
+    deleted = await store.dispose(by_purpose, by_version=by_version)
     destroyed = await keystore.rotate_off_loop()
     return {**deleted, "keys_destroyed": len(destroyed)}

@@ -29,7 +29,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import agents
@@ -37,7 +37,7 @@ from . import config as config_mod
 from .capture import CaptureBuffer
 from .config import Config
 from .consent import Action, ConsentRecord, Ledger, Method
-from .errors import KeyStoreError, VeilError
+from .errors import Drop, KeyStoreError, VeilError
 from .geo import GeoLookup, open_geoip
 from .guards import Guards
 from .keys import KeyStore
@@ -50,7 +50,7 @@ from .writer import BatchWriter
 
 log = logging.getLogger("veil")
 RETRY_OPEN_SECONDS = 5.0
-NOT_OPEN = "not_open"  # stats' reason for a request not captured: veil stopped or cannot store
+NOT_OPEN = Drop.NOT_OPEN  # a request not captured: veil stopped or cannot store
 _SHARED: dict[tuple[str, Path], "Veil"] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -61,6 +61,19 @@ class Stats:
     stored: int
     dropped: dict[str, int]
     running: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What opening the keystore and the store gives, set all at once: veil has it from the
+    first successful open on (it stays after a stop, for the writer's counters)."""
+
+    writer: BatchWriter
+    store: EventStore
+    keystore: KeyStore
+    ledger: Ledger | None  # in a local store; an app forwarding to a collector has none
+    guards: Guards | None  # alike
+    geo: GeoLookup | None  # None without a GeoIP database, and once closed
 
 
 def disabled_by_env() -> bool:
@@ -90,18 +103,16 @@ class Veil:
         captured, no file is created, and the Python API raises VeilError."""
         self.config = config
         self.purpose = config.policy.purpose(purpose)  # raises FieldError if undeclared
+        # One resolver of the client behind trusted proxies: the pipeline's and the HTTP
+        # endpoints' (rate limits, consent jurisdiction) agree on who the client is.
+        self.resolver = ClientResolver(config.trusted_proxies)
         self.enabled = not disabled_by_env() if enabled is None else enabled
         if self.enabled:
             for warning in config.warnings:
                 log.warning("%s", warning)
         self.buffer = CaptureBuffer(config.capture.queue_size, config.capture.batch_size,
                                     config.consent.secure_cookie)
-        self.writer: BatchWriter | None = None
-        self.store: EventStore | None = None
-        self.keystore: KeyStore | None = None
-        self.ledger: Ledger | None = None
-        self.guards: Guards | None = None
-        self.geo: GeoLookup | None = None
+        self.running: Running | None = None  # set by each successful open
         self.failure: VeilError | None = None  # the permanent open failure, while it holds
         self.not_captured = 0  # requests refused at capture: stopped, or the store cannot open
         self._task: asyncio.Task | None = None
@@ -150,6 +161,32 @@ class Veil:
         if self._task is None and not self._start_soon():
             return False
         return self.buffer.capture(scope, self.purpose.key, beacon, headers)
+
+    # -- what the open gave (None before the first successful open) ---------------------------
+
+    @property
+    def writer(self) -> BatchWriter | None:
+        return None if self.running is None else self.running.writer
+
+    @property
+    def store(self) -> EventStore | None:
+        return None if self.running is None else self.running.store
+
+    @property
+    def keystore(self) -> KeyStore | None:
+        return None if self.running is None else self.running.keystore
+
+    @property
+    def ledger(self) -> Ledger | None:
+        return None if self.running is None else self.running.ledger
+
+    @property
+    def guards(self) -> Guards | None:
+        return None if self.running is None else self.running.guards
+
+    @property
+    def geo(self) -> GeoLookup | None:
+        return None if self.running is None else self.running.geo
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -214,14 +251,14 @@ class Veil:
             raise VeilError("this Veil's writer runs on another event loop, still running: "
                             "use one Veil per event loop (per server process)")
         self._task = None
-        if not task.done() and self.store is not None:
+        if not task.done() and self.running is not None:
             log.warning("veil's writer was left on an event loop that stopped without "
                         "cancelling it: %d queued event(s) are written by the new one",
                         len(self.buffer))
             with contextlib.suppress(Exception):
                 await self._close()
 
-    async def _open(self) -> BatchWriter:
+    async def _open(self) -> Running:
         cfg = self.config
         keystore = KeyStore.open(cfg.keys)
         try:
@@ -231,20 +268,20 @@ class Veil:
             keystore.close()
             raise
         pseudonymiser = Pseudonymiser(keystore)
-        self.geo = open_geoip(cfg.geoip_path)
-        pipeline = Pipeline(cfg.policy, cfg.site, ClientResolver(cfg.trusted_proxies),
-                            pseudonymiser, self.geo, cfg.keys.seal_ip)
-        self.keystore, self.store = keystore, store
+        geo = open_geoip(cfg.geoip_path)
+        pipeline = Pipeline(cfg.policy, cfg.site, self.resolver,
+                            pseudonymiser, geo, cfg.keys.seal_ip)
         # The ledger lives in a local store; an app forwarding to a collector has none.
-        self.ledger = None if cfg.remote.url else Ledger(store, cfg.policy, Subjects(keystore))
-        self.guards = self.ledger and Guards(store, keystore, cfg.policy, self.ledger)
-        return BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser, cfg.capture,
-                           cfg.remote.shutdown_grace, self.ledger)
+        ledger = None if cfg.remote.url else Ledger(store, cfg.policy, Subjects(keystore))
+        guards = None if ledger is None else Guards(store, keystore, cfg.policy, ledger)
+        writer = BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser,
+                             cfg.capture, cfg.remote.shutdown_grace, ledger)
+        return Running(writer, store, keystore, ledger, guards, geo)
 
     async def _try_open(self) -> bool:
-        self.writer = None
+        self.running = None
         try:
-            self.writer = await self._open()
+            self.running = await self._open()
         except Exception as exc:
             if is_permanent(exc):
                 self._fail(exc)
@@ -294,11 +331,14 @@ class Veil:
                 self._task = None
 
     async def _close(self) -> None:
-        await self.store.close()
-        self.keystore.close()
-        if self.geo is not None:  # the .mmdb's file handle (or mapping) goes with the store
-            geo, self.geo = self.geo, None
-            geo.close()
+        running = self.running
+        if running is None:  # never opened: nothing to close
+            return
+        await running.store.close()
+        running.keystore.close()
+        if running.geo is not None:  # the .mmdb's file handle (or mapping) goes with the store
+            self.running = replace(running, geo=None)
+            running.geo.close()
 
     async def stop(self) -> None:
         """Flush what is queued, then close the store and keystore. The flush has one
@@ -343,10 +383,12 @@ class Veil:
         if not self.enabled:
             raise VeilError("veil is disabled (VEIL_DISABLED or Veil(..., enabled=False)): "
                             "nothing can be recorded")
-        if self.ledger is None or self.guards is None or self._task is None:
+        running = self.running
+        if running is None or running.ledger is None or running.guards is None or (
+                self._task is None):
             raise VeilError("veil is not running with a local store: call `await veil.start()` "
                             "(or use the app's lifespan) first")
-        return self.ledger, self.guards
+        return running.ledger, running.guards
 
     # Each of these speaks for an app user: `subject_id` is the app's own id for the person
     # (never stored; its pseudonym lives in the app namespace, apart from browser subjects).
@@ -404,10 +446,16 @@ class Veil:
     async def contest(self, decision_id: str, reason: str) -> int:
         return await self._running()[1].contest(decision_id, reason)
 
-    async def provide(self, recipient: str, purpose: str, records, **kw) -> int:
+    async def provide(self, recipient: str, purpose: str,
+                      records: Sequence[Mapping[str, object]], *, exception: str | None = None,
+                      consent_obtainable: bool = True) -> int:
         """Check and register a provision to a third party; raise ProvisionRefused if the
-        policy does not allow it."""
-        return await self._running()[1].provide(recipient, purpose, records, **kw)
+        policy does not allow it. `exception`: one of the policy's exceptions to consent
+        (law, vital_interests, public_health), invoked explicitly; the latter two only with
+        `consent_obtainable=False`."""
+        return await self._running()[1].provide(recipient, purpose, records,
+                                                exception=exception,
+                                                consent_obtainable=consent_obtainable)
 
     def count_drop(self, reason: str) -> None:
         """Count something refused outside the pipeline (stored with the next batch)."""
@@ -417,8 +465,8 @@ class Veil:
     def stats(self) -> Stats:
         w = self.writer
         dropped = dict(w.drops) if w else {}
-        for reason, n in (("queue_full", self.buffer.overflow),
-                          ("capture_error", self.buffer.errors), (NOT_OPEN, self.not_captured)):
+        for reason, n in ((Drop.QUEUE_FULL, self.buffer.overflow),
+                          (Drop.CAPTURE_ERROR, self.buffer.errors), (NOT_OPEN, self.not_captured)):
             if n:
                 dropped[reason] = dropped.get(reason, 0) + n
         return Stats(queued=len(self.buffer), stored=w.stored if w else 0,

@@ -13,14 +13,10 @@ purpose the recipient receives now.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .policy import Policy
-
-if TYPE_CHECKING:  # for types only: store → pipeline → consent → terms would import in a circle
-    from .store.base import LocalStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +87,14 @@ def scope_purposes(policy: Policy, scope: str) -> tuple[str, ...]:
 
 class TermsHistory:
     """Which purposes the current policy broadened since each earlier version, read from the
-    store once per version (the terms of a registered version never change)."""
+    store once per version (the terms of a registered version never change).
 
-    def __init__(self, store: "LocalStore", policy: Policy) -> None:
-        self.store = store
+    `read` is the store's `policy_terms` (passed in, not the store: terms sit below the store,
+    which keeps them)."""
+
+    def __init__(self, read: Callable[[str], Awaitable[dict[str, Terms]]],
+                 policy: Policy) -> None:
+        self.read = read
         self.policy = policy
         self.current = terms_of(policy)
         self._broadened: dict[str, frozenset[str]] = {policy.version: frozenset()}
@@ -102,11 +102,7 @@ class TermsHistory:
     async def load(self, versions: Iterable[str]) -> None:
         """Make `lapsed` answer for grants given under `versions`."""
         for version in set(versions) - self._broadened.keys():
-            rows = await self.store.select(
-                "SELECT purpose, fields, retention_seconds, recipients FROM policy_terms "
-                "WHERE version = ?", (version,))
-            old = {r["purpose"]: Terms.from_row(r["fields"], r["retention_seconds"],
-                                                r["recipients"]) for r in rows}
+            old = await self.read(version)
             self._broadened[version] = frozenset(
                 p for p, now in self.current.items() if broadened(old.get(p), now))
 

@@ -23,14 +23,15 @@ import traceback
 from collections import Counter
 
 from . import retention
-from .capture import COOKIES, CaptureBuffer
+from .capture import CaptureBuffer, Captured
 from .config import CaptureConfig
 from .consent import Action, Ledger, Method
+from .errors import Drop
 from .keys import KeyStore
-from .pipeline import NO_CONSENT, ConsentView, Drop, Pipeline
+from .pipeline import NO_CONSENT, ConsentView, Pipeline, Withdrawal
 from .pseudonymise import Pseudonymiser
 from .store import BatchRejected, EventStore
-from .wire import new_batch_id
+from .store.wire import new_batch_id
 
 log = logging.getLogger("veil.writer")
 PROCESS_SLICE = 200
@@ -141,11 +142,10 @@ class BatchWriter:
             # In slices, yielding between them: the pipeline runs on the app's event loop and
             # must not hold it for a whole batch (~10 ms per 1,000 events).
             for i in range(0, len(batch), PROCESS_SLICE):
-                more_rows, more_drops = self.pipeline.process(batch[i:i + PROCESS_SLICE],
-                                                              consent)
-                rows += more_rows
-                drops += more_drops
-                await self._record_withdrawals()
+                done = self.pipeline.process(batch[i:i + PROCESS_SLICE], consent)
+                rows += done.rows
+                drops += done.drops
+                await self._record_withdrawals(done.withdrawals)
                 await asyncio.sleep(0)
             overflow, errors = self.buffer.take_refused()
             if overflow:
@@ -160,11 +160,11 @@ class BatchWriter:
                 return
             await asyncio.sleep(0)  # let the app's requests run between batches
 
-    async def _consent_view(self, batch: list[tuple]) -> ConsentView:
+    async def _consent_view(self, batch: list[Captured]) -> ConsentView:
         """The ledger's records for the subjects whose cookie veil issued, in this batch."""
         if self.ledger is None:
             return NO_CONSENT
-        values = {item[COOKIES].subject for item in batch if item[COOKIES]} - {None}
+        values = {item.cookies.subject for item in batch if item.cookies} - {None}
         # a cookie veil did not issue verifies to None: that request has no subject
         subjects = {v: s for v in values if (s := self.ledger.subjects.browser(v))}
         if not subjects:
@@ -176,8 +176,8 @@ class BatchWriter:
                         "%s: %s", exc.__class__.__name__, exc)
             return NO_CONSENT
 
-    async def _record_withdrawals(self) -> None:
-        for subject, scope, regime in set(self.pipeline.withdrawals):
+    async def _record_withdrawals(self, withdrawals: list[Withdrawal]) -> None:
+        for subject, scope, regime in set(withdrawals):
             try:
                 await self.ledger.append(subject, [scope], Action.WITHDRAW, Method.GPC,
                                          explicit=False, signal=True, jurisdiction=regime)

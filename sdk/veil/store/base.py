@@ -1,11 +1,19 @@
 """The store interface every backend implements."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..policy import Policy
+from ..terms import Terms
+
+# The consent ledger's record, as `append_consents` takes it and `consent_histories` gives it.
+CONSENT_COLUMNS = ("ts", "subject", "scope", "action", "method", "explicit", "gpc",
+                   "policy_version", "jurisdiction")
+# A provision register entry, as `provisions` gives it.
+PROVISION_COLUMNS = ("id", "ts", "recipient", "country", "role", "purpose", "categories",
+                     "subjects", "records", "basis", "safeguard", "transfer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,21 +43,73 @@ class EventStore(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
 class LocalStore(EventStore, Protocol):
     """A store that also keeps veil's own records: the consent ledger, app records,
-    decisions, reviews, the provision register (the SQLite store; not a remote collector)."""
+    decisions, reviews, the provision register and each policy version's terms (the SQLite
+    store; not a remote collector).
 
-    async def append_consents(self, records: Sequence[dict]) -> None:
-        """Consent records (column → value), all in one transaction."""
+    The contract for an implementation: every write below is one transaction (all of it is
+    stored, or none, and it is visible to every later read once the call returns); reads see
+    one consistent state; a store's own limits (SQLite's bound-parameter limit, say) are its
+    business, never the caller's. Values are plain Python (str, int, float, bool, bytes,
+    None); timestamps are UTC seconds since the epoch. Sealed values are opaque bytes.
+    """
 
-    async def insert(self, table: str, values: dict) -> int:
-        """One row into one of veil's own tables; its id."""
+    async def append_consents(self, records: Sequence[Mapping[str, object]]) -> None:
+        """Append consent records to the ledger, all in one transaction (a request's scopes
+        land together). Each maps every column of CONSENT_COLUMNS to its value. The ledger
+        is append-only: no method updates or deletes a record."""
 
-    async def select(self, sql: str, params: Sequence = ()) -> list[dict]:
-        """Rows of a short read-only query, as dicts."""
+    async def consent_histories(self, subjects: Collection[str]
+                                ) -> dict[str, list[dict[str, object]]]:
+        """The ledger records of each subject (every subject given is a key, [] when it has
+        none), oldest first (by `ts`, then by order of appending). Each record maps
+        CONSENT_COLUMNS to values, `explicit` and `gpc` as bool. Any number of subjects."""
 
-    async def dispose(self, cutoffs: dict[str, float],
-                      tables: tuple[tuple[str, str, str], ...], *,
-                      by_version: dict[tuple[str, str], float] | None = None) -> dict[str, int]:
-        """Delete rows older than their purpose's cutoff (and rows of a (purpose, policy
-        version) older than its own cutoff), unrecoverably."""
+    async def add_record(self, *, ts: float, purpose: str, policy_version: str, subject: str,
+                         fields: str, key_id: str, sealed: bytes) -> None:
+        """Store an app record: the declared field names (comma-separated, sorted) and their
+        values sealed under the subject's key `key_id`. Retention governs it by `purpose`."""
+
+    async def add_decision(self, *, decision_id: str, ts: float, decision_type: str,
+                           purpose: str, policy_version: str, subject: str,
+                           legal_effect: bool, basis: str, evidence: str | None, key_id: str,
+                           sealed: bytes) -> None:
+        """Log an automated decision under its (unique, unguessable) id: its basis
+        (explicit_consent, contract, law, none_needed), the contract or law named as
+        `evidence`, and its outcome, inputs and model sealed under the subject's key."""
+
+    async def decision_subject(self, decision_id: str) -> str | None:
+        """The subject a logged decision concerns; None when no decision has that id."""
+
+    async def add_review(self, *, ts: float, decision_id: str, status: str, key_id: str,
+                         sealed: bytes) -> int:
+        """Request human review of a logged decision (`status` "requested"), the subject's
+        reason sealed under their key; the review's id."""
+
+    async def add_provision(self, *, ts: float, recipient: str, country: str, role: str,
+                            purpose: str, categories: str, subjects: int, records: int,
+                            basis: str, safeguard: str, transfer: str | None) -> int:
+        """Enter a provision to a third party in the register; its register id (ids grow
+        with every entry)."""
+
+    async def provisions(self) -> list[dict[str, object]]:
+        """The provision register, oldest entry first: each maps PROVISION_COLUMNS (`id`,
+        `ts` and the arguments of `add_provision`) to values."""
+
+    async def policy_terms(self, version: str) -> dict[str, Terms]:
+        """What each purpose promised under policy `version` (registered by `open`), by
+        purpose key; {} for a version this store never ran."""
+
+    async def promised_retentions(self) -> dict[tuple[str, str], int]:
+        """Retention in seconds promised by each (purpose, policy version) this store ran."""
+
+    async def dispose(self, cutoffs: Mapping[str, float], *,
+                      by_version: Mapping[tuple[str, str], float] | None = None
+                      ) -> dict[str, int]:
+        """Delete the rows retention governs (events and app records) older than their
+        purpose's cutoff, and rows of a (purpose, policy version) older than its own cutoff,
+        unrecoverably (no copy left in any file); rows deleted per purpose. The consent
+        ledger, decisions, reviews and the provision register are kept: records the law
+        asks for."""

@@ -13,8 +13,8 @@ import httpx
 from ..config import RemoteConfig
 from ..errors import QueryError, RowsRefused, StoreError
 from ..policy import Policy
-from ..wire import encode_batch, load_secret, signed_headers
 from .base import Aggregate
+from .wire import encode_batch, load_secret, signed_headers
 
 _TRANSIENT = {408, 425, 429}
 

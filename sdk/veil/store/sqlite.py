@@ -18,16 +18,17 @@ import contextlib
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import QueryError, RowsRefused, StoreError
 from ..files import private_sqlite
-from ..pipeline import ROW_COLUMNS
 from ..policy import Policy
 from ..registry import DIMENSIONS
+from ..terms import Terms
 from . import offloop, versions
-from .base import Aggregate
+from .base import CONSENT_COLUMNS, PROVISION_COLUMNS, Aggregate
+from .columns import ROW_COLUMNS
 from .schema import MIGRATIONS
 
 CHUNK = 250  # rows per transaction
@@ -40,6 +41,11 @@ BATCH_MEMORY = 3600.0
 _INSERT = (f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
            f"VALUES ({', '.join('?' * len(ROW_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING")
 _DIMENSION_SQL = {d: d for d in DIMENSIONS} | {"day": "date(ts, 'unixepoch')"}
+# Bound parameters per statement: SQLite before 3.32 allows 999.
+MAX_PARAMS = 500
+# The tables a purpose's retention governs: (table, timestamp column, purpose column). The
+# consent ledger, decisions, reviews and the provision register are records kept by law.
+GOVERNED = (("event_log", "ts", "purpose"), ("records", "ts", "purpose"))
 
 
 class SQLiteStore:
@@ -151,13 +157,109 @@ class SQLiteStore:
             if not last:
                 await asyncio.sleep(0)
 
-    async def append_consents(self, records: Sequence[dict]) -> None:
+    # -- veil's own records (LocalStore): one transaction per call ------------------------------
+
+    async def append_consents(self, records: Sequence[Mapping[str, object]]) -> None:
         """Consent records, all in one transaction (a request's scopes land together)."""
-        columns = list(records[0])
+        if not records:
+            return
         async with self._writing() as db:
-            db.executemany(f"INSERT INTO consent_ledger ({', '.join(columns)}) "
-                           f"VALUES ({', '.join('?' * len(columns))})",
-                           [tuple(r[c] for c in columns) for r in records])
+            db.executemany(f"INSERT INTO consent_ledger ({', '.join(CONSENT_COLUMNS)}) "
+                           f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})",
+                           [tuple(r[c] for c in CONSENT_COLUMNS) for r in records])
+
+    async def consent_histories(self, subjects: Collection[str]
+                                ) -> dict[str, list[dict[str, object]]]:
+        """Each subject's ledger records, oldest first; chunked under SQLite's parameter
+        limit, the chunks read in one snapshot (one statement is one already)."""
+        out: dict[str, list[dict[str, object]]] = {s: [] for s in subjects}
+        wanted = list(out)
+        with self._snapshot(len(wanted) > MAX_PARAMS) as db:
+            for start in range(0, len(wanted), MAX_PARAMS):
+                chunk = wanted[start:start + MAX_PARAMS]
+                for row in db.execute(
+                        f"SELECT {', '.join(CONSENT_COLUMNS)} FROM consent_ledger "
+                        f"WHERE subject IN ({', '.join('?' * len(chunk))}) ORDER BY ts, id",
+                        chunk):
+                    record = dict(zip(CONSENT_COLUMNS, row, strict=True))
+                    record["explicit"], record["gpc"] = (bool(record["explicit"]),
+                                                         bool(record["gpc"]))
+                    out[row[1]].append(record)
+        return out
+
+    async def add_record(self, *, ts: float, purpose: str, policy_version: str, subject: str,
+                         fields: str, key_id: str, sealed: bytes) -> None:
+        await self._insert("records", {
+            "ts": ts, "purpose": purpose, "policy_version": policy_version,
+            "subject": subject, "fields": fields, "key_id": key_id, "sealed": sealed})
+
+    async def add_decision(self, *, decision_id: str, ts: float, decision_type: str,
+                           purpose: str, policy_version: str, subject: str,
+                           legal_effect: bool, basis: str, evidence: str | None, key_id: str,
+                           sealed: bytes) -> None:
+        await self._insert("decisions", {
+            "id": decision_id, "ts": ts, "type": decision_type, "purpose": purpose,
+            "policy_version": policy_version, "subject": subject,
+            "legal_effect": legal_effect, "basis": basis, "evidence": evidence,
+            "key_id": key_id, "sealed": sealed})
+
+    async def decision_subject(self, decision_id: str) -> str | None:
+        row = self.db.execute("SELECT subject FROM decisions WHERE id = ?",
+                              (decision_id,)).fetchone()
+        return None if row is None else row[0]
+
+    async def add_review(self, *, ts: float, decision_id: str, status: str, key_id: str,
+                         sealed: bytes) -> int:
+        return await self._insert("reviews", {
+            "ts": ts, "decision_id": decision_id, "status": status, "key_id": key_id,
+            "sealed": sealed})
+
+    async def add_provision(self, *, ts: float, recipient: str, country: str, role: str,
+                            purpose: str, categories: str, subjects: int, records: int,
+                            basis: str, safeguard: str, transfer: str | None) -> int:
+        return await self._insert("provisions", {
+            "ts": ts, "recipient": recipient, "country": country, "role": role,
+            "purpose": purpose, "categories": categories, "subjects": subjects,
+            "records": records, "basis": basis, "safeguard": safeguard, "transfer": transfer})
+
+    async def provisions(self) -> list[dict[str, object]]:
+        """The register, read off the loop: an export may be long."""
+        rows = await self.scan(f"SELECT {', '.join(PROVISION_COLUMNS)} FROM provisions "
+                               "ORDER BY id")
+        return [dict(zip(PROVISION_COLUMNS, row, strict=True)) for row in rows]
+
+    async def policy_terms(self, version: str) -> dict[str, Terms]:
+        return {purpose: Terms.from_row(fields, seconds, recipients)
+                for purpose, fields, seconds, recipients in self.db.execute(
+                    "SELECT purpose, fields, retention_seconds, recipients FROM policy_terms "
+                    "WHERE version = ?", (version,))}
+
+    async def promised_retentions(self) -> dict[tuple[str, str], int]:
+        return {(purpose, version): seconds for version, purpose, seconds in self.db.execute(
+            "SELECT version, purpose, retention_seconds FROM policy_terms")}
+
+    async def _insert(self, table: str, values: dict[str, object]) -> int:
+        """One row into one of veil's own tables, in its own transaction; its row id."""
+        async with self._writing() as db:
+            return db.execute(f"INSERT INTO {table} ({', '.join(values)}) "
+                              f"VALUES ({', '.join('?' * len(values))})",
+                              tuple(values.values())).lastrowid
+
+    @contextlib.contextmanager
+    def _snapshot(self, needed: bool = True) -> Iterator[sqlite3.Connection]:
+        """A read transaction on the loop's connection: the statements inside, run without an
+        await between them, see one state of the database (another process may write
+        between two of them otherwise)."""
+        db = self.db
+        if not needed:
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            if db.in_transaction:
+                db.execute("COMMIT")
 
     def _first_time(self, db: sqlite3.Connection, batch: str | None) -> bool:
         """Record `batch` as applied, in the caller's transaction; False if it already was."""
@@ -170,18 +272,12 @@ class SQLiteStore:
         return db.execute("INSERT INTO applied_batches VALUES (?, ?) ON CONFLICT (id) "
                           "DO NOTHING", (batch, now)).rowcount == 1
 
-    async def insert(self, table: str, values: dict) -> int:
-        """One row into one of veil's own tables, in its own transaction; its row id."""
-        async with self._writing() as db:
-            return db.execute(f"INSERT INTO {table} ({', '.join(values)}) "
-                              f"VALUES ({', '.join('?' * len(values))})",
-                              tuple(values.values())).lastrowid
-
-    async def dispose(self, cutoffs: dict[str, float],
-                      tables: tuple[tuple[str, str, str], ...], *,
-                      by_version: dict[tuple[str, str], float] | None = None) -> dict[str, int]:
-        """Delete rows older than their purpose's cutoff, and rows of a (purpose,
-        policy_version) older than its own later cutoff; zero them out of the WAL too.
+    async def dispose(self, cutoffs: Mapping[str, float], *,
+                      by_version: Mapping[tuple[str, str], float] | None = None
+                      ) -> dict[str, int]:
+        """Delete rows of the GOVERNED tables older than their purpose's cutoff, and rows of a
+        (purpose, policy_version) older than its own later cutoff; zero them out of the WAL
+        too.
 
         Off the event loop, in chunks that hold the write lock ~50 ms each, with
         `secure_delete` on the deleting connection and a TRUNCATE checkpoint after
@@ -192,16 +288,17 @@ class SQLiteStore:
         expiries = [offloop.Expiry(purpose, table, ts, f"{purpose_column} = ?", (purpose,),
                                    cutoff)
                     for purpose, cutoff in cutoffs.items()
-                    for table, ts, purpose_column in tables]
+                    for table, ts, purpose_column in GOVERNED]
         expiries += [offloop.Expiry(purpose, table, ts,  # every governed table has the column
                                     f"{purpose_column} = ? AND policy_version = ?",
                                     (purpose, version), cutoff)
                      for (purpose, version), cutoff in (by_version or {}).items()
-                     for table, ts, purpose_column in tables]
+                     for table, ts, purpose_column in GOVERNED]
         return await offloop.delete_expired(self.path, self._gate, expiries)
 
     async def select(self, sql: str, params: Sequence = ()) -> list[dict]:
-        """Rows of a short read-only query over veil's tables, as dicts."""
+        """Rows of a short read-only query over veil's tables, as dicts. SQLite's own, not
+        part of LocalStore: veil's modules use the typed methods above (tests read with it)."""
         cursor = self.db.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]

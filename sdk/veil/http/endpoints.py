@@ -4,59 +4,52 @@
   (immutable, a year's cache);
 - `POST /veil/e`: the snippet's beacon, validated strictly; 202 on accept, an RFC 9457 problem
   (400, 405, 413, 415, 429, 503) naming what is wrong otherwise;
-- `GET/POST /veil/consent`: the visitor's consent (consent_endpoint.py);
+- `GET/POST /veil/consent`: the visitor's consent (consent.py);
 - `GET /veil/notice[?format=html|md]`: the privacy notice, rendered from the policy;
 - `POST /veil/rights/human-review`: contest an automated decision;
 - `POST /veil/record`: app-declared fields from the snippet's `veil.record`;
 - `GET /.well-known/gpc.json`: the Global Privacy Control declaration.
+
+`ROUTES` (at the end) is the table: path -> handler, methods, whether it needs the store;
+`PATHS` derives from it. HEAD is answered wherever GET is; any other method gets a 405 with
+`Allow`. The paths themselves live in routes.py.
 """
 
 import hashlib
 import importlib.resources
 import logging
 import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from ..capture import read_cookies
+from ..consent import gpc_signal
+from ..errors import FieldError, Refused
+from ..notice import FORMATS, MEDIA_TYPES, render_notice
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
-from .capture import read_cookies
-from .consent import gpc_signal
-from .consent_endpoint import ConsentEndpoint
-from .errors import FieldError, Refused
-from .httpio import origin_allowed, parse_json, read_body
-from .notice import (
-    CONSENT_PATH,
-    FORMATS,
-    HUMAN_REVIEW_PATH,
-    MEDIA_TYPES,
-    NOTICE_PATH,
-    render_notice,
-)
+from .body import json_object, origin_allowed, read_body, read_json
+from .consent import ConsentEndpoint
 from .problems import Problem
-from .proxy import ClientResolver
 from .ratelimit import RateLimiter, client_of, too_many
+from .routes import (
+    BEACON_PATH,
+    CONSENT_PATH,
+    GPC_PATH,
+    HUMAN_REVIEW_PATH,
+    NOTICE_PATH,
+    RECORD_PATH,
+    SCRIPT_PATH,
+    route_path,
+)
 
 log = logging.getLogger("veil")
 SCRIPT = importlib.resources.files("veil").joinpath("static/veil.js").read_bytes()
 SCRIPT_HASH = hashlib.sha256(SCRIPT).hexdigest()[:12]
-SCRIPT_PATH = "/veil/veil.js"
 PINNED_SCRIPT_PATH = f"/veil/veil.{SCRIPT_HASH}.js"
-BEACON_PATH = "/veil/e"
-GPC_PATH = "/.well-known/gpc.json"
-RECORD_PATH = "/veil/record"
-PATHS = frozenset({SCRIPT_PATH, PINNED_SCRIPT_PATH, BEACON_PATH, CONSENT_PATH, NOTICE_PATH,
-                   HUMAN_REVIEW_PATH, GPC_PATH, RECORD_PATH})
-# The endpoints that record or read the store: 503 while veil cannot store (never a 2xx for
-# what would be lost). The snippet, the notice and the GPC declaration need no store.
-STORING_PATHS = frozenset({BEACON_PATH, CONSENT_PATH, HUMAN_REVIEW_PATH, RECORD_PATH})
-
-
-def route_path(scope: Scope) -> str:
-    """The path below the app's mount point: ASGI puts `root_path` in front of `path` too."""
-    path, root = scope["path"], scope.get("root_path")
-    return path[len(root):] if root and path.startswith(root) else path
 
 
 def not_open(veil) -> Problem:
@@ -70,57 +63,52 @@ def not_open(veil) -> Problem:
                    headers={"Retry-After": "5"})
 
 
-def script_response(scope: Scope) -> Response:
-    if scope["method"] not in ("GET", "HEAD"):
-        raise Problem(405, "method-not-allowed", "Method not allowed", "use GET",
-                      headers={"Allow": "GET, HEAD"})
-    etag = f'"{SCRIPT_HASH}"'
-    cache = ("public, max-age=31536000, immutable" if scope["path"] == PINNED_SCRIPT_PATH
-             else "public, max-age=86400")
-    headers = {"ETag": etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
+def method_not_allowed(allowed: tuple[str, ...]) -> Problem:
+    """The 405 naming the methods a route takes, in `Allow` as RFC 9110 asks."""
+    return Problem(405, "method-not-allowed", "Method not allowed",
+                   f"use {' or '.join(m for m in allowed if m != 'HEAD')}",
+                   headers={"Allow": ", ".join(allowed)})
+
+
+def cached(scope: Scope, body: bytes, etag: str, media_type: str,
+           headers: dict[str, str]) -> Response:
+    """`body` with its ETag, or a 304 when the client already holds that version."""
+    headers = {"ETag": etag, **headers}
     if etag in dict(scope["headers"]).get(b"if-none-match", b"").decode("latin-1"):
         return Response(status_code=304, headers=headers)
-    return Response(b"" if scope["method"] == "HEAD" else SCRIPT, headers=headers,
-                    media_type="text/javascript; charset=utf-8")
+    return Response(body, headers=headers, media_type=media_type)
 
 
 class Endpoints:
-    """The /veil/* endpoints of one `Veil` instance, as an ASGI app."""
+    """The /veil/* endpoints of one `Veil` instance, as an ASGI app (the collector mounts it
+    at each of `PATHS`; the middleware calls `serve` with the path it already resolved)."""
 
     def __init__(self, veil) -> None:
         self.veil = veil
         ingest = veil.config.ingest
-        self.resolver = ClientResolver(veil.config.trusted_proxies)
+        self.resolver = veil.resolver  # the pipeline's: one answer to "who is the client"
         self.limiter = RateLimiter(ingest.rate, ingest.burst)  # beacons
         # the permanent rows a network may add: consent records, app records, review requests
         self.writes = RateLimiter(veil.config.consent.rate, veil.config.consent.burst)
-        self.consent = ConsentEndpoint(veil, self.resolver, self.writes)
+        self.consent_endpoint = ConsentEndpoint(veil, self.resolver, self.writes)
         # the config is frozen: render the notice once, serve the same bytes
         self.notices = {fmt: render_notice(veil.config, fmt).encode() for fmt in FORMATS}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = route_path(scope)
+        await self.serve(route_path(scope), scope, receive, send)
+
+    async def serve(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a request for `path`, one of `PATHS` (below the app's root_path)."""
         if path != scope["path"]:  # mounted below a root_path: handlers see veil's own paths
             scope = {**scope, "path": path}
+        route = ROUTES[path]
+        method = scope["method"]
         try:
-            if path in STORING_PATHS and not self.veil.is_open and not await self.veil.ready():
+            if route.stores and not self.veil.is_open and not await self.veil.ready():
                 raise not_open(self.veil)
-            if path == BEACON_PATH:
-                response = await self.ingest(scope, receive)
-            elif path == CONSENT_PATH:
-                response = await self.consent(scope, receive)
-            elif path == NOTICE_PATH:
-                response = self.notice(scope)
-            elif path == HUMAN_REVIEW_PATH:
-                response = await self.human_review(scope, receive)
-            elif path == RECORD_PATH:
-                response = await self.record(scope, receive)
-            elif path == GPC_PATH:
-                # The GPC spec's site declaration: this site honours the signal.
-                response = JSONResponse({"gpc": True, "lastUpdate":
-                                         self.veil.config.policy.effective.isoformat()})
-            else:
-                response = script_response(scope)
+            if method not in route.methods:
+                raise method_not_allowed(route.methods)
+            response = await route.handler(self, scope, receive)
         except Problem as problem:
             response = problem.response()
         except Exception as exc:  # a store locked by another process, or a bug: never a 500
@@ -132,13 +120,27 @@ class Endpoints:
                                "veil could not complete this request now; nothing was "
                                "recorded that was not answered", headers={"Retry-After": "5"}
                                ).response()
+        if method == "HEAD":  # GET's status and headers (its Content-Length too), no body
+            response.body = b""
         await response(scope, receive, send)
 
-    def notice(self, scope: Scope) -> Response:
+    async def script(self, scope: Scope, receive: Receive) -> Response:
+        """GET /veil/veil.js (a day's cache) or /veil/veil.<hash>.js (immutable)."""
+        cache = ("public, max-age=31536000, immutable" if scope["path"] == PINNED_SCRIPT_PATH
+                 else "public, max-age=86400")
+        return cached(scope, SCRIPT, f'"{SCRIPT_HASH}"', "text/javascript; charset=utf-8",
+                      {"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
+
+    async def gpc(self, scope: Scope, receive: Receive) -> Response:
+        """The GPC spec's site declaration: this site honours the signal."""
+        return JSONResponse({"gpc": True,
+                             "lastUpdate": self.veil.config.policy.effective.isoformat()})
+
+    async def consent(self, scope: Scope, receive: Receive) -> Response:
+        return await self.consent_endpoint(scope, receive)
+
+    async def notice(self, scope: Scope, receive: Receive) -> Response:
         """GET /veil/notice[?format=html|md]: the privacy notice rendered from the policy."""
-        if scope["method"] not in ("GET", "HEAD"):
-            raise Problem(405, "method-not-allowed", "Method not allowed", "use GET",
-                          headers={"Allow": "GET, HEAD"})
         fmt = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("format",
                                                                             ["html"])[-1]
         if fmt not in FORMATS:
@@ -146,19 +148,14 @@ class Endpoints:
                           f"format must be one of {', '.join(FORMATS)}, got {fmt!r}",
                           field="format")
         body = self.notices[fmt]
-        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
-        headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-                   "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
-        if etag in dict(scope["headers"]).get(b"if-none-match", b"").decode("latin-1"):
-            return Response(status_code=304, headers=headers)
-        return Response(b"" if scope["method"] == "HEAD" else body, headers=headers,
-                        media_type=MEDIA_TYPES[fmt])
+        return cached(scope, body, f'"{hashlib.sha256(body).hexdigest()[:16]}"',
+                      MEDIA_TYPES[fmt],
+                      {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                       "Content-Security-Policy":
+                           "default-src 'none'; style-src 'unsafe-inline'"})
 
     async def _json_post(self, scope: Scope, receive: Receive, what: str) -> dict:
         """The JSON object body of a same-site POST, or the Problem saying what is wrong."""
-        if scope["method"] != "POST":
-            raise Problem(405, "method-not-allowed", "Method not allowed", "use POST",
-                          headers={"Allow": "POST"})
         headers = dict(scope["headers"])
         if not origin_allowed(headers):
             raise Problem(403, "cross-site", "Cross-site request refused",
@@ -170,11 +167,7 @@ class Endpoints:
         if wait := self.writes.allow(client_of(self.resolver, scope, headers)[1]):
             raise too_many(wait, "Too many requests",
                            f"this network sent more {what} than the limit allows")
-        data = parse_json(await read_body(scope, receive, MAX_BODY_BYTES))
-        if not isinstance(data, dict):
-            raise Problem(400, "malformed-body", "Malformed request",
-                          "the body must be a JSON object")
-        return data
+        return json_object(await read_json(scope, receive, MAX_BODY_BYTES, headers))
 
     async def record(self, scope: Scope, receive: Receive) -> Response:
         """POST {"purpose": key, "fields": {...}}: app-declared fields about the subject whose
@@ -219,9 +212,7 @@ class Endpoints:
         return JSONResponse({"review": review, "status": "requested"}, status_code=202)
 
     async def ingest(self, scope: Scope, receive: Receive) -> Response:
-        if scope["method"] != "POST":
-            raise Problem(405, "method-not-allowed", "Method not allowed",
-                          "send the beacon with POST", headers={"Allow": "POST"})
+        """POST /veil/e: the snippet's beacon."""
         headers = dict(scope["headers"])
         check_content_type(headers.get(b"content-type", b""))
         beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES, headers))
@@ -236,3 +227,35 @@ class Endpoints:
             raise Problem(503, "queue-full", "Busy", "the ingest queue is full; try later",
                           headers={"Retry-After": "1"})
         return Response(status_code=202)
+
+
+Handler = Callable[[Endpoints, Scope, Receive], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One of veil's endpoints: its handler, the methods it takes (HEAD wherever GET: the
+    same answer without a body) and whether it needs the store (503 while veil cannot store:
+    never a 2xx for what would be lost; the snippet, notice and GPC declaration need none)."""
+
+    path: str
+    handler: Handler
+    methods: tuple[str, ...]
+    stores: bool = False
+
+    def __post_init__(self) -> None:
+        if "GET" in self.methods and "HEAD" not in self.methods:
+            object.__setattr__(self, "methods", (*self.methods, "HEAD"))
+
+
+ROUTES: dict[str, Route] = {route.path: route for route in (
+    Route(SCRIPT_PATH, Endpoints.script, ("GET",)),
+    Route(PINNED_SCRIPT_PATH, Endpoints.script, ("GET",)),
+    Route(BEACON_PATH, Endpoints.ingest, ("POST",), stores=True),
+    Route(CONSENT_PATH, Endpoints.consent, ("GET", "POST"), stores=True),
+    Route(NOTICE_PATH, Endpoints.notice, ("GET",)),
+    Route(HUMAN_REVIEW_PATH, Endpoints.human_review, ("POST",), stores=True),
+    Route(RECORD_PATH, Endpoints.record, ("POST",), stores=True),
+    Route(GPC_PATH, Endpoints.gpc, ("GET",)),
+)}
+PATHS = frozenset(ROUTES)  # what the middleware hands to `Endpoints.serve`

@@ -1,22 +1,15 @@
 """Reading requests safely: bounded bodies, bounded JSON, and telling same-site from
-cross-site POSTs."""
+cross-site POSTs. Used by veil's endpoints and by the collector's signed batch endpoint."""
 
 import asyncio
 import contextlib
-import json
-import re
 from collections.abc import Iterator
 
 from starlette.types import Receive, Scope
 
+from .. import jsonbody
+from ..errors import JSONInvalid
 from .problems import Problem
-
-# veil's own bodies nest three levels at most ({"fields": {...}}, a batch's rows); CPython's
-# JSON decoder recurses once per level and would raise RecursionError (a 500) at ~1,000.
-MAX_JSON_DEPTH = 16
-_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)  # possessive: linear on any input
-_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
-_INNERMOST = re.compile(r"\[\]|\{\}")
 
 
 def _too_large(limit: int) -> Problem:
@@ -113,6 +106,21 @@ async def read_exactly(receive: Receive, length: int, deadline: float) -> bytear
     return body
 
 
+async def read_json(scope: Scope, receive: Receive, limit: int,
+                    headers: dict[bytes, bytes] | None = None,
+                    title: str = "Malformed request") -> object:
+    """A body of at most `limit` bytes (413 beyond) parsed as strict, shallow JSON (400
+    otherwise): what every JSON POST endpoint reads."""
+    return parse_json(await read_body(scope, receive, limit, headers), title=title)
+
+
+def json_object(data: object, title: str = "Malformed request") -> dict:
+    """`data` when it is a JSON object, else the 400 saying the body must be one."""
+    if not isinstance(data, dict):
+        raise Problem(400, "malformed-body", title, "the body must be a JSON object")
+    return data
+
+
 def origin_allowed(headers: dict[bytes, bytes]) -> bool:
     """False for a browser's cross-site request (CSRF): by Origin, else Sec-Fetch-Site."""
     origin = headers.get(b"origin")
@@ -121,52 +129,10 @@ def origin_allowed(headers: dict[bytes, bytes]) -> bool:
     return headers.get(b"sec-fetch-site", b"same-origin") in (b"same-origin", b"none")
 
 
-def _too_deep(text: str, limit: int) -> bool:
-    """True when `text` nests arrays/objects deeper than `limit` (or its brackets do not
-    balance, which no valid JSON does). At most `limit` linear passes, all in C's regex
-    engine: no recursion, whatever the input."""
-    if text.count("[") + text.count("{") <= limit:  # the common case, one pass each
-        return False
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    for _ in range(limit):  # each pass removes the innermost level
-        brackets, n = _INNERMOST.subn("", brackets)
-        if not brackets or not n:
-            break
-    return bool(brackets)
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")  # Python's json accepts NaN and Infinity; RFC 8259 not
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads with a
-# keyword argument would build a decoder per call
-
-
 def parse_json(body: bytes | bytearray, kind: str = "malformed-body",
-               title: str = "Malformed request",
-               max_depth: int | None = MAX_JSON_DEPTH) -> object:
-    """Strict UTF-8 JSON nested at most `max_depth` levels, or a 400 problem saying what is
-    wrong: never a RecursionError, ValueError or UnicodeDecodeError for the caller to leak.
-
-    `max_depth=None` skips the pre-check (it costs about 3x the parse on a large body; the
-    signed batch endpoint, whose shape is checked after parsing, uses it): the decoder's own
-    recursion limit then bounds the depth, and its RecursionError becomes the same 400.
-    """
+               title: str = "Malformed request") -> object:
+    """Strict, shallow JSON (veil.jsonbody), or the 400 problem saying what is wrong."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Problem(400, kind, title, "the body is not UTF-8") from None
-    if max_depth is not None and _too_deep(text, max_depth):
-        raise Problem(400, kind, title, f"the body nests arrays and objects more than "
-                                        f"{max_depth} levels deep (or is not valid JSON)")
-    try:
-        return _DECODER.decode(text)
-    except json.JSONDecodeError as exc:
-        raise Problem(400, kind, title, f"the body is not valid JSON: {exc.msg} at "
-                                        f"character {exc.pos}") from None
-    except RecursionError:
-        raise Problem(400, kind, title, "the body nests arrays and objects too deep") from None
-    except ValueError:  # NaN or Infinity; an integer of more than 4,300 digits
-        raise Problem(400, kind, title, "the body is not valid JSON: NaN, Infinity or an "
-                                        "integer too long") from None
+        return jsonbody.decode(body)
+    except JSONInvalid as exc:
+        raise Problem(400, kind, title, str(exc)) from None

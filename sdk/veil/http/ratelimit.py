@@ -11,8 +11,8 @@ from collections import OrderedDict
 
 from starlette.types import Scope
 
+from ..proxy import Client, ClientResolver
 from .problems import Problem
-from .proxy import Client, ClientResolver
 
 
 class RateLimiter:

@@ -10,6 +10,9 @@ the headers' shape, the key id and the timestamp window before it reads the body
 Replays inside the window are harmless: event ids make repeated rows a no-op, and the batch
 id (`"batch"` in the signed body, the same on every retry of a batch) makes the store add a
 batch's drop counts once.
+
+Refusals are domain errors (errors.BatchUnauthenticated, errors.BatchMalformed) carrying a
+`kind`, a title and a detail; the collector answers them as problem+json (401 and 400).
 """
 
 import base64
@@ -25,17 +28,16 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import ConfigError
-from .files import warn_if_readable
-from .httpio import parse_json
-from .pipeline import ROW_COLUMNS
-from .problems import Problem
+from .. import jsonbody
+from ..errors import BatchMalformed, BatchUnauthenticated, ConfigError, JSONInvalid
+from ..files import warn_if_readable
+from .columns import ROW_COLUMNS
 
 REPLAY_WINDOW = 300  # seconds either side of the collector's clock
 _BLOB = ROW_COLUMNS.index("sealed_endpoint")
 _MIN_SECRET = 32
 # Header shapes, matched on the raw bytes: anything else (non-ASCII, a sign, a 10 kB value) is
-# a 401 before it is decoded or converted.
+# refused (BatchUnauthenticated: a collector's 401) before it is decoded or converted.
 _KEY_ID = re.compile(rb"[0-9a-f]{16}")
 _TIMESTAMP = re.compile(rb"[0-9]{1,12}")
 _SIGNATURE = re.compile(rb"sha256=([0-9a-f]{64})")
@@ -90,14 +92,14 @@ def signed_headers(secret: bytes, body: bytes) -> dict[str, str]:
             "X-Veil-Timestamp": ts, "X-Veil-Signature": signature(secret, ts, body)}
 
 
-def _unauthorised(kind: str, title: str, detail: str) -> Problem:
-    return Problem(401, kind, title, detail, headers={"WWW-Authenticate": "X-Veil-Signature"})
+def _unauthorised(kind: str, title: str, detail: str) -> BatchUnauthenticated:
+    return BatchUnauthenticated(kind, title, detail)
 
 
 def check_headers(secret: bytes, headers: dict[bytes, bytes],
                   now: float | None = None) -> SignedHeaders:
     """Everything about a batch's authentication that can be checked before its body is read:
-    raise a 401 Problem unless the three headers are well-formed, the key id names `secret`
+    raise BatchUnauthenticated unless the three headers are well-formed, the key id names `secret`
     and the timestamp is inside the replay window."""
     key = headers.get(b"x-veil-key")
     ts = headers.get(b"x-veil-timestamp")
@@ -123,7 +125,7 @@ def check_headers(secret: bytes, headers: dict[bytes, bytes],
 
 
 def verify(secret: bytes, signed: SignedHeaders, body: bytes | bytearray) -> None:
-    """Raise a 401 Problem unless `body` carries the signature `check_headers` accepted."""
+    """Raise BatchUnauthenticated unless `body` carries the signature `check_headers` accepted."""
     if not hmac.compare_digest(signed.signature, _mac(secret, signed.timestamp, body).encode()):
         raise _unauthorised("bad-signature", "Bad signature",
                             "X-Veil-Signature does not match the body and the shared secret")
@@ -155,8 +157,8 @@ def encode_batch(rows: list[tuple], drops: Counter, day: str, batch: str | None 
                       separators=(",", ":")).encode()
 
 
-def _malformed(detail: str, field: str | None = None) -> Problem:
-    return Problem(400, "malformed-batch", "Malformed batch", detail, field=field)
+def _malformed(detail: str, field: str | None = None) -> BatchMalformed:
+    return BatchMalformed("malformed-batch", "Malformed batch", detail, field)
 
 
 def _is_day(value: object) -> bool:
@@ -167,15 +169,19 @@ def _is_day(value: object) -> bool:
 
 
 def decode_batch(body: bytes | bytearray) -> Batch:
+    """The batch in `body`, every value checked; BatchMalformed naming what is wrong."""
     # No depth pre-check (it would cost 3x the parse on megabytes of rows): the body is signed,
     # the decoder's recursion limit bounds depth, and every value is checked below.
-    data = parse_json(body, "malformed-batch", "Malformed batch", max_depth=None)
+    try:
+        data = jsonbody.decode(body, max_depth=None)
+    except JSONInvalid as exc:
+        raise _malformed(str(exc)) from None
     if not isinstance(data, dict):
         raise _malformed("the body must be a JSON object")
     if data.get("columns") != list(ROW_COLUMNS):
-        raise Problem(400, "schema-mismatch", "Schema mismatch",
-                      "the batch's columns differ from this collector's: run the same veil "
-                      "version in the app and the collector", field="columns")
+        raise BatchMalformed("schema-mismatch", "Schema mismatch",
+                             "the batch's columns differ from this collector's: run the same "
+                             "veil version in the app and the collector", "columns")
     batch, day, drops, rows = (data.get(k) for k in ("batch", "day", "drops", "rows"))
     if not isinstance(batch, str) or not BATCH_ID.fullmatch(batch):
         raise _malformed("batch must be an id of 16 to 64 letters, digits, '-' or '_'", "batch")

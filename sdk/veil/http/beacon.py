@@ -7,10 +7,10 @@ Every refusal names the field and says what is wrong.
 
 import math
 
-from .httpio import parse_json
-from .languages import primary_subtag
+from ..languages import primary_subtag
+from ..registry import BEACON_KEYS
+from .body import json_object, parse_json
 from .problems import Problem
-from .registry import BEACON_KEYS
 
 MAX_BODY_BYTES = 2048
 CONTENT_TYPES = ("text/plain", "application/json")  # sendBeacon sends text/plain
@@ -65,9 +65,8 @@ def check_content_type(value: bytes) -> None:
 
 def parse_beacon(body: bytes) -> dict:
     """The validated beacon, or a Problem (400) naming the first field that is wrong."""
-    data = parse_json(body, title="Malformed beacon")  # a 400 for any bad or deep JSON
-    if not isinstance(data, dict):
-        raise Problem(400, "malformed-body", "Malformed beacon", "the body must be a JSON object")
+    # a 400 for any bad or deep JSON, or JSON that is not an object
+    data = json_object(parse_json(body, title="Malformed beacon"), "Malformed beacon")
     for key in data:
         if key not in BEACON_KEYS:
             raise _invalid(key if len(key) <= 64 else key[:64],

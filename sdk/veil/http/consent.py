@@ -31,14 +31,14 @@ import time
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope
 
+from ..capture import cookie_names, read_cookies
+from ..consent import Action, Method, changes, collects, gpc_signal, holds, opt_in
+from ..errors import Drop, FieldError
+from ..jurisdiction import Regime, regime_for
+from ..proxy import Client, ClientResolver
 from .beacon import MAX_BODY_BYTES, check_content_type
-from .capture import cookie_names, read_cookies
-from .consent import Action, Method, changes, collects, gpc_signal, holds, opt_in
-from .errors import FieldError
-from .httpio import origin_allowed, parse_json, read_body
-from .jurisdiction import Regime, regime_for
+from .body import origin_allowed, read_json
 from .problems import Problem
-from .proxy import Client, ClientResolver
 from .ratelimit import RateLimiter, client_of, too_many
 
 SPECIAL = "special"  # special:<category>:<purpose>: the one scope kind a browser may give
@@ -93,7 +93,8 @@ class ConsentEndpoint:
                 raise Problem(403, "cross-site", "Cross-site consent refused",
                               "consent can only be given from this site's own pages")
             check_content_type(headers.get(b"content-type", b""))
-            action, scopes = self._parse(await read_body(scope, receive, MAX_BODY_BYTES))
+            action, scopes = self._parse(await read_json(
+                scope, receive, MAX_BODY_BYTES, headers, title="Malformed consent"))
             if action is Action.WITHDRAW and scopes == "all":
                 scopes = list(dict.fromkeys([*self.consent_purposes, *(
                     r.scope for r in history if holds(history, r.scope))]))
@@ -116,7 +117,7 @@ class ConsentEndpoint:
                 if self.writes.allow(key, cost=len(refused)) == 0:
                     await self._append(None, refused, action, signal, regime)
                 else:
-                    self.veil.count_drop("refusal_unrecorded")
+                    self.veil.count_drop(Drop.REFUSAL_UNRECORDED)
             if changed_out != opted_out:
                 opted_out = changed_out
                 cookies_out[self.opt_out_name] = ".".join(sorted(opted_out)) or None
@@ -161,8 +162,7 @@ class ConsentEndpoint:
         """The purposes in the opt-out cookie that the policy still declares."""
         return set(cookie.split(".")) & set(self.consent_purposes) if cookie else set()
 
-    def _parse(self, body: bytes) -> tuple[Action, list[str] | str]:
-        data = parse_json(body, title="Malformed consent")  # a 400 for any bad or deep JSON
+    def _parse(self, data: object) -> tuple[Action, list[str] | str]:
         if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in (
                 "grant", "refuse", "withdraw"):
             raise Problem(400, "malformed-body", "Malformed consent",

@@ -20,8 +20,9 @@ import weakref
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..runtime import Veil
 from .endpoints import PATHS, Endpoints
-from .runtime import Veil
+from .routes import route_path
 
 log = logging.getLogger("veil")
 # One Endpoints per Veil, whichever middleware instance asks: one rate limiter, one notice.
@@ -47,13 +48,9 @@ class VeilMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.enabled:
-            path = scope["path"]
-            # ASGI puts the mount point in both path and root_path; veil's routes sit below it.
-            root = scope.get("root_path")
-            if root and path.startswith(root):
-                path = path[len(root):]
+            path = route_path(scope)  # veil's routes sit below the app's mount point
             if path in PATHS:  # veil's own snippet and beacon endpoints
-                await self.endpoints(scope, receive, send)
+                await self.endpoints.serve(path, scope, receive, send)
                 return
             if not self._placement_checked:
                 self._check_placement(scope)

@@ -1,11 +1,13 @@
-"""HTTP errors as RFC 9457 problem details (`application/problem+json`)."""
+"""HTTP errors as RFC 9457 problem details (`application/problem+json`).
+
+`Problem` is not a `VeilError`: it is an HTTP answer, raised and caught inside veil's HTTP
+handlers, never a domain failure an app's `except VeilError` should see. Domain errors are
+turned into problems at the HTTP edge (endpoints.py, the collector)."""
 
 from starlette.responses import JSONResponse
 
-from .errors import VeilError
 
-
-class Problem(VeilError):
+class Problem(Exception):
     """A refusal to answer with a 4xx/5xx; `field` names the offending field when there is one."""
 
     def __init__(self, status: int, kind: str, title: str, detail: str,

@@ -1,0 +1,18 @@
+"""The paths veil serves, below the app's `root_path`: a leaf module, so the notice can name
+them without importing the HTTP handlers. The route table itself is in endpoints.py."""
+
+SCRIPT_PATH = "/veil/veil.js"
+BEACON_PATH = "/veil/e"
+CONSENT_PATH = "/veil/consent"
+NOTICE_PATH = "/veil/notice"
+HUMAN_REVIEW_PATH = "/veil/rights/human-review"
+RECORD_PATH = "/veil/record"
+GPC_PATH = "/.well-known/gpc.json"
+
+
+def route_path(scope: dict) -> str:
+    """The path below the app's mount point: ASGI puts `root_path` in front of `path` too
+    (an app mounted at /app serves /app/veil/veil.js). The middleware and the endpoints both
+    route on this."""
+    path, root = scope["path"], scope.get("root_path")
+    return path[len(root):] if root and path.startswith(root) else path

@@ -1,0 +1,12 @@
+"""The columns an event row carries, in the store's insert order (see schema.py).
+
+The store owns this list: the pipeline builds rows in this order, the batch wire format
+(wire.py) sends them in it, and every store implementation inserts them in it.
+"""
+
+ROW_COLUMNS = (
+    "event_id", "ts", "purpose", "policy_version", "source", "site", "visitor", "network",
+    "country", "region", "os", "os_version", "browser", "browser_version", "device",
+    "device_brand", "device_model", "language", "languages", "gpc", "dnt", "screen_w",
+    "screen_h", "pixel_ratio", "path", "seal_key", "sealed_endpoint", "subject",
+)
