@@ -70,10 +70,10 @@ def template(tmp: Path) -> tuple[list[tuple], float]:
     """Rows as an app's pipeline makes them, and the bots dropped per row kept."""
     from veil.capture import CaptureBuffer
     from veil.config import from_dict
-    from veil.keys import KeyStore
     from veil.pipeline import Pipeline
     from veil.proxy import ClientResolver
     from veil.pseudonymise import Pseudonymiser
+    from veil.store.keys import KeyStore
 
     cfg = from_dict({"keys": {"path": "app-keys.db"}, "proxy": {"trusted": [traffic.PROXY]},
                      "store": {"url": "sqlite:///unused.db"}}, base=tmp)

@@ -5,9 +5,9 @@ from collections import Counter
 import pytest
 
 from veil.config import load
-from veil.keys import KeyStore
 from veil.policy import DEFAULT_POLICY
 from veil.store import SQLiteStore
+from veil.store.keys import KeyStore
 from veil_collector.cli import main
 
 

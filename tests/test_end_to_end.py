@@ -118,9 +118,9 @@ def test_a_spoofed_left_hop_in_forwarded_for_is_ignored(served):
                         "SELECT network, CAST(ts / 86400 AS INTEGER) FROM event_log"))
     # the stored network is a daily pseudonym (test_unlinkability.py): recompute 203.0.113.0/24's
     from veil.config import KeysConfig
-    from veil.keys import KeyStore
     from veil.pipeline import utc_day
     from veil.pseudonymise import Pseudonymiser
+    from veil.store.keys import KeyStore
 
     keys = KeyStore.open(KeysConfig(path=data / "keys.db"))
     pseudonyms = Pseudonymiser(keys)

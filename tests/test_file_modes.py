@@ -14,7 +14,7 @@ import pytest
 from servers import ROOT
 
 from veil.config import from_dict
-from veil.keys import load_master_key
+from veil.store.keys import load_master_key
 from veil.store.sqlite import SQLiteStore
 
 CHILD = r"""

@@ -23,7 +23,7 @@ from servers import ROOT, ServerProcess
 
 from veil import DecisionRefused, NotConsented, ProvisionRefused, Veil
 from veil.config import load
-from veil.keys import KeyStore
+from veil.store.keys import KeyStore
 from veil.subjects import BROWSER_KEY, Subjects
 
 from browser_support import launch_chromium

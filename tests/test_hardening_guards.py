@@ -42,7 +42,6 @@ from veil import (
     VeilMiddleware,
 )
 from veil.config import from_dict, load
-from veil.keys import KeyStore
 from veil.notice import render_notice
 from veil.paths import normal_form, rewrite
 from veil.policy import parse_policy
@@ -50,6 +49,7 @@ from veil.retention import enforce
 from veil.starter import render_policy
 from veil.store import SQLiteStore
 from veil.store.columns import ROW_COLUMNS
+from veil.store.keys import KeyStore
 from veil.tables import Table
 from veil_collector.cli import main
 

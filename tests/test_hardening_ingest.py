@@ -19,8 +19,8 @@ from servers import ServerProcess
 
 from veil import Veil, agents
 from veil.config import load
-from veil.keys import KeyStore
 from veil.pseudonymise import unseal
+from veil.store.keys import KeyStore
 
 from conftest import CHROME, SAFARI_IPHONE, rows
 

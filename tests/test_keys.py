@@ -4,8 +4,8 @@ import secrets
 import pytest
 
 from veil import KeyStoreError
-from veil.keys import KeyStore, load_master_key
 from veil.pseudonymise import Pseudonymiser, network_of, unseal
+from veil.store.keys import KeyStore, load_master_key
 
 TODAY = dt.datetime.now(dt.UTC).date()
 

@@ -30,10 +30,10 @@ from starlette.routing import Route
 import veil.runtime
 from veil import KeyStoreError, StoreError, Veil, VeilMiddleware
 from veil.config import load
-from veil.keys import KeyStore
 from veil.policy import DEFAULT_POLICY
 from veil.starter import render_policy
 from veil.store import SQLiteStore
+from veil.store.keys import KeyStore
 
 from conftest import CHROME, rows
 

@@ -6,10 +6,10 @@ import pytest
 from veil import agents, languages
 from veil.capture import Captured
 from veil.geo import open_geoip
-from veil.keys import KeyStore
 from veil.pipeline import ROW_COLUMNS, Drop, Pipeline, site_from_host
 from veil.proxy import ClientResolver
 from veil.pseudonymise import Pseudonymiser
+from veil.store.keys import KeyStore
 
 from conftest import CHROME, GOOGLEBOT, SAFARI_IPHONE
 

@@ -26,12 +26,12 @@ from veil.errors import (
 )
 from veil.geo import open_geoip
 from veil.jurisdiction import regime_for
-from veil.keys import KeyStore
 from veil.pipeline import ConsentView, Event, Pipeline, Processed, Withdrawal
 from veil.proxy import ClientResolver
 from veil.pseudonymise import Pseudonymiser
 from veil.runtime import Running
 from veil.store.columns import ROW_COLUMNS
+from veil.store.keys import KeyStore
 
 from conftest import CHROME
 

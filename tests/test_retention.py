@@ -4,10 +4,10 @@ import json
 import time
 from collections import Counter
 
-from veil.keys import KeyStore
 from veil.retention import enforce
 from veil.store import SQLiteStore
 from veil.store.columns import ROW_COLUMNS
+from veil.store.keys import KeyStore
 from veil_collector.cli import main
 
 DAY = 86400.0

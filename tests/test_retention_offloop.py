@@ -27,10 +27,10 @@ import pytest
 from servers import ServerProcess
 
 from veil.config import from_dict
-from veil.keys import KeyStore
 from veil.retention import enforce
 from veil.store import SQLiteStore
 from veil.store.columns import ROW_COLUMNS
+from veil.store.keys import KeyStore
 
 from conftest import CHROME, scalar
 

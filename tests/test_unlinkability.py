@@ -268,8 +268,8 @@ async def test_upgrading_erases_clear_prefixes_and_unpairs_stored_subject_rows(m
 def test_the_day_keys_pseudonymise_the_network_apart_from_the_visitor(make_config):
     """Countable within a day (same prefix, same value), not across days, and not the
     visitor's function of the same key (personalised apart)."""
-    from veil.keys import KeyStore
     from veil.pseudonymise import Pseudonymiser
+    from veil.store.keys import KeyStore
 
     ks = KeyStore.open(make_config().keys)
     p = Pseudonymiser(ks)

@@ -23,13 +23,13 @@ from veil import config as config_mod
 from veil import retention
 from veil.errors import QueryError, VeilError
 from veil.geo import open_geoip
-from veil.keys import KeyStore, new_master_key
 from veil.notice import FORMATS, render_notice
 from veil.query import METRICS, drop_counts, existing_store, run_query
 from veil.registry import DIMENSIONS
 from veil.starter import starter_toml
 from veil.store import LocalStore
 from veil.store import versions as policy_versions
+from veil.store.keys import KeyStore, new_master_key
 
 
 def _config(args: argparse.Namespace) -> config_mod.Config:

@@ -35,11 +35,11 @@ from .errors import (
     UnknownException,
 )
 from .jurisdiction import APPI_EQUIVALENT, GDPR_AREA, eu_adequate
-from .keys import KeyStore
 from .policy import FIELD_TYPES, Policy, Recipient
 from .pseudonymise import seal_for_subject
 from .registry import FIELDS
 from .store.base import LocalStore
+from .store.keys import KeyStore
 
 EXCEPTIONS = ("law", "vital_interests", "public_health")  # policy: provision without consent
 NEEDS_CONSENT_HARD_TO_OBTAIN = ("vital_interests", "public_health")

@@ -23,7 +23,7 @@ import socket
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import KeyStoreError
-from .keys import KeyStore
+from .store.keys import KeyStore
 
 
 def network_of(packed: bytes) -> str:

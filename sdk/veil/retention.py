@@ -17,9 +17,9 @@ retention; a purpose the policy no longer declares keeps what its versions promi
 
 import time
 
-from .keys import KeyStore
 from .policy import Policy
 from .store.base import LocalStore
+from .store.keys import KeyStore
 
 
 async def cutoffs(store: LocalStore, policy: Policy, now: float

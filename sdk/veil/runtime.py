@@ -40,11 +40,11 @@ from .consent import Action, ConsentRecord, Ledger, Method
 from .errors import Drop, KeyStoreError, VeilError
 from .geo import GeoLookup, open_geoip
 from .guards import Guards
-from .keys import KeyStore
 from .pipeline import Pipeline
 from .proxy import ClientResolver
 from .pseudonymise import Pseudonymiser
 from .store import EventStore, open_store
+from .store.keys import KeyStore
 from .subjects import Subjects
 from .writer import BatchWriter
 

@@ -18,7 +18,7 @@ import re
 import secrets
 
 from .errors import FieldError
-from .keys import KeyStore
+from .store.keys import KeyStore
 
 APP_KEY = "subject-hash"
 BROWSER_KEY = "browser-subject-hash"

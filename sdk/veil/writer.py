@@ -27,10 +27,10 @@ from .capture import CaptureBuffer, Captured
 from .config import CaptureConfig
 from .consent import Action, Ledger, Method
 from .errors import Drop
-from .keys import KeyStore
 from .pipeline import NO_CONSENT, ConsentView, Pipeline, Withdrawal
 from .pseudonymise import Pseudonymiser
 from .store import BatchRejected, EventStore
+from .store.keys import KeyStore
 from .store.wire import new_batch_id
 
 log = logging.getLogger("veil.writer")

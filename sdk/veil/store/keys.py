@@ -31,9 +31,9 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .config import KeysConfig
-from .errors import KeyStoreError
-from .files import PRIVATE_FILE, private_dir, private_sqlite, tighten, warn_if_readable
+from ..config import KeysConfig
+from ..errors import KeyStoreError
+from ..files import PRIVATE_FILE, private_dir, private_sqlite, tighten, warn_if_readable
 
 log = logging.getLogger("veil.keys")
 KINDS = ("visitor", "seal")  # daily kinds
