@@ -24,16 +24,27 @@ ROW = re.compile(r"^(\S.*?|\s+\S.*?)\s{2,}([\d,]+(?:\.\d+)?)\b")
 def worktree(ref: str) -> Path:
     path = Path("/tmp") / f"veil-base-{ref}"
     if not path.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), ref],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), ref],
+            check=True,
+            capture_output=True,
+        )
     return path
 
 
 def run(tree: Path, script: str, args: list[str]) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        str(tree / d) for d in ("sdk", "collector", "bench"))}
-    out = subprocess.run([sys.executable, str(tree / "bench" / script), *args], cwd=tree,
-                         env=env, capture_output=True, text=True, check=True).stdout
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(tree / d) for d in ("sdk", "collector", "bench")),
+    }
+    out = subprocess.run(
+        [sys.executable, str(tree / "bench" / script), *args],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = {}
     for line in out.splitlines():
         if m := ROW.match(line):
@@ -43,20 +54,22 @@ def run(tree: Path, script: str, args: list[str]) -> dict[str, float]:
 
 def main() -> None:
     argv = sys.argv[1:]
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     ref, script = argv[0], argv[1]
     turns = int(argv[2]) if len(argv) > 2 else 3
     sides = {"base": worktree(ref), "new": ROOT}
     results: dict[str, list[dict[str, float]]] = {"base": [], "new": []}
     for turn in range(turns):
-        for side in (("base", "new") if turn % 2 == 0 else ("new", "base")):
+        for side in ("base", "new") if turn % 2 == 0 else ("new", "base"):
             tree = sides[side]
             results[side].append(run(tree, script, extra))
             print(f"turn {turn + 1}/{turns}: {side} done", file=sys.stderr)
     names = [n for n in results["new"][0] if all(n in r for rs in results.values() for r in rs)]
-    print(f"{script}: {turns} alternating turns per side; base = {ref}, new = working tree; "
-          "medians of each row's first figure\n")
+    print(
+        f"{script}: {turns} alternating turns per side; base = {ref}, new = working tree; "
+        "medians of each row's first figure\n"
+    )
     print(f"{'row':<30}{'base':>14}{'new':>14}{'new / base':>12}")
     for name in names:
         base = statistics.median(r[name] for r in results["base"])

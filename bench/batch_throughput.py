@@ -75,13 +75,25 @@ def template(tmp: Path) -> tuple[list[tuple], float]:
     from veil.pseudonymise import Pseudonymiser
     from veil.store.keys import KeyStore
 
-    cfg = from_dict({"keys": {"path": "app-keys.db"}, "proxy": {"trusted": [traffic.PROXY]},
-                     "store": {"url": "sqlite:///unused.db"}}, base=tmp)
+    cfg = from_dict(
+        {
+            "keys": {"path": "app-keys.db"},
+            "proxy": {"trusted": [traffic.PROXY]},
+            "store": {"url": "sqlite:///unused.db"},
+        },
+        base=tmp,
+    )
     keystore = KeyStore.open(cfg.keys)
     try:
         keystore.rotate()
-        pipeline = Pipeline(cfg.policy, cfg.site, ClientResolver(cfg.trusted_proxies),
-                            Pseudonymiser(keystore), None, cfg.keys.seal_ip)
+        pipeline = Pipeline(
+            cfg.policy,
+            cfg.site,
+            ClientResolver(cfg.trusted_proxies),
+            Pseudonymiser(keystore),
+            None,
+            cfg.keys.seal_ip,
+        )
         buffer = CaptureBuffer(TEMPLATE_EVENTS, TEMPLATE_EVENTS)
         for scope in traffic.scopes(TEMPLATE_EVENTS, seed=SEED):
             buffer.capture(scope, "connection")
@@ -108,8 +120,10 @@ class Batches:
             k = self.made
             start = (k * BATCH) % (len(self.rows) - BATCH)
             t0 = self.ts0 + k * BATCH * TS_STEP
-            rows = [(f"{self.prefix}{k:07x}{i:03x}", t0 + i * TS_STEP, *r[2:])
-                    for i, r in enumerate(self.rows[start:start + BATCH])]
+            rows = [
+                (f"{self.prefix}{k:07x}{i:03x}", t0 + i * TS_STEP, *r[2:])
+                for i, r in enumerate(self.rows[start : start + BATCH])
+            ]
             out.append((rows, Counter({"bot": self.bots})))
             self.made += 1
         return out
@@ -143,14 +157,15 @@ async def bench(args, tmp: Path, port: int, proc: subprocess.Popen) -> dict:
     await direct.open(from_dict({}, base=tmp).policy)  # the purposes, as the collector's
 
     try:
-        res: dict[str, list[float]] = {k: [] for k in (
-            "e2e1", "e2e4", "encode", "decode", "store", "cpu1", "cpu4", "body")}
+        res: dict[str, list[float]] = {
+            k: [] for k in ("e2e1", "e2e4", "encode", "decode", "store", "cpu1", "cpu4", "body")
+        }
         sent_rows = sent_bots = 0
         await send_all(remote, gen.make(10), day, 1)  # warm-up: connection, collector caches
         sent_rows, sent_bots = 10 * BATCH, 10 * gen.bots
         for r in range(args.rounds):
             phases = ["e2e1", "e2e4", "parts"]
-            for phase in (phases if r % 2 == 0 else phases[::-1]):
+            for phase in phases if r % 2 == 0 else phases[::-1]:
                 if phase == "parts":
                     batches = gen.make(args.batches)
                     t = time.perf_counter()
@@ -211,9 +226,21 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     port = free_port()
     log = tmp / "collector.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "veil_collector.cli", "serve", "--config",
-                                 str(tmp / "veil.toml"), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "veil_collector.cli",
+                "serve",
+                "--config",
+                str(tmp / "veil.toml"),
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -235,15 +262,18 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             proc.kill()
 
     med = {k: statistics.median(v) for k, v in res.items() if isinstance(v, list)}
-    print(f"veil batch endpoint: batches of {BATCH} via RemoteStore -> uvicorn 1 worker -> "
-          f"SQLite; {args.rounds} rounds x {args.batches} batches per phase, "
-          f"{os.cpu_count()} CPUs\n")
+    print(
+        f"veil batch endpoint: batches of {BATCH} via RemoteStore -> uvicorn 1 worker -> "
+        f"SQLite; {args.rounds} rounds x {args.batches} batches per phase, "
+        f"{os.cpu_count()} CPUs\n"
+    )
     print(f"{'measure':<34}{'median':>12}{'min':>12}{'max':>12}  unit")
 
     def line(label: str, key: str, unit: str, scale: float = 1.0, fmt: str = ",.0f") -> None:
         v = [x * scale for x in res[key]]
-        print(f"{label:<34}{statistics.median(v):>12{fmt}}{min(v):>12{fmt}}{max(v):>12{fmt}}"
-              f"  {unit}")
+        print(
+            f"{label:<34}{statistics.median(v):>12{fmt}}{min(v):>12{fmt}}{max(v):>12{fmt}}  {unit}"
+        )
 
     line("e2e, 1 in flight", "e2e1", "events/s")
     line("e2e, 4 in flight", "e2e4", "events/s")
@@ -256,23 +286,28 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     store_ms = BATCH / med["store"] * 1e3
     e2e_ms = BATCH / med["e2e1"] * 1e3
     rest_ms = e2e_ms - store_ms - (med["encode"] + med["decode"]) * 1e3
-    print(f"\none batch, 1 in flight: {e2e_ms:.2f} ms end to end = store {store_ms:.2f} ms + "
-          f"encode {med['encode'] * 1e3:.2f} ms + decode/verify {med['decode'] * 1e3:.2f} ms + "
-          f"the rest (HTTP both sides, scheduling) {rest_ms:.2f} ms")
+    print(
+        f"\none batch, 1 in flight: {e2e_ms:.2f} ms end to end = store {store_ms:.2f} ms + "
+        f"encode {med['encode'] * 1e3:.2f} ms + decode/verify {med['decode'] * 1e3:.2f} ms + "
+        f"the rest (HTTP both sides, scheduling) {rest_ms:.2f} ms"
+    )
     best = max(med["e2e1"], med["e2e4"])
-    print(f"goal >= 50,000 events/s end to end: {'met' if best >= 50_000 else 'NOT met'} "
-          f"(best median {best:,.0f}); client process CPU {client_cpu:.1f} s in all")
+    print(
+        f"goal >= 50,000 events/s end to end: {'met' if best >= 50_000 else 'NOT met'} "
+        f"(best median {best:,.0f}); client process CPU {client_cpu:.1f} s in all"
+    )
 
     db = sqlite3.connect(tmp / "veil.db")
     (stored,) = db.execute("SELECT COUNT(*) FROM event_log").fetchone()
     (distinct,) = db.execute("SELECT COUNT(DISTINCT event_id) FROM event_log").fetchone()
-    (bots,) = db.execute("SELECT COALESCE(SUM(count), 0) FROM drops WHERE reason='bot'"
-                         ).fetchone()
+    (bots,) = db.execute("SELECT COALESCE(SUM(count), 0) FROM drops WHERE reason='bot'").fetchone()
     db.close()
     ok = stored == distinct == res["sent_rows"] and bots == res["sent_bots"]
-    print(f"collector's SQLite: {stored:,} rows ({distinct:,} distinct event ids), "
-          f"{bots:,} bot drops; sent {res['sent_rows']:,} rows (warm-up included), "
-          f"{res['sent_bots']:,} bot drops: {'OK' if ok else 'MISMATCH'}")
+    print(
+        f"collector's SQLite: {stored:,} rows ({distinct:,} distinct event ids), "
+        f"{bots:,} bot drops; sent {res['sent_rows']:,} rows (warm-up included), "
+        f"{res['sent_bots']:,} bot drops: {'OK' if ok else 'MISMATCH'}"
+    )
     return 0 if ok else 1
 
 

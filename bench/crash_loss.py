@@ -36,8 +36,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/120.0.6099.109 Safari/537.36")
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.109 Safari/537.36"
+)
 BEACON = json.dumps({"screen_w": 1920, "screen_h": 1080, "pixel_ratio": 1, "language": "de"})
 
 
@@ -65,19 +67,40 @@ def stored(db_path: Path) -> int:
         db.close()
 
 
-def trial(rate: float, flush: float | None, clients: int, how: str, work: Path,
-          seconds: float | None = None) -> dict:
+def trial(
+    rate: float,
+    flush: float | None,
+    clients: int,
+    how: str,
+    work: Path,
+    seconds: float | None = None,
+) -> dict:
     work.mkdir(parents=True)
     config = work / "veil.toml"
     capture = f"[capture]\nflush_interval = {flush}\n" if flush is not None else ""
-    config.write_text('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-                      '[ingest]\nrate = 1000000.0\nburst = 1000000\n' + capture)
+    config.write_text(
+        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
+        "[ingest]\nrate = 1000000.0\nburst = 1000000\n" + capture
+    )
     port = free_port()
     env = {**os.environ, "VEIL_MASTER_KEY": "5e" * 32}
     with (work / "server.log").open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "veil_collector.cli", "serve",
-                                   "--port", str(port), "--config", str(config)],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "veil_collector.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--config",
+                str(config),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -102,8 +125,11 @@ def trial(rate: float, flush: float | None, clients: int, how: str, work: Path,
                     time.sleep(pause)
                 due += interval
                 try:
-                    r = http.post("/veil/e", content=BEACON, headers={
-                        "Content-Type": "text/plain", "User-Agent": CHROME})
+                    r = http.post(
+                        "/veil/e",
+                        content=BEACON,
+                        headers={"Content-Type": "text/plain", "User-Agent": CHROME},
+                    )
                 except httpx.HTTPError:
                     return  # the server is gone
                 if r.status_code == 202:
@@ -125,25 +151,37 @@ def trial(rate: float, flush: float | None, clients: int, how: str, work: Path,
         t.join()
     sent_for = time.perf_counter() - start
     ok, kept = sum(acked), stored(work / "data" / "veil.db")
-    return {"acked": ok, "refused": sum(refused), "stored": kept, "lost": ok - kept,
-            "achieved": ok / sent_for, "cpu_us": cpu / max(acked_then, 1) * 1e6}
+    return {
+        "acked": ok,
+        "refused": sum(refused),
+        "stored": kept,
+        "lost": ok - kept,
+        "achieved": ok / sent_for,
+        "cpu_us": cpu / max(acked_then, 1) * 1e6,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="200,1000,3000")
-    parser.add_argument("--flush", default="default,0.2",
-                        help="capture.flush_interval values; 'default' leaves it unset")
+    parser.add_argument(
+        "--flush",
+        default="default,0.2",
+        help="capture.flush_interval values; 'default' leaves it unset",
+    )
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--signal", choices=("kill", "term"), default="kill")
-    parser.add_argument("--seconds", type=float,
-                        help="send for this long (default: a random 2-4 s per trial)")
+    parser.add_argument(
+        "--seconds", type=float, help="send for this long (default: a random 2-4 s per trial)"
+    )
     args = parser.parse_args()
     random.seed(7)
     work = Path(tempfile.mkdtemp(prefix="veil-crash-bench-"))
-    print(f"{'rate/s':>7} {'flush_interval':>14} {'achieved/s':>10} {'acked':>7} {'stored':>7} "
-          f"{'lost':>6} {'lost, s of traffic':>18} {'server CPU/beacon':>17}")
+    print(
+        f"{'rate/s':>7} {'flush_interval':>14} {'achieved/s':>10} {'acked':>7} {'stored':>7} "
+        f"{'lost':>6} {'lost, s of traffic':>18} {'server CPU/beacon':>17}"
+    )
     n = 0
     for rate in (float(r) for r in args.rates.split(",")):
         for _ in range(args.trials):  # interleaved: a noisy machine hits every setting alike
@@ -151,10 +189,13 @@ def main() -> None:
                 flush = None if flush_text == "default" else float(flush_text)
                 n += 1
                 r = trial(rate, flush, args.clients, args.signal, work / str(n), args.seconds)
-                print(f"{rate:>7.0f} {flush_text:>14} {r['achieved']:>10.0f} {r['acked']:>7} "
-                      f"{r['stored']:>7} {r['lost']:>6} {r['lost'] / r['achieved']:>18.3f} "
-                      f"{r['cpu_us']:>14.0f} us"
-                      + (f"  ({r['refused']} refused)" if r["refused"] else ""), flush=True)
+                print(
+                    f"{rate:>7.0f} {flush_text:>14} {r['achieved']:>10.0f} {r['acked']:>7} "
+                    f"{r['stored']:>7} {r['lost']:>6} {r['lost'] / r['achieved']:>18.3f} "
+                    f"{r['cpu_us']:>14.0f} us"
+                    + (f"  ({r['refused']} refused)" if r["refused"] else ""),
+                    flush=True,
+                )
     print(f"\nsignal: SIG{args.signal.upper()}; data in {work}")
 
 

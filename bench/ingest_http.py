@@ -55,14 +55,26 @@ import traffic  # noqa: E402  (bench/ helper, read-only)
 SEED = 3
 N_REQUESTS = 2048  # distinct precomputed beacons wrk cycles through
 MASTER_KEY = "5e" * 32
-SCREENS = [(1920, 1080, 1), (1366, 768, 1), (1536, 864, 1.25), (1440, 900, 2), (390, 844, 3),
-           (414, 896, 2), (1280, 800, 2), (2560, 1440, 1), (360, 800, 3), (768, 1024, 2),
-           (1280, 720, 1.5), (393, 873, 2.75)]
+SCREENS = [
+    (1920, 1080, 1),
+    (1366, 768, 1),
+    (1536, 864, 1.25),
+    (1440, 900, 2),
+    (390, 844, 3),
+    (414, 896, 2),
+    (1280, 800, 2),
+    (2560, 1440, 1),
+    (360, 800, 3),
+    (768, 1024, 2),
+    (1280, 720, 1.5),
+    (393, 873, 2.75),
+]
 LANGUAGES = ["en-US", "de-DE", "fr-FR", "ja", "es-ES", "pt-BR", "de-CH", "zh-CN", "en-GB"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the bare server (run in its own process by this same script) ----------------------------
+
 
 def serve_bare(port: int) -> None:
     import uvicorn
@@ -76,11 +88,13 @@ def serve_bare(port: int) -> None:
         return Response(status_code=202)
 
     app = Starlette(routes=[Route("/veil/e", ingest, methods=["POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, proxy_headers=False,
-                log_level="warning")
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, access_log=False, proxy_headers=False, log_level="warning"
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -130,8 +144,10 @@ def beacons(n: int, seed: int) -> list[tuple[dict[str, str], str]]:
     out = []
     for agent in picked:
         w, h, ratio = rng.choice(SCREENS)
-        body = json.dumps({"screen_w": w, "screen_h": h, "pixel_ratio": ratio,
-                           "language": rng.choice(LANGUAGES)}, separators=(",", ":"))
+        body = json.dumps(
+            {"screen_w": w, "screen_h": h, "pixel_ratio": ratio, "language": rng.choice(LANGUAGES)},
+            separators=(",", ":"),
+        )
         headers = {
             "Host": "collector.example.org",
             "User-Agent": agent.decode(),
@@ -176,9 +192,23 @@ def wrk_script(requests: list[tuple[dict[str, str], str]]) -> str:
 
 def run_wrk(port: int, script: Path, seconds: float, connections: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s",
-                          "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/veil/e"],
-                         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{round(seconds)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/veil/e",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m = re.search(r"^RESULT (.*)$", out, re.M)
     if m is None:
@@ -192,12 +222,14 @@ def run_wrk(port: int, script: Path, seconds: float, connections: int) -> dict:
 
 def http_impl() -> str:
     import importlib.util
+
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return f"loop={loop}, http={http}"
 
 
 # -- the benchmark ------------------------------------------------------------------------------
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -218,29 +250,47 @@ def main() -> int:
     (tmp / "veil.toml").write_text(
         '[store]\nurl = "sqlite:///veil.db"\n[keys]\npath = "keys.db"\n'
         '[proxy]\ntrusted = ["127.0.0.1"]\n'
-        "[ingest]\nrate = 1e9\nburst = 1000000000\n")
+        "[ingest]\nrate = 1e9\nburst = 1000000000\n"
+    )
     script = tmp / "beacons.lua"
     script.write_text(wrk_script(beacons(N_REQUESTS, SEED)))
     env = {**os.environ, "VEIL_MASTER_KEY": MASTER_KEY}
     env.pop("VEIL_CONFIG", None)
 
     servers: dict[str, tuple[subprocess.Popen, int]] = {}
-    cmds = {"bare": [sys.executable, __file__, "--serve-bare", "{port}"],
-            "veil": [sys.executable, "-m", "veil_collector.cli", "serve", "--config",
-                     str(tmp / "veil.toml"), "--port", "{port}"]}
+    cmds = {
+        "bare": [sys.executable, __file__, "--serve-bare", "{port}"],
+        "veil": [
+            sys.executable,
+            "-m",
+            "veil_collector.cli",
+            "serve",
+            "--config",
+            str(tmp / "veil.toml"),
+            "--port",
+            "{port}",
+        ],
+    }
     try:
         for name, cmd in cmds.items():
             port = free_port()
             log = tmp / f"{name}.log"
             with log.open("wb") as out:
-                proc = subprocess.Popen([a.replace("{port}", str(port)) for a in cmd], env=env,
-                                        stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+                proc = subprocess.Popen(
+                    [a.replace("{port}", str(port)) for a in cmd],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=tmp,
+                )
             wait_listening(port, proc, log)
             servers[name] = (proc, port)
 
-        print(f"veil ingest over HTTP: uvicorn 1 worker ({http_impl()}), wrk -t1 "
-              f"-c{args.connections} keep-alive, {args.rounds} rounds x {args.seconds:g} s per "
-              f"server, {os.cpu_count()} CPUs; ingest rate limit raised to 1e9/s for the test")
+        print(
+            f"veil ingest over HTTP: uvicorn 1 worker ({http_impl()}), wrk -t1 "
+            f"-c{args.connections} keep-alive, {args.rounds} rounds x {args.seconds:g} s per "
+            f"server, {os.cpu_count()} CPUs; ingest rate limit raised to 1e9/s for the test"
+        )
         results: dict[str, list[dict]] = {"bare": [], "veil": []}
         wrk_ok = {"bare": 0, "veil": 0}  # 2xx answers wrk counted, warm-up included
         wrk_refused = {"bare": 0, "veil": 0}  # other statuses (veil: 503 queue full)
@@ -251,8 +301,9 @@ def main() -> int:
                 proc, port = servers[name]
                 cpu0 = cpu_seconds(proc.pid)
                 loop0 = cpu_seconds(proc.pid, f"/task/{proc.pid}")  # the event loop's thread
-                res = run_wrk(port, script, args.warmup if r < 0 else args.seconds,
-                              args.connections)
+                res = run_wrk(
+                    port, script, args.warmup if r < 0 else args.seconds, args.connections
+                )
                 if name == "veil":
                     wait_drained(port)
                 res["server_cpu"] = cpu_seconds(proc.pid) - cpu0
@@ -273,36 +324,50 @@ def main() -> int:
         def per_answer(x: dict, key: str = "server_cpu") -> float:
             return x[key] / x["requests"] * 1e6
 
-        print("\nbeacons/s = 2xx answers per second; a refused beacon (503 queue full) is not "
-              "counted\n")
-        print(f"{'round':<6}{'bare 2xx/s':>11}{'veil 2xx/s':>11}{'veil 503/s':>11}{'ratio':>7}"
-              f"{'bare CPU/answer':>17}{'veil CPU/answer':>17}")
+        print(
+            "\nbeacons/s = 2xx answers per second; a refused beacon (503 queue full) is not "
+            "counted\n"
+        )
+        print(
+            f"{'round':<6}{'bare 2xx/s':>11}{'veil 2xx/s':>11}{'veil 503/s':>11}{'ratio':>7}"
+            f"{'bare CPU/answer':>17}{'veil CPU/answer':>17}"
+        )
         ratios = []
         for i, (b, v) in enumerate(zip(results["bare"], results["veil"], strict=True)):
             ratios.append(v["ok_rps"] / b["ok_rps"])
-            print(f"{i + 1:<6}{b['ok_rps']:>11,.0f}{v['ok_rps']:>11,.0f}{v['refused_rps']:>11,.0f}"
-                  f"{ratios[-1]:>7.3f}{per_answer(b):>14.0f} us{per_answer(v):>14.0f} us")
+            print(
+                f"{i + 1:<6}{b['ok_rps']:>11,.0f}{v['ok_rps']:>11,.0f}{v['refused_rps']:>11,.0f}"
+                f"{ratios[-1]:>7.3f}{per_answer(b):>14.0f} us{per_answer(v):>14.0f} us"
+            )
         print()
-        print(f"{'server':<7}{'2xx/s':>8}{'non-2xx':>9}{'sock err':>9}{'p50 ms':>8}{'p99 ms':>8}"
-              f"{'CPU/answer':>12}{'wrk CPU':>9}")
+        print(
+            f"{'server':<7}{'2xx/s':>8}{'non-2xx':>9}{'sock err':>9}{'p50 ms':>8}{'p99 ms':>8}"
+            f"{'CPU/answer':>12}{'wrk CPU':>9}"
+        )
         for name in ("bare", "veil"):
-            wcpu = statistics.median(x["wrk_cpu"] / (x["duration_us"] / 1e6)
-                                     for x in results[name])
+            wcpu = statistics.median(x["wrk_cpu"] / (x["duration_us"] / 1e6) for x in results[name])
             sock = sum(x["errors"] - x["status"] for x in results[name])
-            print(f"{name:<7}{med(name, 'ok_rps'):>8,.0f}"
-                  f"{sum(x['status'] for x in results[name]):>9,}{sock:>9,}"
-                  f"{med(name, 'p50_us') / 1000:>8.1f}{med(name, 'p99_us') / 1000:>8.1f}"
-                  f"{statistics.median(per_answer(x) for x in results[name]):>9.0f} us"
-                  f"{wcpu:>9.0%}")
+            print(
+                f"{name:<7}{med(name, 'ok_rps'):>8,.0f}"
+                f"{sum(x['status'] for x in results[name]):>9,}{sock:>9,}"
+                f"{med(name, 'p50_us') / 1000:>8.1f}{med(name, 'p99_us') / 1000:>8.1f}"
+                f"{statistics.median(per_answer(x) for x in results[name]):>9.0f} us"
+                f"{wcpu:>9.0%}"
+            )
         loop = statistics.median(per_answer(x, "loop_cpu") for x in results["veil"])
-        other = statistics.median(per_answer(x) - per_answer(x, "loop_cpu")
-                                  for x in results["veil"])
-        print(f"veil CPU per answer by thread: event loop {loop:.0f} us (HTTP, endpoint, "
-              f"pipeline, SQLite writes), other threads {other:.0f} us")
+        other = statistics.median(
+            per_answer(x) - per_answer(x, "loop_cpu") for x in results["veil"]
+        )
+        print(
+            f"veil CPU per answer by thread: event loop {loop:.0f} us (HTTP, endpoint, "
+            f"pipeline, SQLite writes), other threads {other:.0f} us"
+        )
         ratio = med("veil", "ok_rps") / med("bare", "ok_rps")
-        print(f"\nveil / bare beacons/s (medians): {ratio:.3f}   per-round: min {min(ratios):.3f},"
-              f" median {statistics.median(ratios):.3f}, max {max(ratios):.3f}   goal >= 0.8: "
-              f"{'met' if ratio >= 0.8 else 'NOT met'}")
+        print(
+            f"\nveil / bare beacons/s (medians): {ratio:.3f}   per-round: min {min(ratios):.3f},"
+            f" median {statistics.median(ratios):.3f}, max {max(ratios):.3f}   goal >= 0.8: "
+            f"{'met' if ratio >= 0.8 else 'NOT met'}"
+        )
 
         # -- did veil store them? -----------------------------------------------------------
         proc, port = servers.pop("veil")
@@ -315,13 +380,18 @@ def main() -> int:
         refused = drops.get("queue_full", 0) + drops.get("capture_error", 0)  # answered 503
         accepted = stored + sum(drops.values()) - refused  # answered 202: stored or dropped
         late = (accepted - wrk_ok["veil"]) + (refused - wrk_refused["veil"])
-        ok = (accepted >= wrk_ok["veil"] and refused >= wrk_refused["veil"]
-              and late <= runs * args.connections)
+        ok = (
+            accepted >= wrk_ok["veil"]
+            and refused >= wrk_refused["veil"]
+            and late <= runs * args.connections
+        )
         print(f"\nveil's SQLite after shutdown: {stored:,} beacon rows; drops {drops or 'none'}")
-        print(f"  accepted (rows + pipeline drops) {accepted:,} vs {wrk_ok['veil']:,} 2xx counted "
-              f"by wrk; refused (queue_full) {refused:,} vs {wrk_refused['veil']:,} non-2xx; "
-              f"{late} answered after wrk stopped counting (<= {args.connections} connections x "
-              f"{runs} runs, warm-up included): {'OK' if ok else 'MISMATCH'}")
+        print(
+            f"  accepted (rows + pipeline drops) {accepted:,} vs {wrk_ok['veil']:,} 2xx counted "
+            f"by wrk; refused (queue_full) {refused:,} vs {wrk_refused['veil']:,} non-2xx; "
+            f"{late} answered after wrk stopped counting (<= {args.connections} connections x "
+            f"{runs} runs, warm-up included): {'OK' if ok else 'MISMATCH'}"
+        )
         return 0 if ok else 1
     finally:
         for proc, _ in servers.values():

@@ -83,11 +83,13 @@ def peers() -> dict[str, Starlette]:
     found = {}
     try:
         from starlette_exporter import PrometheusMiddleware
+
         found["starlette-exporter"] = app(Middleware(PrometheusMiddleware))
     except ImportError:
         print("(starlette-exporter not installed: skipped)")
     try:
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
         found["otel (API only, no-op)"] = app(Middleware(OpenTelemetryMiddleware))
     except ImportError:
         print("(opentelemetry-instrumentation-asgi not installed: skipped)")
@@ -106,8 +108,9 @@ def peers() -> dict[str, Starlette]:
 
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(Discard()))
-        found["otel + SDK tracer"] = app(Middleware(OpenTelemetryMiddleware,
-                                                    tracer_provider=provider))
+        found["otel + SDK tracer"] = app(
+            Middleware(OpenTelemetryMiddleware, tracer_provider=provider)
+        )
     except ImportError:
         print("(opentelemetry-sdk not installed: OTel with a recording tracer skipped)")
     return found
@@ -144,9 +147,13 @@ async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     cfg, tmp = traffic.veil_config()
     veil = Veil(cfg)
-    variants = {"bare": app(), "pure-ASGI pass-through": app(Middleware(PassThrough)),
-                "veil": app(Middleware(VeilMiddleware, veil=veil)),
-                "BaseHTTPMiddleware": app(Middleware(BaseHTTPPassThrough)), **peers()}
+    variants = {
+        "bare": app(),
+        "pure-ASGI pass-through": app(Middleware(PassThrough)),
+        "veil": app(Middleware(VeilMiddleware, veil=veil)),
+        "BaseHTTPMiddleware": app(Middleware(BaseHTTPPassThrough)),
+        **peers(),
+    }
     assert N % cfg.capture.batch_size == 0 and cfg.capture.queue_size >= N
     await veil.start()
     while not veil.stats().running:
@@ -160,7 +167,7 @@ async def main() -> None:
     per_request: dict[str, list[float]] = {n: [] for n in names}
     hot_path: list[float] = []
     for rnd in range(WARMUP_ROUNDS + ROUNDS):
-        order = names[rnd % len(names):] + names[:rnd % len(names)]
+        order = names[rnd % len(names) :] + names[: rnd % len(names)]
         for name in order:
             asgi = variants[name]
             gc.collect()
@@ -187,8 +194,10 @@ async def main() -> None:
         print(f"{name:<28}{us:>12.2f}{us / bare:>9.2f}")
     for name in ("veil", "  of which request path"):
         ratios = sorted(v / b for v, b in zip(per_request[name], per_request["bare"], strict=True))
-        print(f"{name.strip() + ' / bare, per round:':<40} min {ratios[0]:.2f}, "
-              f"median {statistics.median(ratios):.2f}, max {ratios[-1]:.2f}")
+        print(
+            f"{name.strip() + ' / bare, per round:':<40} min {ratios[0]:.2f}, "
+            f"median {statistics.median(ratios):.2f}, max {ratios[-1]:.2f}"
+        )
     print("budget 1.3, goal 1.2")
     print(f"\nevents captured by veil: {captured}; {veil.stats()}")
     await veil.stop()

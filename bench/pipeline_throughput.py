@@ -52,11 +52,16 @@ def processed(veil: Veil) -> int:
 
 
 def batches(items: list) -> list[list]:
-    return [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
+    return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
 
 
-def raw_insert(path: Path, rows: list[tuple], table: str, create: str | None,
-               columns: tuple[str, ...] = ROW_COLUMNS) -> float:
+def raw_insert(
+    path: Path,
+    rows: list[tuple],
+    table: str,
+    create: str | None,
+    columns: tuple[str, ...] = ROW_COLUMNS,
+) -> float:
     """Seconds to insert `rows` with plain sqlite3, one transaction per batch."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
@@ -64,8 +69,7 @@ def raw_insert(path: Path, rows: list[tuple], table: str, create: str | None,
     db.execute("PRAGMA foreign_keys=ON")
     if create:
         db.execute(create)
-    sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
-           f"VALUES ({', '.join('?' * len(columns))})")
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     t0 = time.perf_counter()
     for chunk in batches(rows):
         db.execute("BEGIN IMMEDIATE")
@@ -78,8 +82,9 @@ def raw_insert(path: Path, rows: list[tuple], table: str, create: str | None,
 
 async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    cfg, tmp = traffic.veil_config({"capture": {
-        "queue_size": EVENTS, "batch_size": BATCH, "flush_interval": 3600.0}})
+    cfg, tmp = traffic.veil_config(
+        {"capture": {"queue_size": EVENTS, "batch_size": BATCH, "flush_interval": 3600.0}}
+    )
     veil = Veil(cfg)
     await veil.start()
     # veil's schema, empty, with its purposes: the template for the raw-schema baseline
@@ -88,9 +93,17 @@ async def main() -> None:
         src.backup(dst)
     day = dt.datetime.now(dt.UTC).date().isoformat()
     pipeline = veil.writer.pipeline
-    times: dict[str, list[float]] = {k: [] for k in (
-        "end to end", "pipeline", "store", "raw plain table", "raw veil schema",
-        "raw 5 columns only")}
+    times: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "end to end",
+            "pipeline",
+            "store",
+            "raw plain table",
+            "raw veil schema",
+            "raw 5 columns only",
+        )
+    }
     counts: dict[str, int] = {}
 
     for rep in range(REPS):
@@ -129,11 +142,18 @@ async def main() -> None:
 
         work = Path(tempfile.mkdtemp(prefix="veil-bench-raw-"))
         columns = ", ".join(ROW_COLUMNS)
-        times["raw plain table"].append(raw_insert(
-            work / "plain.db", rows, "t", f"CREATE TABLE t ({columns})"))
-        times["raw 5 columns only"].append(raw_insert(
-            work / "narrow.db", [r[:5] for r in rows], "t",
-            f"CREATE TABLE t ({', '.join(ROW_COLUMNS[:5])})", ROW_COLUMNS[:5]))
+        times["raw plain table"].append(
+            raw_insert(work / "plain.db", rows, "t", f"CREATE TABLE t ({columns})")
+        )
+        times["raw 5 columns only"].append(
+            raw_insert(
+                work / "narrow.db",
+                [r[:5] for r in rows],
+                "t",
+                f"CREATE TABLE t ({', '.join(ROW_COLUMNS[:5])})",
+                ROW_COLUMNS[:5],
+            )
+        )
         shutil.copy(template, work / "veil.db")
         times["raw veil schema"].append(raw_insert(work / "veil.db", rows, "event_log", None))
         shutil.rmtree(work)
@@ -141,18 +161,29 @@ async def main() -> None:
 
     rate = {k: counts[k] / statistics.median(v) for k, v in times.items()}
     raw = rate["raw plain table"]
-    print(f"\n{EVENTS} events per repetition, batches of {BATCH}, {REPS} repetitions, medians; "
-          f"{len(rows)} rows of {len(ROW_COLUMNS)} columns kept, "
-          f"drops {({str(k): v for k, v in drops.items()})}\n")
+    print(
+        f"\n{EVENTS} events per repetition, batches of {BATCH}, {REPS} repetitions, medians; "
+        f"{len(rows)} rows of {len(ROW_COLUMNS)} columns kept, "
+        f"drops { ({str(k): v for k, v in drops.items()}) }\n"
+    )
     print(f"{'stage':<22}{'per second':>12}{'µs each':>10}{'÷ raw plain':>13}")
-    for name, unit in (("end to end", "events"), ("pipeline", "events"), ("store", "rows"),
-                       ("raw plain table", "rows"), ("raw veil schema", "rows"),
-                       ("raw 5 columns only", "rows")):
-        print(f"{name:<22}{rate[name]:>12,.0f}{1e6 / rate[name]:>10.2f}"
-              f"{rate[name] / raw:>13.2f}   {unit}")
+    for name, unit in (
+        ("end to end", "events"),
+        ("pipeline", "events"),
+        ("store", "rows"),
+        ("raw plain table", "rows"),
+        ("raw veil schema", "rows"),
+        ("raw 5 columns only", "rows"),
+    ):
+        print(
+            f"{name:<22}{rate[name]:>12,.0f}{1e6 / rate[name]:>10.2f}"
+            f"{rate[name] / raw:>13.2f}   {unit}"
+        )
     print(f"\ngoal: end to end ≥ 100,000 events/s; got {rate['end to end']:,.0f}")
-    print(f"pipeline.process runs on the event loop: {BATCH / rate['pipeline'] * 1e3:.1f} ms "
-          f"without a yield per batch of {BATCH}")
+    print(
+        f"pipeline.process runs on the event loop: {BATCH / rate['pipeline'] * 1e3:.1f} ms "
+        f"without a yield per batch of {BATCH}"
+    )
     print(f"writer (end-to-end runs): {veil.stats()}")
     await veil.stop()
     with sqlite3.connect(cfg.store.path) as db:

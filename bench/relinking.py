@@ -46,11 +46,11 @@ import traffic
 
 HERE = Path(__file__).resolve().parent
 # Never part of a profile: row ids, times, pseudonyms and what no two rows share.
-NOT_PROFILE = {"id", "event_id", "ts", "visitor", "subject", "seal_key", "sealed_endpoint",
-               "path"}
+NOT_PROFILE = {"id", "event_id", "ts", "visitor", "subject", "seal_key", "sealed_endpoint", "path"}
 
 
 # -- one veil, one stream (run in a child process, so each veil imports its own code) ---------
+
 
 async def emit(out: Path, people: int, days: int, seed: int) -> None:
     from veil import Veil
@@ -59,12 +59,17 @@ async def emit(out: Path, people: int, days: int, seed: int) -> None:
 
     os.environ.setdefault("VEIL_MASTER_KEY", traffic.MASTER_KEY)
     geo = traffic.geo_database(out / "geo.mmdb")
-    cfg = from_dict({"site": "shop.example.org",
-                     "store": {"url": f"sqlite:///{out}/veil.db"},
-                     "keys": {"path": f"{out}/keys.db"}, "proxy": {"trusted": [traffic.PROXY]},
-                     "geoip": {"path": str(geo)},
-                     "capture": {"queue_size": 1_000_000, "batch_size": 1000,
-                                 "flush_interval": 3600.0}}, base=out)
+    cfg = from_dict(
+        {
+            "site": "shop.example.org",
+            "store": {"url": f"sqlite:///{out}/veil.db"},
+            "keys": {"path": f"{out}/keys.db"},
+            "proxy": {"trusted": [traffic.PROXY]},
+            "geoip": {"path": str(geo)},
+            "capture": {"queue_size": 1_000_000, "batch_size": 1000, "flush_interval": 3600.0},
+        },
+        base=out,
+    )
     veil = Veil(cfg)
     await veil.start()
     pipeline, store = veil.writer.pipeline, veil.store
@@ -81,25 +86,33 @@ async def emit(out: Path, people: int, days: int, seed: int) -> None:
             for _ in range(pages):
                 path = f"/page/{rng.randrange(40)}"
                 port = rng.randrange(1024, 65536)
-                views.append((ts, person, traffic.person_scope(person, ip, path, port, False),
-                              None))
-                views.append((ts + 0.3, person, traffic.person_scope(person, ip, path, port + 1,
-                                                                     True),
-                              traffic.beacon_of(person, path)))
+                views.append(
+                    (ts, person, traffic.person_scope(person, ip, path, port, False), None)
+                )
+                views.append(
+                    (
+                        ts + 0.3,
+                        person,
+                        traffic.person_scope(person, ip, path, port + 1, True),
+                        traffic.beacon_of(person, path),
+                    )
+                )
                 ts += rng.uniform(5, 120)
         views.sort(key=lambda v: v[0])
         for _, _, scope, beacon in views:
             assert veil.buffer.capture(scope, "connection", beacon)
-        captured = [(item[0], ts, *item[2:]) for item, (ts, *_) in
-                    zip(veil.buffer.take(len(views)), views, strict=True)]
+        captured = [
+            (item[0], ts, *item[2:])
+            for item, (ts, *_) in zip(veil.buffer.take(len(views)), views, strict=True)
+        ]
         for start in range(0, len(captured), 1000):
-            chunk = captured[start:start + 1000]
+            chunk = captured[start : start + 1000]
             rows, drops, _ = pipeline.process(chunk)
             # one connection row per event, in order (the base commit also keeps California
             # visitors' browsing_history under its opt-out default: extra rows, not counted)
             kept = [r for r in rows if r[purpose] == "connection"]
             assert not drops and len(kept) == len(chunk), (drops, len(kept))
-            for row, (_, person, _, _) in zip(kept, views[start:start + 1000], strict=True):
+            for row, (_, person, _, _) in zip(kept, views[start : start + 1000], strict=True):
                 truth[row[event_id]] = person.id
             await store.write(rows, drops, (first + dt.timedelta(days=day)).isoformat())
     await veil.stop()
@@ -111,9 +124,23 @@ def run_child(label: str, pythonpath: str | None, people: int, days: int, seed: 
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--emit", str(out),
-                    "--people", str(people), "--days", str(days), "--seed", str(seed)],
-                   env=env, check=True, cwd=HERE.parent)
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--emit",
+            str(out),
+            "--people",
+            str(people),
+            "--days",
+            str(days),
+            "--seed",
+            str(seed),
+        ],
+        env=env,
+        check=True,
+        cwd=HERE.parent,
+    )
     return out
 
 
@@ -124,16 +151,18 @@ Transform = dict[str, Callable[[object], object] | None]  # column → new value
 
 def load(out: Path) -> tuple[list[str], list[tuple], dict[str, int]]:
     db = sqlite3.connect(out / "veil.db")
-    cursor = db.execute("SELECT *, date(ts, 'unixepoch') FROM event_log "
-                        "WHERE purpose = 'connection'")
+    cursor = db.execute(
+        "SELECT *, date(ts, 'unixepoch') FROM event_log WHERE purpose = 'connection'"
+    )
     columns = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     db.close()
     return columns, rows, json.loads((out / "truth.json").read_text())
 
 
-def measure(columns: list[str], rows: list[tuple], truth: dict[str, int],
-            transform: Transform | None = None) -> dict:
+def measure(
+    columns: list[str], rows: list[tuple], truth: dict[str, int], transform: Transform | None = None
+) -> dict:
     """Re-linking over every pair of days, by unique profile match.
 
     The attacker tries two profiles and keeps the links of either: every stored column but
@@ -144,8 +173,13 @@ def measure(columns: list[str], rows: list[tuple], truth: dict[str, int],
     transform = transform or {}
     index = {c: i for i, c in enumerate(columns)}
     clear_network = any("/" in r[index["network"]] for r in rows if r[index["network"]])
-    used = [c for c in columns[:-1] if c not in NOT_PROFILE
-            and (c != "network" or clear_network) and transform.get(c, 1) is not None]
+    used = [
+        c
+        for c in columns[:-1]
+        if c not in NOT_PROFILE
+        and (c != "network" or clear_network)
+        and transform.get(c, 1) is not None
+    ]
     merged: dict[str, dict[str, list[set]]] = defaultdict(dict)  # day → pseudonym → per column
     persons: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
     for r in rows:
@@ -165,14 +199,19 @@ def measure(columns: list[str], rows: list[tuple], truth: dict[str, int],
         pairs: set[tuple[str, str]] = set()
         for keep in strategies:
             ks = [used.index(c) for c in keep]
-            prof_a = {p: tuple(tuple(sorted(map(str, v[k]))) for k in ks)
-                      for p, v in merged[a].items()}
-            prof_b = {p: tuple(tuple(sorted(map(str, v[k]))) for k in ks)
-                      for p, v in merged[b].items()}
+            prof_a = {
+                p: tuple(tuple(sorted(map(str, v[k]))) for k in ks) for p, v in merged[a].items()
+            }
+            prof_b = {
+                p: tuple(tuple(sorted(map(str, v[k]))) for k in ks) for p, v in merged[b].items()
+            }
             count_a, count_b = Counter(prof_a.values()), Counter(prof_b.values())
             unique_b = {prof: q for q, prof in prof_b.items() if count_b[prof] == 1}
-            pairs |= {(p, unique_b[prof]) for p, prof in prof_a.items()
-                      if count_a[prof] == 1 and prof in unique_b}
+            pairs |= {
+                (p, unique_b[prof])
+                for p, prof in prof_a.items()
+                if count_a[prof] == 1 and prof in unique_b
+            }
         found: set[int] = set()
         for p, q in pairs:
             shared = persons[a][p] & persons[b][q]
@@ -182,8 +221,15 @@ def measure(columns: list[str], rows: list[tuple], truth: dict[str, int],
         returning += len(both)
         relinked += len(found)
     per_day = sum(len(v) for v in merged.values()) / max(len(merged), 1)
-    return {"returning": returning, "relinked": relinked, "links": links, "false": false,
-            "pseudonyms_per_day": per_day, "columns": used, "clear_network": clear_network}
+    return {
+        "returning": returning,
+        "relinked": relinked,
+        "links": links,
+        "false": false,
+        "pseudonyms_per_day": per_day,
+        "columns": used,
+        "clear_network": clear_network,
+    }
 
 
 WHAT_IF: list[tuple[str, Transform]] = [
@@ -194,18 +240,35 @@ WHAT_IF: list[tuple[str, Transform]] = [
     ("no region", {"region": None}),
     ("no os_version/browser_version", {"os_version": None, "browser_version": None}),
     ("no region, no versions", {"region": None, "os_version": None, "browser_version": None}),
-    ("only country, os, browser, device, language",
-     {c: None for c in ("region", "os_version", "browser_version", "device_brand",
-                        "device_model", "languages", "gpc", "dnt", "screen_w", "screen_h",
-                        "pixel_ratio")}),
+    (
+        "only country, os, browser, device, language",
+        {
+            c: None
+            for c in (
+                "region",
+                "os_version",
+                "browser_version",
+                "device_brand",
+                "device_model",
+                "languages",
+                "gpc",
+                "dnt",
+                "screen_w",
+                "screen_h",
+                "pixel_ratio",
+            )
+        },
+    ),
 ]
 
 
 def line(label: str, m: dict) -> str:
     rate = m["relinked"] / m["returning"] if m["returning"] else 0.0
     precision = 1 - m["false"] / m["links"] if m["links"] else 1.0
-    return (f"  {label:<46}{rate:>8.1%}{m['relinked']:>8}/{m['returning']:<7}"
-            f"{m['links']:>7}{m['false']:>7}{precision:>8.1%}")
+    return (
+        f"  {label:<46}{rate:>8.1%}{m['relinked']:>8}/{m['returning']:<7}"
+        f"{m['links']:>7}{m['false']:>7}{precision:>8.1%}"
+    )
 
 
 def main() -> None:
@@ -222,18 +285,25 @@ def main() -> None:
     base = Path(args.base)
     if not (base / "sdk" / "veil").is_dir():
         sys.exit(f"no base checkout at {base}: git worktree add --detach {base} 0637979")
-    header = (f"  {'rows as stored':<46}{'re-linked':>8}{'of returning':>15}"
-              f"{'links':>7}{'false':>7}{'precision':>10}")
+    header = (
+        f"  {'rows as stored':<46}{'re-linked':>8}{'of returning':>15}"
+        f"{'links':>7}{'false':>7}{'precision':>10}"
+    )
     for people in (int(p) for p in args.people.split(",")):
-        runs = {"before (base 0637979)": run_child("before", f"{base}/sdk:{base}/collector",
-                                                   people, args.days, args.seed),
-                "after (this tree)": run_child("after", None, people, args.days, args.seed)}
+        runs = {
+            "before (base 0637979)": run_child(
+                "before", f"{base}/sdk:{base}/collector", people, args.days, args.seed
+            ),
+            "after (this tree)": run_child("after", None, people, args.days, args.seed),
+        }
         loaded = {label: load(out) for label, out in runs.items()}
         after = loaded["after (this tree)"]
         m = measure(*after)
-        print(f"\n{people} people, {args.days} days, {len(after[1])} rows, "
-              f"~{m['pseudonyms_per_day']:.0f} pseudonyms a day; a person is 'returning' once "
-              f"per pair of days they visited on both")
+        print(
+            f"\n{people} people, {args.days} days, {len(after[1])} rows, "
+            f"~{m['pseudonyms_per_day']:.0f} pseudonyms a day; a person is 'returning' once "
+            f"per pair of days they visited on both"
+        )
         print(header)
         for label, data in loaded.items():
             result = measure(*data)

@@ -17,13 +17,25 @@ PROXY = "10.0.0.1"  # the socket peer; listed in proxy.trusted, so X-Forwarded-F
 MASTER_KEY = "5e" * 32
 
 _PLATFORMS = {
-    "chrome": ["Windows NT 10.0; Win64; x64", "Macintosh; Intel Mac OS X 10_15_7",
-               "X11; Linux x86_64", "Linux; Android 14; Pixel 8", "Linux; Android 13; SM-S911B",
-               "Linux; Android 12; M2101K6G"],
-    "firefox": ["Windows NT 10.0; Win64; x64; rv:{v}.0", "Macintosh; Intel Mac OS X 14.4; rv:{v}.0",
-                "X11; Ubuntu; Linux x86_64; rv:{v}.0", "Android 14; Mobile; rv:{v}.0"],
-    "safari": ["Macintosh; Intel Mac OS X 10_15_7", "iPhone; CPU iPhone OS 17_{m} like Mac OS X",
-               "iPad; CPU OS 16_{m} like Mac OS X"],
+    "chrome": [
+        "Windows NT 10.0; Win64; x64",
+        "Macintosh; Intel Mac OS X 10_15_7",
+        "X11; Linux x86_64",
+        "Linux; Android 14; Pixel 8",
+        "Linux; Android 13; SM-S911B",
+        "Linux; Android 12; M2101K6G",
+    ],
+    "firefox": [
+        "Windows NT 10.0; Win64; x64; rv:{v}.0",
+        "Macintosh; Intel Mac OS X 14.4; rv:{v}.0",
+        "X11; Ubuntu; Linux x86_64; rv:{v}.0",
+        "Android 14; Mobile; rv:{v}.0",
+    ],
+    "safari": [
+        "Macintosh; Intel Mac OS X 10_15_7",
+        "iPhone; CPU iPhone OS 17_{m} like Mac OS X",
+        "iPad; CPU OS 16_{m} like Mac OS X",
+    ],
     "edge": ["Windows NT 10.0; Win64; x64"],
 }
 _BOTS = [
@@ -32,9 +44,16 @@ _BOTS = [
     "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
 ]
 ACCEPT_LANGUAGES = [
-    b"en-US,en;q=0.9", b"de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7", b"en-GB,en;q=0.9",
-    b"fr-FR,fr;q=0.9,en;q=0.5", b"ja,en-US;q=0.9,en;q=0.8", b"es-ES,es;q=0.9",
-    b"pt-BR,pt;q=0.9,en-US;q=0.8", b"de-CH, de;q=0.9, en-US;q=0.8", b"zh-CN,zh;q=0.9", b"",
+    b"en-US,en;q=0.9",
+    b"de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7",
+    b"en-GB,en;q=0.9",
+    b"fr-FR,fr;q=0.9,en;q=0.5",
+    b"ja,en-US;q=0.9,en;q=0.8",
+    b"es-ES,es;q=0.9",
+    b"pt-BR,pt;q=0.9,en-US;q=0.8",
+    b"de-CH, de;q=0.9, en-US;q=0.8",
+    b"zh-CN,zh;q=0.9",
+    b"",
 ]
 
 
@@ -49,8 +68,10 @@ def _agent(browser: str, platform: str, v: int, m: int) -> str:
     if browser == "firefox":
         return f"Mozilla/5.0 ({platform}) Gecko/20100101 Firefox/{v}.0"
     mobile = " Mobile/15E148" if "like Mac OS X" in platform else ""
-    return (f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-            f"Version/{v - 100}.{m} Safari/605.1.15{mobile}")
+    return (
+        f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        f"Version/{v - 100}.{m} Safari/605.1.15{mobile}"
+    )
 
 
 def user_agents(n: int = 200) -> list[bytes]:
@@ -71,7 +92,7 @@ def user_agents(n: int = 200) -> list[bytes]:
 
 
 def zipf_weights(n: int, s: float = 1.1) -> list[float]:
-    return [1 / (rank ** s) for rank in range(1, n + 1)]
+    return [1 / (rank**s) for rank in range(1, n + 1)]
 
 
 def client_ip(rng: random.Random) -> str:
@@ -97,10 +118,19 @@ def request_scope(agent: bytes, ip: str, language: bytes, port: int) -> dict:
     if language:
         headers.insert(3, (b"accept-language", language))
     return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
-        "method": "GET", "scheme": "http", "path": "/", "raw_path": b"/", "root_path": "",
-        "query_string": b"", "headers": headers, "client": (PROXY, port),
-        "server": ("10.0.0.2", 8000), "state": {},
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": (PROXY, port),
+        "server": ("10.0.0.2", 8000),
+        "state": {},
     }
 
 
@@ -109,8 +139,9 @@ def requests(n: int, seed: int = 1, distinct_agents: int = 200) -> Iterator[dict
     rng = random.Random(seed)
     agents = user_agents(distinct_agents)
     for agent in rng.choices(agents, weights=zipf_weights(len(agents)), k=n):
-        yield request_scope(agent, client_ip(rng), rng.choice(ACCEPT_LANGUAGES),
-                            rng.randrange(1024, 65536))
+        yield request_scope(
+            agent, client_ip(rng), rng.choice(ACCEPT_LANGUAGES), rng.randrange(1024, 65536)
+        )
 
 
 def scopes(n: int, seed: int = 1, distinct_agents: int = 200) -> list[dict]:
@@ -123,8 +154,12 @@ def veil_config(overrides: dict | None = None):
 
     os.environ.setdefault("VEIL_MASTER_KEY", MASTER_KEY)
     tmp = Path(tempfile.mkdtemp(prefix="veil-bench-"))
-    data = {"store": {"url": f"sqlite:///{tmp}/veil.db"}, "keys": {"path": f"{tmp}/keys.db"},
-            "query": {"min_group_size": 5}, "proxy": {"trusted": [PROXY]}}
+    data = {
+        "store": {"url": f"sqlite:///{tmp}/veil.db"},
+        "keys": {"path": f"{tmp}/keys.db"},
+        "query": {"min_group_size": 5},
+        "proxy": {"trusted": [PROXY]},
+    }
     for key, value in (overrides or {}).items():
         data[key] = {**data.get(key, {}), **value}
     return from_dict(data, base=tmp), tmp
@@ -145,26 +180,61 @@ def veil_config(overrides: dict | None = None):
 
 # country: (weight, regions, [(Accept-Language, weight)])
 COUNTRIES: dict[str, tuple[float, tuple[str, ...], list[tuple[bytes, float]]]] = {
-    "US": (30, ("CA", "NY", "TX", "FL", "WA", "IL"),
-           [(b"en-US,en;q=0.9", 85), (b"es-US,es;q=0.9,en;q=0.8", 10), (b"en-US", 5)]),
-    "DE": (14, ("BE", "BY", "NW", "HH"),
-           [(b"de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7", 50), (b"de-DE,de;q=0.9", 20),
-            (b"de,en-US;q=0.7,en;q=0.3", 15), (b"en-US,en;q=0.9", 15)]),
-    "GB": (9, ("ENG", "SCT", "WLS"),
-           [(b"en-GB,en;q=0.9", 80), (b"en-GB,en-US;q=0.9,en;q=0.8", 20)]),
-    "FR": (8, ("IDF", "ARA", "OCC"),
-           [(b"fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7", 60), (b"fr-FR,fr;q=0.9,en;q=0.5", 30),
-            (b"en-US,en;q=0.9", 10)]),
+    "US": (
+        30,
+        ("CA", "NY", "TX", "FL", "WA", "IL"),
+        [(b"en-US,en;q=0.9", 85), (b"es-US,es;q=0.9,en;q=0.8", 10), (b"en-US", 5)],
+    ),
+    "DE": (
+        14,
+        ("BE", "BY", "NW", "HH"),
+        [
+            (b"de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7", 50),
+            (b"de-DE,de;q=0.9", 20),
+            (b"de,en-US;q=0.7,en;q=0.3", 15),
+            (b"en-US,en;q=0.9", 15),
+        ],
+    ),
+    "GB": (
+        9,
+        ("ENG", "SCT", "WLS"),
+        [(b"en-GB,en;q=0.9", 80), (b"en-GB,en-US;q=0.9,en;q=0.8", 20)],
+    ),
+    "FR": (
+        8,
+        ("IDF", "ARA", "OCC"),
+        [
+            (b"fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7", 60),
+            (b"fr-FR,fr;q=0.9,en;q=0.5", 30),
+            (b"en-US,en;q=0.9", 10),
+        ],
+    ),
     "JP": (8, ("13", "27", "14"), [(b"ja,en-US;q=0.9,en;q=0.8", 60), (b"ja-JP", 40)]),
-    "BR": (6, ("SP", "RJ"),
-           [(b"pt-BR,pt;q=0.9,en-US;q=0.8,en;q=0.7", 90), (b"en-US,en;q=0.9", 10)]),
-    "ES": (5, ("MD", "CT"), [(b"es-ES,es;q=0.9", 70), (b"ca-ES,ca;q=0.9,es;q=0.8", 15),
-                             (b"es-ES,es;q=0.9,en;q=0.8", 15)]),
-    "IN": (5, ("MH", "KA", "DL"), [(b"en-IN,en;q=0.9", 60), (b"en-US,en;q=0.9", 25),
-                                   (b"hi-IN,hi;q=0.9,en;q=0.8", 15)]),
+    "BR": (
+        6,
+        ("SP", "RJ"),
+        [(b"pt-BR,pt;q=0.9,en-US;q=0.8,en;q=0.7", 90), (b"en-US,en;q=0.9", 10)],
+    ),
+    "ES": (
+        5,
+        ("MD", "CT"),
+        [
+            (b"es-ES,es;q=0.9", 70),
+            (b"ca-ES,ca;q=0.9,es;q=0.8", 15),
+            (b"es-ES,es;q=0.9,en;q=0.8", 15),
+        ],
+    ),
+    "IN": (
+        5,
+        ("MH", "KA", "DL"),
+        [(b"en-IN,en;q=0.9", 60), (b"en-US,en;q=0.9", 25), (b"hi-IN,hi;q=0.9,en;q=0.8", 15)],
+    ),
     "CA": (4, ("ON", "QC", "BC"), [(b"en-CA,en;q=0.9", 70), (b"fr-CA,fr;q=0.9,en;q=0.8", 30)]),
-    "NL": (3, ("NH", "ZH"),
-           [(b"nl-NL,nl;q=0.9,en-US;q=0.8,en;q=0.7", 80), (b"en-US,en;q=0.9", 20)]),
+    "NL": (
+        3,
+        ("NH", "ZH"),
+        [(b"nl-NL,nl;q=0.9,en-US;q=0.8,en;q=0.7", 80), (b"en-US,en;q=0.9", 20)],
+    ),
     "CH": (2, ("ZH", "GE"), [(b"de-CH,de;q=0.9,en;q=0.8", 60), (b"fr-CH,fr;q=0.9,en;q=0.8", 40)]),
 }
 _COUNTRY_INDEX = {c: i for i, c in enumerate(COUNTRIES)}
@@ -172,31 +242,90 @@ _COUNTRY_INDEX = {c: i for i, c in enumerate(COUNTRIES)}
 # Screens in CSS pixels by device class, most common first (desktop after StatCounter's shares;
 # the long tail of desktop sizes is what display scaling makes of common panels).
 SCREENS: dict[str, list[tuple[tuple[int, int], float]]] = {
-    "desktop": [((1920, 1080), 23), ((1536, 864), 10), ((1366, 768), 9), ((1280, 720), 5),
-                ((2560, 1440), 4), ((1600, 900), 3), ((1440, 900), 3), ((1280, 1024), 2),
-                ((1680, 1050), 2), ((1920, 1200), 2), ((1280, 800), 2), ((1360, 768), 1.5),
-                ((3440, 1440), 1), ((2560, 1080), 1), ((1024, 768), 1), ((1707, 1067), 1),
-                ((1745, 982), 0.7), ((2048, 1152), 0.7), ((1829, 1029), 0.6),
-                ((1600, 1200), 0.5), ((1920, 1280), 0.5), ((2195, 1235), 0.4), ((1396, 786), 0.4),
-                ((3840, 2160), 0.4), ((1517, 853), 0.3), ((1821, 1024), 0.3), ((2400, 1350), 0.2),
-                ((1093, 615), 0.2)],
-    "mac": [((1440, 900), 25), ((1512, 982), 20), ((1728, 1117), 12), ((1470, 956), 12),
-            ((1680, 1050), 8), ((1920, 1080), 8), ((2560, 1440), 6), ((1280, 800), 5),
-            ((1792, 1120), 2), ((2240, 1260), 1), ((1800, 1169), 1)],
-    "android": [((412, 915), 20), ((360, 800), 18), ((384, 854), 10), ((393, 873), 10),
-                ((360, 780), 8), ((412, 892), 8), ((393, 851), 7), ((360, 760), 5),
-                ((385, 854), 4), ((412, 846), 4), ((411, 891), 3), ((480, 1040), 2),
-                ((400, 889), 1)],
-    "iphone": [((390, 844), 30), ((393, 852), 18), ((414, 896), 14), ((375, 667), 10),
-               ((428, 926), 9), ((430, 932), 8), ((375, 812), 8), ((320, 568), 2),
-               ((402, 874), 1)],
-    "ipad": [((820, 1180), 35), ((810, 1080), 25), ((768, 1024), 20), ((1024, 1366), 12),
-             ((834, 1194), 8)],
+    "desktop": [
+        ((1920, 1080), 23),
+        ((1536, 864), 10),
+        ((1366, 768), 9),
+        ((1280, 720), 5),
+        ((2560, 1440), 4),
+        ((1600, 900), 3),
+        ((1440, 900), 3),
+        ((1280, 1024), 2),
+        ((1680, 1050), 2),
+        ((1920, 1200), 2),
+        ((1280, 800), 2),
+        ((1360, 768), 1.5),
+        ((3440, 1440), 1),
+        ((2560, 1080), 1),
+        ((1024, 768), 1),
+        ((1707, 1067), 1),
+        ((1745, 982), 0.7),
+        ((2048, 1152), 0.7),
+        ((1829, 1029), 0.6),
+        ((1600, 1200), 0.5),
+        ((1920, 1280), 0.5),
+        ((2195, 1235), 0.4),
+        ((1396, 786), 0.4),
+        ((3840, 2160), 0.4),
+        ((1517, 853), 0.3),
+        ((1821, 1024), 0.3),
+        ((2400, 1350), 0.2),
+        ((1093, 615), 0.2),
+    ],
+    "mac": [
+        ((1440, 900), 25),
+        ((1512, 982), 20),
+        ((1728, 1117), 12),
+        ((1470, 956), 12),
+        ((1680, 1050), 8),
+        ((1920, 1080), 8),
+        ((2560, 1440), 6),
+        ((1280, 800), 5),
+        ((1792, 1120), 2),
+        ((2240, 1260), 1),
+        ((1800, 1169), 1),
+    ],
+    "android": [
+        ((412, 915), 20),
+        ((360, 800), 18),
+        ((384, 854), 10),
+        ((393, 873), 10),
+        ((360, 780), 8),
+        ((412, 892), 8),
+        ((393, 851), 7),
+        ((360, 760), 5),
+        ((385, 854), 4),
+        ((412, 846), 4),
+        ((411, 891), 3),
+        ((480, 1040), 2),
+        ((400, 889), 1),
+    ],
+    "iphone": [
+        ((390, 844), 30),
+        ((393, 852), 18),
+        ((414, 896), 14),
+        ((375, 667), 10),
+        ((428, 926), 9),
+        ((430, 932), 8),
+        ((375, 812), 8),
+        ((320, 568), 2),
+        ((402, 874), 1),
+    ],
+    "ipad": [
+        ((820, 1180), 35),
+        ((810, 1080), 25),
+        ((768, 1024), 20),
+        ((1024, 1366), 12),
+        ((834, 1194), 8),
+    ],
 }
-_RATIOS = {"desktop": [(1.0, 60), (1.25, 20), (1.5, 15), (2.0, 5)],
-           "mac": [(2.0, 90), (1.0, 10)],
-           "android": [(2.625, 35), (2.75, 25), (3.0, 25), (3.5, 10), (2.0, 5)],
-           "iphone": [(3.0, 75), (2.0, 25)], "ipad": [(2.0, 100)]}
+_RATIOS = {
+    "desktop": [(1.0, 60), (1.25, 20), (1.5, 15), (2.0, 5)],
+    "mac": [(2.0, 90), (1.0, 10)],
+    "android": [(2.625, 35), (2.75, 25), (3.0, 25), (3.5, 10), (2.0, 5)],
+    "iphone": [(3.0, 75), (2.0, 25)],
+    "ipad": [(2.0, 100)],
+}
 # habit: (share of people, chance of a visit on any day; 0 = exactly one visit)
 HABITS = ((0.15, 0.85), (0.25, 0.45), (0.60, 0.0))
 
@@ -211,10 +340,10 @@ class Person:
     pixel_ratio: float
     gpc: bool
     dnt: bool
-    kind: str                 # "home", "office" or "mobile"
-    home: str                 # address of the household or office; the pool for "mobile"
+    kind: str  # "home", "office" or "mobile"
+    home: str  # address of the household or office; the pool for "mobile"
     country: str
-    visit_chance: float       # per day; 0: one visit on one random day
+    visit_chance: float  # per day; 0: one visit on one random day
 
 
 def _pick(rng: random.Random, weighted: list) -> object:
@@ -223,8 +352,12 @@ def _pick(rng: random.Random, weighted: list) -> object:
 
 def _device_class(agent: bytes) -> str:
     text = agent.decode()
-    for marker, device in (("iPhone", "iphone"), ("iPad", "ipad"), ("Android", "android"),
-                           ("Macintosh", "mac")):
+    for marker, device in (
+        ("iPhone", "iphone"),
+        ("iPad", "ipad"),
+        ("Android", "android"),
+        ("Macintosh", "mac"),
+    ):
         if marker in text:
             return device
     return "desktop"
@@ -251,7 +384,7 @@ def population(n: int, seed: int = 7) -> list[Person]:
     countries = list(COUNTRIES)
     country_weights = [COUNTRIES[c][0] for c in countries]
     habits = [h for h, _ in HABITS]
-    homes: list[tuple[str, str]] = []   # (address, country) of households, to join one
+    homes: list[tuple[str, str]] = []  # (address, country) of households, to join one
     offices: list[tuple[str, str, int]] = []  # (address, country, seats left)
     people = []
     for pid in range(n):
@@ -287,9 +420,22 @@ def population(n: int, seed: int = 7) -> list[Person]:
         first = accept.split(b",")[0].split(b";")[0].decode() or "en-US"
         habit = rng.choices(HABITS, weights=habits)[0][1]
         gpc = rng.random() < (0.10 if b"Firefox" in agent else 0.02)
-        people.append(Person(
-            pid, agent, accept, first, _pick(rng, SCREENS[device]), _pick(rng, _RATIOS[device]),
-            gpc, rng.random() < 0.08, kind, home, country, habit))
+        people.append(
+            Person(
+                pid,
+                agent,
+                accept,
+                first,
+                _pick(rng, SCREENS[device]),
+                _pick(rng, _RATIOS[device]),
+                gpc,
+                rng.random() < 0.08,
+                kind,
+                home,
+                country,
+                habit,
+            )
+        )
     return people
 
 
@@ -338,8 +484,13 @@ def person_scope(p: Person, ip: str, path: str, port: int, beacon: bool) -> dict
 
 def beacon_of(p: Person, path: str) -> dict:
     """The beacon body the snippet sends, as the ingest endpoint hands it on (validated)."""
-    return {"screen_w": p.screen[0], "screen_h": p.screen[1], "pixel_ratio": p.pixel_ratio,
-            "language": p.navigator_language, "path": path}
+    return {
+        "screen_w": p.screen[0],
+        "screen_h": p.screen[1],
+        "pixel_ratio": p.pixel_ratio,
+        "language": p.navigator_language,
+        "path": path,
+    }
 
 
 def geo_database(path: Path) -> Path:
@@ -353,8 +504,12 @@ def geo_database(path: Path) -> Path:
         for r, region in enumerate(regions):
             record = {"country": {"iso_code": country}, "subdivisions": [{"iso_code": region}]}
             for isp in (0, 1, 2, 8, 9):
-                w.insert_network(netaddr.IPSet([f"{20 + c}.{r * 16 + isp}.0.0/16",
-                                                f"2a{c:02x}:{r * 16 + isp:x}::/32"]), record)
+                w.insert_network(
+                    netaddr.IPSet(
+                        [f"{20 + c}.{r * 16 + isp}.0.0/16", f"2a{c:02x}:{r * 16 + isp:x}::/32"]
+                    ),
+                    record,
+                )
         carrier = {"country": {"iso_code": country}, "subdivisions": [{"iso_code": regions[0]}]}
         w.insert_network(netaddr.IPSet([f"{20 + c}.{200 + k}.0.0/16" for k in range(3)]), carrier)
     w.to_db_file(str(path))

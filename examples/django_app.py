@@ -36,8 +36,10 @@ from veil import Veil, VeilMiddleware
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("<!doctype html><title>veil + Django</title>"
-                        '<script src="/veil/veil.js" defer></script><h1>Hello from Django</h1>')
+    return HttpResponse(
+        "<!doctype html><title>veil + Django</title>"
+        '<script src="/veil/veil.js" defer></script><h1>Hello from Django</h1>'
+    )
 
 
 urlpatterns = [path("", home)]

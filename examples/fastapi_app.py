@@ -19,5 +19,7 @@ app.add_middleware(VeilMiddleware, veil=veil)
 
 @app.get("/", response_class=HTMLResponse)
 async def home() -> str:
-    return ("<!doctype html><title>veil + FastAPI</title>"
-            '<script src="/veil/veil.js" defer></script><h1>Hello from FastAPI</h1>')
+    return (
+        "<!doctype html><title>veil + FastAPI</title>"
+        '<script src="/veil/veil.js" defer></script><h1>Hello from FastAPI</h1>'
+    )

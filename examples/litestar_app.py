@@ -15,8 +15,10 @@ from veil import Veil, VeilMiddleware
 
 @get("/", media_type=MediaType.HTML)
 async def home() -> str:
-    return ("<!doctype html><title>veil + Litestar</title>"
-            '<script src="/veil/veil.js" defer></script><h1>Hello from Litestar</h1>')
+    return (
+        "<!doctype html><title>veil + Litestar</title>"
+        '<script src="/veil/veil.js" defer></script><h1>Hello from Litestar</h1>'
+    )
 
 
 veil = Veil.from_config()

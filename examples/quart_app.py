@@ -15,8 +15,10 @@ app = Quart(__name__)
 
 @app.get("/")
 async def home() -> str:
-    return ("<!doctype html><title>veil + Quart</title>"
-            '<script src="/veil/veil.js" defer></script><h1>Hello from Quart</h1>')
+    return (
+        "<!doctype html><title>veil + Quart</title>"
+        '<script src="/veil/veil.js" defer></script><h1>Hello from Quart</h1>'
+    )
 
 
 veil = Veil.from_config()

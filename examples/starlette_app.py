@@ -17,9 +17,11 @@ veil = Veil.from_config()
 
 
 async def home(request):
-    return HTMLResponse("<!doctype html><title>veil example</title>"
-                        '<script src="/veil/veil.js" defer></script><h1>Hello</h1>'
-                        "<p>This request was counted, pseudonymised, by veil.</p>")
+    return HTMLResponse(
+        "<!doctype html><title>veil example</title>"
+        '<script src="/veil/veil.js" defer></script><h1>Hello</h1>'
+        "<p>This request was counted, pseudonymised, by veil.</p>"
+    )
 
 
 async def stats(request):

@@ -30,8 +30,14 @@ SNIPPET = ROOT / "sdk" / "veil" / "static" / "veil.js"
 CHROMIUM = Path("/usr/bin/chromium")
 # Quiet, offline Chromium: no background traffic that could reach the test server or the net.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 # The visitor: its real screen and language must reach the beacon unchanged.
 SCREEN = {"width": 1280, "height": 800}
@@ -47,8 +53,12 @@ SETTLE = 0.3
 # The recording server's stand-in policy for its consent answers: purpose -> (needs consent,
 # collects the path). `journeys` shows the snippet takes which purposes collect the path from
 # the server, `newsletter` that a consent-based purpose need not collect it.
-PURPOSES = {"connection": (False, False), "browsing_history": (True, True),
-            "journeys": (True, True), "newsletter": (True, False)}
+PURPOSES = {
+    "connection": (False, False),
+    "browsing_history": (True, True),
+    "journeys": (True, True),
+    "newsletter": (True, False),
+}
 
 
 def require(ok: bool, why: str) -> None:
@@ -98,11 +108,19 @@ class Recorder:
             elif change.get("withdraw") == "all":
                 self.granted.clear()
             granted = set(self.granted)
-        return {"subject": bool(granted), "opted_out": [], "purposes": {
-            key: {"needs_consent": needs, "granted": not needs or key in granted,
-                  "collected": not needs or key in granted,
-                  "fields": ["path", "screen"] if path else ["screen"]}
-            for key, (needs, path) in PURPOSES.items()}}
+        return {
+            "subject": bool(granted),
+            "opted_out": [],
+            "purposes": {
+                key: {
+                    "needs_consent": needs,
+                    "granted": not needs or key in granted,
+                    "collected": not needs or key in granted,
+                    "fields": ["path", "screen"] if path else ["screen"],
+                }
+                for key, (needs, path) in PURPOSES.items()
+            },
+        }
 
     def wait(self, path: str, count: int, timeout: float = 5.0) -> list[Post]:
         """All POSTs to `path` once at least `count` arrived and no more came within SETTLE."""
@@ -132,8 +150,10 @@ def snippet_app(recorder: Recorder) -> Starlette:
         return Response(snippet, media_type="text/javascript")
 
     async def custom_endpoints(request: Request) -> HTMLResponse:
-        return page('src="/veil/veil.js" data-endpoint="/collect/e" '
-                    'data-consent-endpoint="/collect/consent"')
+        return page(
+            'src="/veil/veil.js" data-endpoint="/collect/e" '
+            'data-consent-endpoint="/collect/consent"'
+        )
 
     async def cross_origin(request: Request) -> HTMLResponse:
         # Same server under another name, hence another origin than the page's.
@@ -141,29 +161,41 @@ def snippet_app(recorder: Recorder) -> Starlette:
 
     async def attrs_page(request: Request) -> HTMLResponse:
         # The script tag's attributes from the query: /attrs/x?data-endpoint=/beacons/v1
-        return page('src="/veil/veil.js"' + "".join(
-            f' {html.escape(k)}="{html.escape(v)}"' for k, v in request.query_params.items()))
+        return page(
+            'src="/veil/veil.js"'
+            + "".join(
+                f' {html.escape(k)}="{html.escape(v)}"' for k, v in request.query_params.items()
+            )
+        )
 
     async def any_page(request: Request) -> HTMLResponse:
         return page('src="/veil/veil.js"')
 
     async def record(request: Request) -> Response:
         body = json.loads(await request.body())
-        recorder.add(Post(request.url.path, request.headers["host"],
-                          request.headers.get("content-type", ""), body))
+        recorder.add(
+            Post(
+                request.url.path,
+                request.headers["host"],
+                request.headers.get("content-type", ""),
+                body,
+            )
+        )
         if request.url.path.endswith("/consent"):
             state = recorder.consent_state(body)
             return JSONResponse(state) if state else Response(status_code=400)
         return Response(status_code=202)
 
-    return Starlette(routes=[
-        Route("/veil/veil.js", script),
-        Route("/custom/{rest:path}", custom_endpoints),
-        Route("/cross/{rest:path}", cross_origin),
-        Route("/attrs/{rest:path}", attrs_page),
-        Route("/{rest:path}", any_page, methods=["GET"]),
-        Route("/{rest:path}", record, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/veil/veil.js", script),
+            Route("/custom/{rest:path}", custom_endpoints),
+            Route("/cross/{rest:path}", cross_origin),
+            Route("/attrs/{rest:path}", attrs_page),
+            Route("/{rest:path}", any_page, methods=["GET"]),
+            Route("/{rest:path}", record, methods=["POST"]),
+        ]
+    )
 
 
 class LiveServer:
@@ -176,8 +208,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(snippet_app(self.recorder), log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, args=([self._sock],),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.run, args=([self._sock],), daemon=True)
 
     def __enter__(self) -> LiveServer:
         self._thread.start()
@@ -203,8 +234,9 @@ def launch_chromium(*extra_args: str) -> Iterator[Any]:
     except ImportError:
         require(False, "playwright is not installed (pip install -e '.[dev]')")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
-                                     args=[*CHROMIUM_ARGS, *extra_args])
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             yield browser
         finally:
@@ -219,8 +251,11 @@ class Visitor:
 
     def __init__(self, browser: Any, base_url: str, *init_scripts: str) -> None:
         self.context = browser.new_context(
-            base_url=base_url, screen=SCREEN, viewport=VIEWPORT,
-            device_scale_factor=PIXEL_RATIO, locale=LOCALE,
+            base_url=base_url,
+            screen=SCREEN,
+            viewport=VIEWPORT,
+            device_scale_factor=PIXEL_RATIO,
+            locale=LOCALE,
         )
         for init in init_scripts:
             self.context.add_init_script(init)

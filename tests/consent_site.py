@@ -18,9 +18,11 @@ async def page(request: Request) -> HTMLResponse:
 
 async def toss(request: Request) -> HTMLResponse:
     value, parent = request.query_params["value"], request.query_params["parent"]
-    attempts = [f"veil_sid={value}; Domain={parent}; Path=/",
-                f"__Host-veil_sid={value}; Domain={parent}; Path=/; Secure",
-                f"__Host-veil_sid={value}; Path=/"]
+    attempts = [
+        f"veil_sid={value}; Domain={parent}; Path=/",
+        f"__Host-veil_sid={value}; Domain={parent}; Path=/; Secure",
+        f"__Host-veil_sid={value}; Path=/",
+    ]
     script = "".join(f"document.cookie = {a!r};" for a in attempts)
     response = HTMLResponse(f"<!doctype html><script>{script}</script><p>evil</p>")
     for attempt in attempts:
@@ -28,5 +30,6 @@ async def toss(request: Request) -> HTMLResponse:
     return response
 
 
-app = VeilMiddleware(Starlette(routes=[Route("/toss", toss), Route("/{p:path}", page)]),
-                     veil=Veil.from_config())
+app = VeilMiddleware(
+    Starlette(routes=[Route("/toss", toss), Route("/{p:path}", page)]), veil=Veil.from_config()
+)

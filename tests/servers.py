@@ -21,9 +21,16 @@ class ServerProcess:
     `config` (its veil.toml) and `data` (its data directory) are there for tests that look
     at what the server stored; `db` is the store in `data`."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path,
-                 port: int | None = None, *, config: Path | None = None,
-                 data: Path | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        port: int | None = None,
+        *,
+        config: Path | None = None,
+        data: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.args = [a.replace("{port}", str(self.port)) for a in args]
         self.env = env
@@ -33,10 +40,25 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     @classmethod
-    def veil_serve(cls, config: Path, env: dict[str, str], log: Path, *,
-                   data: Path | None = None) -> "ServerProcess":
-        return cls([sys.executable, "-m", "veil_collector.cli", "serve", "--port", "{port}",
-                    "--config", str(config)], env, log, config=config, data=data)
+    def veil_serve(
+        cls, config: Path, env: dict[str, str], log: Path, *, data: Path | None = None
+    ) -> "ServerProcess":
+        return cls(
+            [
+                sys.executable,
+                "-m",
+                "veil_collector.cli",
+                "serve",
+                "--port",
+                "{port}",
+                "--config",
+                str(config),
+            ],
+            env,
+            log,
+            config=config,
+            data=data,
+        )
 
     @property
     def url(self) -> str:
@@ -51,8 +73,9 @@ class ServerProcess:
 
     def start(self) -> "ServerProcess":
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 20
         while True:
             try:

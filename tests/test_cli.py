@@ -63,8 +63,11 @@ def test_keys_list_shows_ids_and_times_never_key_bytes(config_file, capsys, mast
     assert code == 0
     assert out.count("visitor-") == 1 and out.count("seal-") == 1
     for key in keys:
-        for encoding in (key.hex(), base64.b64encode(key).decode(),
-                         base64.urlsafe_b64encode(key).decode().rstrip("=")):
+        for encoding in (
+            key.hex(),
+            base64.b64encode(key).decode(),
+            base64.urlsafe_b64encode(key).decode().rstrip("="),
+        ):
             assert encoding not in out
     assert master_key not in out
 
@@ -81,11 +84,13 @@ def test_query_errors_are_one_clear_line(config_file, capsys):
     make_store(config_file)
     code, _, err = run(capsys, "query", "--by", "ip", "--config", str(config_file))
     assert code == 1 and "--by takes one or more of" in err
-    code, _, err = run(capsys, "query", "--by", "os", "--purpose", "marketing",
-                       "--config", str(config_file))
+    code, _, err = run(
+        capsys, "query", "--by", "os", "--purpose", "marketing", "--config", str(config_file)
+    )
     assert code == 1 and "unknown purpose 'marketing'" in err
-    code, _, err = run(capsys, "query", "--by", "os", "--since", "yesterday",
-                       "--config", str(config_file))
+    code, _, err = run(
+        capsys, "query", "--by", "os", "--since", "yesterday", "--config", str(config_file)
+    )
     assert code == 1 and "--since must be a duration" in err
     code, out, _ = run(capsys, "query", "--by", "os", "--config", str(config_file))
     assert code == 0 and "(no rows)" in out

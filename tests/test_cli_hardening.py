@@ -27,8 +27,9 @@ def elsewhere(tmp_path, monkeypatch) -> Path:
 def config_at(directory: Path, extra: str = "") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "veil.toml"
-    path.write_text('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-                    + extra)
+    path.write_text(
+        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n' + extra
+    )
     return path
 
 
@@ -67,9 +68,14 @@ def test_config_after_the_command_wins_over_the_one_before(tmp_path, elsewhere, 
     assert (tmp_path / "b" / "data" / "keys.db").exists()
     assert not (tmp_path / "a" / "data").exists() and list(elsewhere.iterdir()) == []
     code, out, _ = run(capsys, "--config", str(a), "policy", "check")
-    assert code == 0 and out.strip().endswith(
-        f"policy {DEFAULT_POLICY.version} effective {DEFAULT_POLICY.effective}, purposes: "
-        f"{', '.join(DEFAULT_POLICY.purposes)}") and str(a) in out
+    assert (
+        code == 0
+        and out.strip().endswith(
+            f"policy {DEFAULT_POLICY.version} effective {DEFAULT_POLICY.effective}, purposes: "
+            f"{', '.join(DEFAULT_POLICY.purposes)}"
+        )
+        and str(a) in out
+    )
 
 
 @pytest.mark.parametrize("since", ["99999999999d", "999999999w", "9" * 5000 + "h"])
@@ -83,8 +89,9 @@ def test_a_huge_since_is_one_clear_line(tmp_path, elsewhere, capsys, since):
 
 
 def test_a_huge_retention_in_the_policy_names_the_key(tmp_path, elsewhere, capsys):
-    policy = render_policy(DEFAULT_POLICY).replace('retention = "30d"',
-                                                   'retention = "99999999999d"', 1)
+    policy = render_policy(DEFAULT_POLICY).replace(
+        'retention = "30d"', 'retention = "99999999999d"', 1
+    )
     a = config_at(tmp_path / "a", policy)
     code, _, err = run(capsys, "policy", "check", "--config", str(a))
     assert code == 1 and "Traceback" not in err

@@ -20,9 +20,17 @@ SECRET = "s" * 40
 
 def row(event_id: str, purpose: str = "connection") -> tuple:
     values = dict.fromkeys(ROW_COLUMNS)
-    values.update(event_id=event_id, ts=time.time(), purpose=purpose, policy_version="1.0",
-                  source="request", visitor=f"v-{event_id}", browser="Firefox",
-                  sealed_endpoint=b"\x00\x01sealed", seal_key="seal-x")
+    values.update(
+        event_id=event_id,
+        ts=time.time(),
+        purpose=purpose,
+        policy_version="1.0",
+        source="request",
+        visitor=f"v-{event_id}",
+        browser="Firefox",
+        sealed_endpoint=b"\x00\x01sealed",
+        seal_key="seal-x",
+    )
     return tuple(values[c] for c in ROW_COLUMNS)
 
 
@@ -45,13 +53,15 @@ async def collector(make_config, monkeypatch, started):
 
 
 def rows_in(veil) -> list[tuple]:
-    return rows(veil, "SELECT event_id, browser, source, sealed_endpoint FROM event_log "
-                "ORDER BY event_id")
+    return rows(
+        veil, "SELECT event_id, browser, source, sealed_endpoint FROM event_log ORDER BY event_id"
+    )
 
 
 async def post_batch(client, body: bytes, headers: dict | None = None) -> httpx.Response:
-    return await client.post("/veil/batch", content=body,
-                             headers=headers or signed_headers(SECRET.encode(), body))
+    return await client.post(
+        "/veil/batch", content=body, headers=headers or signed_headers(SECRET.encode(), body)
+    )
 
 
 async def test_demo_page_loads_the_snippet_and_health_reports(collector):
@@ -64,9 +74,11 @@ async def test_demo_page_loads_the_snippet_and_health_reports(collector):
 
 
 async def test_collector_accepts_beacons(collector):
-    r = await collector.client.post("/veil/e", content=json.dumps(
-        {"screen_w": 390, "screen_h": 844, "pixel_ratio": 3, "language": "ja"}),
-        headers={"Content-Type": "text/plain", "User-Agent": CHROME})
+    r = await collector.client.post(
+        "/veil/e",
+        content=json.dumps({"screen_w": 390, "screen_h": 844, "pixel_ratio": 3, "language": "ja"}),
+        headers={"Content-Type": "text/plain", "User-Agent": CHROME},
+    )
     assert r.status_code == 202
     await collector.veil.flush()
     assert [r[1:3] for r in rows_in(collector.veil)] == [("Chrome", "beacon")]
@@ -83,14 +95,27 @@ async def test_a_signed_batch_is_stored_once_even_when_sent_twice(collector):
     assert stored[0][3] == b"\x00\x01sealed"  # blobs survive the JSON round trip
 
 
-@pytest.mark.parametrize(("tamper", "kind"), [
-    (lambda body, h: {**h, "X-Veil-Signature": signature(b"x" * 40, h["X-Veil-Timestamp"],
-                                                         body)}, "bad-signature"),
-    (lambda body, h: {k: v for k, v in h.items() if k != "X-Veil-Signature"}, "unsigned"),
-    (lambda body, h: {**h, "X-Veil-Timestamp": str(int(time.time()) - 3600),
-                      "X-Veil-Signature": signature(SECRET.encode(), str(int(time.time()) - 3600),
-                                                    body)}, "stale-timestamp"),
-])
+@pytest.mark.parametrize(
+    ("tamper", "kind"),
+    [
+        (
+            lambda body, h: {
+                **h,
+                "X-Veil-Signature": signature(b"x" * 40, h["X-Veil-Timestamp"], body),
+            },
+            "bad-signature",
+        ),
+        (lambda body, h: {k: v for k, v in h.items() if k != "X-Veil-Signature"}, "unsigned"),
+        (
+            lambda body, h: {
+                **h,
+                "X-Veil-Timestamp": str(int(time.time()) - 3600),
+                "X-Veil-Signature": signature(SECRET.encode(), str(int(time.time()) - 3600), body),
+            },
+            "stale-timestamp",
+        ),
+    ],
+)
 async def test_unauthenticated_batches_are_refused(collector, tamper, kind):
     body = encode_batch([row("e1")], Counter(), "2026-11-25")
     headers = tamper(body, signed_headers(SECRET.encode(), body))
@@ -99,14 +124,25 @@ async def test_unauthenticated_batches_are_refused(collector, tamper, kind):
     assert rows_in(collector.veil) == []
 
 
-@pytest.mark.parametrize(("body", "status", "kind"), [
-    (b"{not json", 400, "malformed-batch"),
-    (json.dumps({"columns": ["x"], "rows": []}).encode(), 400, "schema-mismatch"),
-    (json.dumps({"columns": list(ROW_COLUMNS), "day": "2026-11-25", "drops": {},
-                 "rows": [[1, 2]]}).encode(), 400, "malformed-batch"),
-    (encode_batch([row("e1", purpose="marketing")], Counter(), "2026-11-25"), 422,
-     "not-stored"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        (b"{not json", 400, "malformed-batch"),
+        (json.dumps({"columns": ["x"], "rows": []}).encode(), 400, "schema-mismatch"),
+        (
+            json.dumps(
+                {"columns": list(ROW_COLUMNS), "day": "2026-11-25", "drops": {}, "rows": [[1, 2]]}
+            ).encode(),
+            400,
+            "malformed-batch",
+        ),
+        (
+            encode_batch([row("e1", purpose="marketing")], Counter(), "2026-11-25"),
+            422,
+            "not-stored",
+        ),
+    ],
+)
 async def test_bad_batches_are_refused_and_store_nothing(collector, body, status, kind):
     r = await post_batch(collector.client, body)
     assert r.status_code == status and r.json()["type"] == f"urn:veil:problem:{kind}"

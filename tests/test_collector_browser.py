@@ -21,10 +21,14 @@ from browser_support import (
 )
 from conftest import records, rows, scalar
 
-CONFIG = ('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-          '[capture]\nflush_interval = 0.1\n')
+CONFIG = (
+    '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
+    "[capture]\nflush_interval = 0.1\n"
+)
 # Two consent-based purposes, neither called browsing_history; only `journeys` takes the path.
-JOURNEYS = policy_toml("j1", f"""
+JOURNEYS = policy_toml(
+    "j1",
+    f"""
 [policy.purposes.journeys]
 description = "Improve navigation from the pages visited"
 data_use = "functional.service.improve"
@@ -37,7 +41,8 @@ data_use = "marketing.communications"
 legal_basis = "consent"
 retention = "30d"
 fields = {json.dumps(AUTOMATIC)}
-""")
+""",
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +60,7 @@ def serve(tmp_path_factory, toml: str):
     config = tmp / "veil.toml"
     config.write_text(toml)
     env = {**os.environ, "VEIL_MASTER_KEY": "ab" * 32}
-    server = ServerProcess.veil_serve(config, env, tmp / "collector.log",
-                                      data=tmp / "data").start()
+    server = ServerProcess.veil_serve(config, env, tmp / "collector.log", data=tmp / "data").start()
     yield server
     server.stop()
 
@@ -110,8 +114,13 @@ def test_with_gpc_on_no_consent_based_data_is_stored(collector, browser):
         rows = beacon_rows(collector.db, before + 2)[before:]
         assert len(rows) == 2
         assert all(r["path"] is None and r["purpose"] == "connection" for r in rows)
-        assert scalar(collector, "SELECT COUNT(*) FROM event_log WHERE path IS NOT NULL "
-                      "OR purpose != 'connection'") == 0
+        assert (
+            scalar(
+                collector,
+                "SELECT COUNT(*) FROM event_log WHERE path IS NOT NULL OR purpose != 'connection'",
+            )
+            == 0
+        )
     finally:
         visitor.close()
 
@@ -124,27 +133,38 @@ def wait_for(check, timeout: float = 5.0):
 
 
 def history_rows(db_path) -> list[tuple]:
-    return rows(db_path, "SELECT path, subject IS NOT NULL FROM event_log "
-                "WHERE purpose = 'browsing_history' ORDER BY id")
+    return rows(
+        db_path,
+        "SELECT path, subject IS NOT NULL FROM event_log "
+        "WHERE purpose = 'browsing_history' ORDER BY id",
+    )
 
 
 def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collection(
-        collector, browser):
+    collector, browser
+):
     visitor = Visitor(browser, collector.url)
     try:
         visitor.open("/")
         visitor.js("veil.consent(['browsing_history'])")
-        cookie = wait_for(lambda: [c for c in visitor.page.context.cookies()
-                                   if c["name"] == "__Host-veil_sid"])
+        cookie = wait_for(
+            lambda: [c for c in visitor.page.context.cookies() if c["name"] == "__Host-veil_sid"]
+        )
         assert cookie, "no subject cookie after consent"
         assert (cookie[0]["httpOnly"], cookie[0]["secure"], cookie[0]["sameSite"]) == (
-            True, True, "Lax")
+            True,
+            True,
+            "Lax",
+        )
         assert visitor.js("document.cookie") == ""  # HttpOnly: page scripts never see it
         visitor.push("/pricing")
         assert wait_for(lambda: ("/pricing", 1) in history_rows(collector.db))
         visitor.js("veil.optOut()")
-        assert wait_for(lambda: not [c for c in visitor.page.context.cookies()
-                                     if c["name"] == "__Host-veil_sid"])
+        assert wait_for(
+            lambda: (
+                not [c for c in visitor.page.context.cookies() if c["name"] == "__Host-veil_sid"]
+            )
+        )
         visitor.push("/after-opt-out")
         time.sleep(0.5)  # the beacon arrives and is processed (flush interval 0.1 s)
         assert all(path != "/after-opt-out" for path, _ in history_rows(collector.db))
@@ -154,18 +174,22 @@ def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collecti
 
 
 def paths_stored(db_path, purpose: str) -> list:
-    return [r[0] for r in rows(db_path, "SELECT path FROM event_log WHERE purpose = ? "
-                               "ORDER BY id", purpose)]
+    return [
+        r[0]
+        for r in rows(db_path, "SELECT path FROM event_log WHERE purpose = ? ORDER BY id", purpose)
+    ]
 
 
 def test_snippet_takes_the_path_purposes_and_the_grants_from_the_server(
-        journeys_collector, browser):
+    journeys_collector, browser
+):
     # Issue 8, item 9: no purpose is called browsing_history here, and a later consent to
     # another purpose must not make the snippet forget the earlier grant the server holds.
     visitor = Visitor(browser, journeys_collector.url)
     sent: list[dict] = []
-    visitor.page.on("request", lambda r: r.url.endswith("/veil/e") and sent.append(
-        json.loads(r.post_data)))
+    visitor.page.on(
+        "request", lambda r: r.url.endswith("/veil/e") and sent.append(json.loads(r.post_data))
+    )
     try:
         visitor.open("/")
         visitor.js("veil.consent(['newsletter'])")  # consent-based, takes no path
@@ -175,15 +199,18 @@ def test_snippet_takes_the_path_purposes_and_the_grants_from_the_server(
         visitor.js("veil.consent(['newsletter'])")  # already granted: the server says both
         visitor.push("/b")
         visitor.open("/")  # the next page load: what the server said was saved
-        assert wait_for(lambda: paths_stored(journeys_collector.db, "journeys")[-3:] == [
-            "/a", "/b", "/"])
+        assert wait_for(
+            lambda: paths_stored(journeys_collector.db, "journeys")[-3:] == ["/a", "/b", "/"]
+        )
         assert [b.get("path") for b in sent] == [None, None, "/a", "/b", "/"]
         state = visitor.js("fetch('/veil/consent').then(r => r.json())")
-        assert {k: (p["collected"], "path" in p["fields"]) for k, p in state["purposes"].items()
-                } == {"connection": (True, False), "journeys": (True, True),
-                      "newsletter": (True, False)}
+        assert {
+            k: (p["collected"], "path" in p["fields"]) for k, p in state["purposes"].items()
+        } == {"connection": (True, False), "journeys": (True, True), "newsletter": (True, False)}
         assert visitor.js("JSON.parse(localStorage.veil_consent)") == {
-            "p": ["journeys"], "gpc": False}
+            "p": ["journeys"],
+            "gpc": False,
+        }
         visitor.js("veil.optOut()")
         visitor.push("/after")
         assert visitor.js("localStorage.length") == 0

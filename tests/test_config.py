@@ -31,8 +31,13 @@ def test_no_file_runs_on_built_in_defaults(tmp_path, monkeypatch):
 
 
 def test_runtime_only_file_uses_default_policy_and_resolves_paths_against_the_file(tmp_path):
-    cfg = load(write(tmp_path, '[store]\nurl = "sqlite:///data/x.db"\n[proxy]\n'
-                               'trusted = ["10.0.0.0/8", "127.0.0.1"]\n'))
+    cfg = load(
+        write(
+            tmp_path,
+            '[store]\nurl = "sqlite:///data/x.db"\n[proxy]\n'
+            'trusted = ["10.0.0.0/8", "127.0.0.1"]\n',
+        )
+    )
     assert cfg.policy is DEFAULT_POLICY
     assert cfg.store.path == tmp_path / "data" / "x.db"
     assert [str(n) for n in cfg.trusted_proxies] == ["10.0.0.0/8", "127.0.0.1/32"]
@@ -44,7 +49,9 @@ def test_env_var_names_the_file(tmp_path, monkeypatch):
 
 
 def test_every_problem_names_its_key(tmp_path):
-    problems = problems_of(tmp_path, """
+    problems = problems_of(
+        tmp_path,
+        """
         [store]
         ulr = "sqlite:///x.db"
         [capture]
@@ -54,7 +61,8 @@ def test_every_problem_names_its_key(tmp_path):
         trusted = ["not-an-ip"]
         [keys]
         seal_retention = "forever"
-    """)
+    """,
+    )
     assert "store.ulr: unknown key (did you mean 'url'?)" in problems
     assert "capture.queue_size: must be an integer, got 'big'" in problems
     assert "capture.batch_size: must be greater than 0, got 0" in problems
@@ -98,33 +106,52 @@ def test_a_declared_policy_replaces_the_default(tmp_path):
     assert cfg.warnings == ()
 
 
-@pytest.mark.parametrize(("edit", "expected"), [
-    (("fields = [\"ip_address\", \"user_agent\"]", "fields = [\"ip_address\", \"email\"]"),
-     "policy.purposes.connection.fields: unknown field(s) ['email']"),
-    (("fields = [\"ip_address\", \"user_agent\"]", "fields = [\"path\"]"),
-     "policy.purposes.connection.fields: ['path'] may only be collected under a purpose "
-     "that needs consent"),
-    (("legitimate_interests", "because"), "policy.purposes.connection.legal_basis: must be one of"),
-    (('retention = "7d"', 'retention = "a week"'), "policy.purposes.connection.retention: must"),
-    (('legal_basis = "legitimate_interests"', 'legal_basis = "consent"\nconsent = false'),
-     "policy.purposes.connection.consent: cannot be false when legal_basis is 'consent'"),
-    (("effective = 2026-12-01", 'effective = "soon"'), "policy.effective: must be a date"),
-    (('dpo = { name = "DPO", contact = "dpo@example.com" }', ""), "policy.dpo: is required"),
-])
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ('fields = ["ip_address", "user_agent"]', 'fields = ["ip_address", "email"]'),
+            "policy.purposes.connection.fields: unknown field(s) ['email']",
+        ),
+        (
+            ('fields = ["ip_address", "user_agent"]', 'fields = ["path"]'),
+            "policy.purposes.connection.fields: ['path'] may only be collected under a purpose "
+            "that needs consent",
+        ),
+        (
+            ("legitimate_interests", "because"),
+            "policy.purposes.connection.legal_basis: must be one of",
+        ),
+        (
+            ('retention = "7d"', 'retention = "a week"'),
+            "policy.purposes.connection.retention: must",
+        ),
+        (
+            ('legal_basis = "legitimate_interests"', 'legal_basis = "consent"\nconsent = false'),
+            "policy.purposes.connection.consent: cannot be false when legal_basis is 'consent'",
+        ),
+        (("effective = 2026-12-01", 'effective = "soon"'), "policy.effective: must be a date"),
+        (('dpo = { name = "DPO", contact = "dpo@example.com" }', ""), "policy.dpo: is required"),
+    ],
+)
 def test_policy_errors_name_the_key(tmp_path, edit, expected):
     problems = problems_of(tmp_path, POLICY.replace(*edit))
     assert any(p.startswith(expected) for p in problems), problems
 
 
 def test_recipients_must_name_declared_purposes_and_a_safeguard(tmp_path):
-    problems = problems_of(tmp_path, POLICY + """
+    problems = problems_of(
+        tmp_path,
+        POLICY
+        + """
 [[policy.recipients]]
 name = "Cloud Inc."
 country = "usa"
 role = "processor"
 purposes = ["marketing"]
 safeguard = "trust us"
-""")
+""",
+    )
     country = "policy.recipients[0].country: must be an ISO 3166-1"
     assert any(p.startswith(country) for p in problems)
     assert "policy.recipients[0].purposes: names undeclared purpose(s) ['marketing']" in problems

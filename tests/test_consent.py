@@ -23,13 +23,21 @@ async def test_grant_sets_a_bounded_secure_cookie_and_records_the_ledger(site):
     assert before["subject"] is False and before["purposes"]["browsing_history"]["granted"] is False
     assert r.status_code == 200 and after["purposes"]["browsing_history"]["granted"] is True
     cookie = r.headers["set-cookie"]
-    for attribute in ("__Host-veil_sid=", "HttpOnly", "Secure", "SameSite=Lax", "Path=/",
-                      f"Max-Age={180 * 86400}"):
+    for attribute in (
+        "__Host-veil_sid=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/",
+        f"Max-Age={180 * 86400}",
+    ):
         assert attribute in cookie
     assert "Domain" not in cookie  # __Host-: this host only
     assert r.json()["jurisdiction"] == "gdpr"  # 198.51.100.0/24 is DE in the test database
-    ledger = rows(site, "SELECT scope, action, method, explicit, policy_version, jurisdiction "
-                        "FROM consent_ledger")
+    ledger = rows(
+        site,
+        "SELECT scope, action, method, explicit, policy_version, jurisdiction FROM consent_ledger",
+    )
     assert ledger == [("browsing_history", "grant", "banner", 1, "1.0", "gdpr")]
     cookie_value = cookie.split("veil_sid=")[1].split(";")[0]
     stored = rows(site, "SELECT subject FROM consent_ledger")
@@ -49,16 +57,19 @@ async def test_refusing_sets_only_an_opt_out_cookie_and_connection_still_works(s
         # no subject: only the non-identifying opt-out cookie, so the refusal sticks
         assert r.headers.get_list("set-cookie") == [
             f"__Host-veil_optout=browsing_history; Max-Age={180 * 86400}; Path=/; HttpOnly; "
-            "Secure; SameSite=Lax"]
+            "Secure; SameSite=Lax"
+        ]
         assert (await c.get("/pricing")).text == "page"
     await site.veil.flush()
     assert rows(site, "SELECT purpose, path, subject FROM event_log") == [
-        ("connection", None, None)]
+        ("connection", None, None)
+    ]
     assert rows(site, "SELECT subject, action FROM consent_ledger") == [(None, "refuse")]
 
 
-@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"},
-                                     {"Sec-Fetch-Site": "cross-site"}])
+@pytest.mark.parametrize(
+    "headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}]
+)
 async def test_cross_site_consent_is_refused(site, headers):
     async with site.client(**headers) as c:
         r = await c.post("/veil/consent", json=GRANT)
@@ -66,15 +77,21 @@ async def test_cross_site_consent_is_refused(site, headers):
     assert rows(site, "SELECT COUNT(*) FROM consent_ledger") == [(0,)]
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    (b"not json", 400), (b'{"grant": "browsing_history"}', 400),
-    (b'{"grant": ["connection"]}', 400), (b'{"grant": ["x"], "refuse": ["y"]}', 400),
-    (b'{"grant": ["marketing"]}', 400),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b'{"grant": "browsing_history"}', 400),
+        (b'{"grant": ["connection"]}', 400),
+        (b'{"grant": ["x"], "refuse": ["y"]}', 400),
+        (b'{"grant": ["marketing"]}', 400),
+    ],
+)
 async def test_malformed_consent_is_refused(site, body, status):
     async with site.client() as c:
-        r = await c.post("/veil/consent", content=body,
-                         headers={"Content-Type": "application/json"})
+        r = await c.post(
+            "/veil/consent", content=body, headers={"Content-Type": "application/json"}
+        )
     assert r.status_code == status and r.headers["content-type"] == "application/problem+json"
     assert rows(site, "SELECT COUNT(*) FROM consent_ledger") == [(0,)]
 
@@ -92,11 +109,17 @@ async def test_consent_adds_browsing_history_and_withdrawal_stops_it_at_the_next
         # sending the old cookie
         await c.get("/after-withdrawal")
     await site.veil.flush()
-    history = rows(site, "SELECT path, subject IS NOT NULL FROM event_log "
-                         "WHERE purpose = 'browsing_history' ORDER BY id")
+    history = rows(
+        site,
+        "SELECT path, subject IS NOT NULL FROM event_log "
+        "WHERE purpose = 'browsing_history' ORDER BY id",
+    )
     assert history == [("/pricing", 1), ("/checkout", 1)]  # no query string, no later paths
-    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection' AND "
-                      "(path IS NOT NULL OR subject IS NOT NULL)") == [(0,)]
+    assert rows(
+        site,
+        "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection' AND "
+        "(path IS NOT NULL OR subject IS NOT NULL)",
+    ) == [(0,)]
     assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection'") == [(4,)]
 
 
@@ -110,9 +133,13 @@ async def test_gpc_overrides_an_earlier_grant_but_not_a_later_explicit_one(site)
         await c.get("/three", headers={"Sec-GPC": "1"})
     await site.veil.flush()
     assert rows(site, "SELECT path FROM event_log WHERE purpose = 'browsing_history'") == [
-        ("/three",)]
+        ("/three",)
+    ]
     assert rows(site, "SELECT action, method, gpc FROM consent_ledger ORDER BY id") == [
-        ("grant", "banner", 0), ("withdraw", "gpc", 1), ("grant", "banner", 1)]
+        ("grant", "banner", 0),
+        ("withdraw", "gpc", 1),
+        ("grant", "banner", 1),
+    ]
 
 
 async def test_dnt_is_the_same_opt_out_hint(site):
@@ -120,8 +147,7 @@ async def test_dnt_is_the_same_opt_out_hint(site):
         await c.post("/veil/consent", json=GRANT)
         await c.get("/one", headers={"DNT": "1"})
     await site.veil.flush()
-    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [
-        (0,)]
+    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [(0,)]
 
 
 async def test_by_default_consent_based_purposes_are_opt_in_everywhere(site):
@@ -135,8 +161,7 @@ async def test_by_default_consent_based_purposes_are_opt_in_everywhere(site):
     await site.veil.flush()
     assert state["jurisdiction"] == "ccpa" and state["consent_model"] == "opt-in"
     assert state["purposes"]["browsing_history"]["collected"] is False
-    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [
-        (0,)]
+    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [(0,)]
 
 
 async def test_the_app_cannot_speak_for_a_browser_subject(site):
@@ -148,7 +173,8 @@ async def test_the_app_cannot_speak_for_a_browser_subject(site):
         await c.get("/still-consented")
     await site.veil.flush()
     assert rows(site, "SELECT path FROM event_log WHERE purpose = 'browsing_history'") == [
-        ("/still-consented",)]
+        ("/still-consented",)
+    ]
     assert await site.veil.consents(cookie_value) == []  # that app user has no grant to withdraw
 
 

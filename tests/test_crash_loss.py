@@ -27,23 +27,28 @@ BEACON = json.dumps({"screen_w": 1920, "screen_h": 1080, "pixel_ratio": 1, "lang
 
 def serve(tmp_path: Path, master_key: str, capture: str = "") -> tuple[ServerProcess, Path]:
     config = tmp_path / "veil.toml"
-    config.write_text('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-                      # one loopback client sends them all: no per-network rate limit here
-                      '[ingest]\nrate = 1000000.0\nburst = 1000000\n' + capture)
+    config.write_text(
+        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
+        # one loopback client sends them all: no per-network rate limit here
+        "[ingest]\nrate = 1000000.0\nburst = 1000000\n" + capture
+    )
     env = {**os.environ, "VEIL_MASTER_KEY": master_key}
     server = ServerProcess.veil_serve(config, env, tmp_path / "server.log").start()
     return server, tmp_path / "data" / "veil.db"
 
 
 def beacon(client: httpx.Client) -> int:
-    return client.post("/veil/e", content=BEACON,
-                       headers={"Content-Type": "text/plain", "User-Agent": CHROME}).status_code
+    return client.post(
+        "/veil/e", content=BEACON, headers={"Content-Type": "text/plain", "User-Agent": CHROME}
+    ).status_code
 
 
 def on_disk(db_path: Path) -> tuple[int, int]:
     """(beacon rows, pipeline drops) committed to the file."""
-    return (scalar(db_path, "SELECT count(*) FROM event_log WHERE source = 'beacon'"),
-            scalar(db_path, "SELECT coalesce(sum(count), 0) FROM drops"))
+    return (
+        scalar(db_path, "SELECT count(*) FROM event_log WHERE source = 'beacon'"),
+        scalar(db_path, "SELECT coalesce(sum(count), 0) FROM drops"),
+    )
 
 
 def terminate(server: ServerProcess) -> int:
@@ -57,9 +62,11 @@ def terminate(server: ServerProcess) -> int:
 
 def test_sigterm_writes_every_queued_beacon(tmp_path, master_key):
     """The flush timer never fires (an hour): every beacon is still in memory at SIGTERM."""
-    server, db_path = serve(tmp_path, master_key,
-                            "[capture]\nflush_interval = 3600.0\nbatch_size = 100000\n"
-                            "queue_size = 100000\n")
+    server, db_path = serve(
+        tmp_path,
+        master_key,
+        "[capture]\nflush_interval = 3600.0\nbatch_size = 100000\nqueue_size = 100000\n",
+    )
     try:
         with httpx.Client(base_url=server.url) as client:
             answers = [beacon(client) for _ in range(600)]

@@ -24,8 +24,12 @@ def get(port: int, headers: dict[str, str], sent_from: list[int] | None = None) 
         if sent_from is not None:
             sent_from.append(s.getsockname()[1])
         s.connect(("127.0.0.1", port))
-        lines = ["GET / HTTP/1.1", "Host: shop.example", "Connection: close",
-                 *(f"{k}: {v}" for k, v in headers.items())]
+        lines = [
+            "GET / HTTP/1.1",
+            "Host: shop.example",
+            "Connection: close",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         chunks = []
         while data := s.recv(65536):
@@ -37,22 +41,39 @@ def get(port: int, headers: dict[str, str], sent_from: list[int] | None = None) 
 def served(tmp_path, master_key):
     data = tmp_path / "veil-data"
     config = tmp_path / "veil.toml"
-    config.write_text('[store]\nurl = "sqlite:///veil-data/veil.db"\n'
-                      '[keys]\npath = "veil-data/keys.db"\nseal_ip = true\n'
-                      '[proxy]\ntrusted = ["127.0.0.1"]\n[capture]\nflush_interval = 0.2\n')
+    config.write_text(
+        '[store]\nurl = "sqlite:///veil-data/veil.db"\n'
+        '[keys]\npath = "veil-data/keys.db"\nseal_ip = true\n'
+        '[proxy]\ntrusted = ["127.0.0.1"]\n[capture]\nflush_interval = 0.2\n'
+    )
     log = tmp_path / "server.log"
     env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
-    server = ServerProcess([sys.executable, "-m", "uvicorn", "examples.starlette_app:app",
-                            "--port", "{port}", "--no-proxy-headers", "--no-access-log"],
-                           env, log).start()
+    server = ServerProcess(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.starlette_app:app",
+            "--port",
+            "{port}",
+            "--no-proxy-headers",
+            "--no-access-log",
+        ],
+        env,
+        log,
+    ).start()
     yield server.port, config, data, log, server
     if server.proc.poll() is None:
         server.proc.kill()
 
 
 def veil_cli(*args: str, config: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "veil_collector.cli", *args, "--config",
-                           str(config)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "veil_collector.cli", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_requests_through_uvicorn_are_counted_and_no_raw_data_reaches_disk(served):
@@ -62,8 +83,11 @@ def test_requests_through_uvicorn_are_counted_and_no_raw_data_reaches_disk(serve
     for agent, browser in AGENTS.items():
         for _ in range(VISITORS[browser]):
             ip = f"198.51.{100 + n % 3}.{10 + n}"
-            reply = get(port, {"User-Agent": agent, "X-Forwarded-For": ip,
-                               "Accept-Language": "ja-JP,en;q=0.5"}, sent_from=raw_ports)
+            reply = get(
+                port,
+                {"User-Agent": agent, "X-Forwarded-For": ip, "Accept-Language": "ja-JP,en;q=0.5"},
+                sent_from=raw_ports,
+            )
             assert reply.startswith(b"HTTP/1.1 200")
             raw_ips.append(ip)
             n += 1
@@ -80,24 +104,46 @@ def test_requests_through_uvicorn_are_counted_and_no_raw_data_reaches_disk(serve
     assert counts == {"Chrome": 7, "Firefox": 5}  # Mobile Safari: 2 visitors < k = 5, withheld
     assert answer["suppressed_groups"] == 1
 
-    visitors = veil_cli("query", "--by", "browser,language", "--metric", "visitors",
-                        "--format", "csv", config=config)
-    assert visitors.stdout.splitlines() == ["browser,language,visitors", "Chrome,ja,7",
-                                            "Firefox,ja,5"]
+    visitors = veil_cli(
+        "query",
+        "--by",
+        "browser,language",
+        "--metric",
+        "visitors",
+        "--format",
+        "csv",
+        config=config,
+    )
+    assert visitors.stdout.splitlines() == [
+        "browser,language,visitors",
+        "Chrome,ja,7",
+        "Firefox,ja,5",
+    ]
 
     db = data / "veil.db"
     purposes = {r[0] for r in rows(db, "SELECT DISTINCT purpose FROM events")}
     assert purposes == {"connection"}
-    assert scalar(db, "SELECT COUNT(*) FROM event_log WHERE sealed_endpoint IS NULL "
-                  "OR visitor IS NULL") == 0
+    assert (
+        scalar(
+            db, "SELECT COUNT(*) FROM event_log WHERE sealed_endpoint IS NULL OR visitor IS NULL"
+        )
+        == 0
+    )
     assert dict(rows(db, "SELECT reason, count FROM drops")) == {"bot": 1}
 
     # Nothing raw anywhere under the data directory (db, WAL, SHM, keystore) or in the log.
     # A port leaks as text next to something: "IP port", "IP:port", a list. Bare 5-digit runs
     # also occur by chance inside hex pseudonyms, so they are not searched for.
     ports = [f"{sep}{p}" for p in raw_ports for sep in (" ", ":", ",")]
-    secrets_on_disk = [*raw_ips, *ports, *AGENTS, GOOGLEBOT, "Chrome/120.0.6099.109",
-                       "rv:121.0", "ja-JP"]
+    secrets_on_disk = [
+        *raw_ips,
+        *ports,
+        *AGENTS,
+        GOOGLEBOT,
+        "Chrome/120.0.6099.109",
+        "rv:121.0",
+        "ja-JP",
+    ]
     files = [p for p in data.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"veil.db", "keys.db"}
     for path in [*files, log]:
@@ -114,8 +160,9 @@ def test_a_spoofed_left_hop_in_forwarded_for_is_ignored(served):
     for i in range(5):
         get(port, {"User-Agent": CHROME, "X-Forwarded-For": f"6.6.6.6, 203.0.113.{i}"})
     proc.stop()
-    networks = set(rows(data / "veil.db",
-                        "SELECT network, CAST(ts / 86400 AS INTEGER) FROM event_log"))
+    networks = set(
+        rows(data / "veil.db", "SELECT network, CAST(ts / 86400 AS INTEGER) FROM event_log")
+    )
     # the stored network is a daily pseudonym (test_unlinkability.py): recompute 203.0.113.0/24's
     from veil.config import KeysConfig
     from veil.pipeline import utc_day
@@ -124,9 +171,15 @@ def test_a_spoofed_left_hop_in_forwarded_for_is_ignored(served):
 
     keys = KeyStore.open(KeysConfig(path=data / "keys.db"))
     pseudonyms = Pseudonymiser(keys)
-    assert networks == {(pseudonyms.pseudonyms(utc_day(day), "shop.example", "", b"",
-                                                bytes([203, 0, 113, 0]))[1], day)
-                        for _, day in networks}
+    assert networks == {
+        (
+            pseudonyms.pseudonyms(utc_day(day), "shop.example", "", b"", bytes([203, 0, 113, 0]))[
+                1
+            ],
+            day,
+        )
+        for _, day in networks
+    }
     keys.close()
 
 
@@ -138,7 +191,13 @@ def test_a_broken_config_never_starts(tmp_path):
     assert "capture.queue_size: must be greater than 0, got -1" in result.stderr
     assert "stor: unknown key (did you mean 'store'?)" in result.stderr
     env = {**os.environ, "VEIL_CONFIG": str(bad)}
-    app = subprocess.run([sys.executable, "-c", "import examples.starlette_app"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, check=False)
+    app = subprocess.run(
+        [sys.executable, "-c", "import examples.starlette_app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert app.returncode != 0
     assert "capture.queue_size: must be greater than 0" in app.stderr

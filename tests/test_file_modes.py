@@ -59,21 +59,40 @@ asyncio.run(main())
 @pytest.mark.parametrize("umask", [0o022, 0o000])
 def test_every_file_and_directory_veil_creates_is_the_owners_alone(tmp_path, umask):
     env = {k: v for k, v in os.environ.items() if k not in ("VEIL_MASTER_KEY", "VEIL_CONFIG")}
-    result = subprocess.run([sys.executable, "-c", CHILD, oct(umask), str(tmp_path)], cwd=ROOT,
-                            env=env, capture_output=True, text=True, check=False, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, oct(umask), str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
-    modes = {name: (mode, is_dir) for name, (mode, is_dir) in json.loads(
-        result.stdout.splitlines()[-1]).items()}
+    modes = {
+        name: (mode, is_dir)
+        for name, (mode, is_dir) in json.loads(result.stdout.splitlines()[-1]).items()
+    }
     files = {name for name, (_, is_dir) in modes.items() if not is_dir}
-    assert {"fresh/store/veil.db", "fresh/store/veil.db-wal", "fresh/store/veil.db-shm",
-            "fresh/keys/keys.db", "fresh/keys/keys.db-journal", "fresh/keys/master.key"} <= files
-    loose = {name: oct(mode) for name, (mode, is_dir) in modes.items()
-             if mode != (0o700 if is_dir else 0o600)}
+    assert {
+        "fresh/store/veil.db",
+        "fresh/store/veil.db-wal",
+        "fresh/store/veil.db-shm",
+        "fresh/keys/keys.db",
+        "fresh/keys/keys.db-journal",
+        "fresh/keys/master.key",
+    } <= files
+    loose = {
+        name: oct(mode)
+        for name, (mode, is_dir) in modes.items()
+        if mode != (0o700 if is_dir else 0o600)
+    }
     assert loose == {}, f"umask {umask:03o}: {loose}"
 
 
 async def test_an_existing_directory_is_named_not_changed_and_old_files_are_tightened(
-        tmp_path, make_config, caplog):
+    tmp_path, make_config, caplog
+):
     shared = tmp_path / "shared"  # the operator's: it may hold other services' files
     shared.mkdir()
     os.chmod(shared, 0o755)
@@ -89,11 +108,12 @@ async def test_an_existing_directory_is_named_not_changed_and_old_files_are_tigh
     await store.close()
 
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # not veil's to change ...
-    assert any(str(shared) in r.getMessage() and "chmod 700" in r.getMessage()
-               for r in caplog.records)  # ... but named, with the fix
+    assert any(
+        str(shared) in r.getMessage() and "chmod 700" in r.getMessage() for r in caplog.records
+    )  # ... but named, with the fix
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in shared.iterdir()} == {
-        "veil.db": "0o600"} | ({"veil.db-wal": "0o600"} if (shared / "veil.db-wal").exists()
-                               else {})
+        "veil.db": "0o600"
+    } | ({"veil.db-wal": "0o600"} if (shared / "veil.db-wal").exists() else {})
 
 
 def test_a_master_key_file_others_can_read_is_named(tmp_path, monkeypatch, caplog):
@@ -101,10 +121,12 @@ def test_a_master_key_file_others_can_read_is_named(tmp_path, monkeypatch, caplo
     key = tmp_path / "master.key"
     key.write_text("a" * 64 + "\n")
     os.chmod(key, 0o644)
-    config = from_dict({"keys": {"path": "keys.db", "master_key_file": "master.key"}},
-                       base=tmp_path)
+    config = from_dict(
+        {"keys": {"path": "keys.db", "master_key_file": "master.key"}}, base=tmp_path
+    )
     with caplog.at_level(logging.WARNING, logger="veil.files"):
         load_master_key(config.keys)
-    assert any("keys.master_key_file" in r.getMessage() and str(key) in r.getMessage()
-               for r in caplog.records)
-
+    assert any(
+        "keys.master_key_file" in r.getMessage() and str(key) in r.getMessage()
+        for r in caplog.records
+    )

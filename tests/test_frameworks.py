@@ -38,16 +38,23 @@ from conftest import CHROME, rows
 BEACON = b'{"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2, "language": "de-CH"}'
 TEXT = {"Content-Type": "text/plain"}
 PEER = ("198.51.100.7", 50123)  # a test client's peer must be an address, or veil drops it
-RECIPES = {"starlette_app": "app", "fastapi_app": "app", "litestar_app": "app",
-           "django_app": "application", "quart_app": "app"}
+RECIPES = {
+    "starlette_app": "app",
+    "fastapi_app": "app",
+    "litestar_app": "app",
+    "django_app": "application",
+    "quart_app": "app",
+}
 
 
 @pytest.fixture
 def config(tmp_path, monkeypatch) -> Path:
     """$VEIL_CONFIG for the recipes, which read it at import, as a user's app does."""
     path = tmp_path / "veil.toml"
-    path.write_text('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-                    '[capture]\nflush_interval = 0.05\n')
+    path.write_text(
+        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
+        "[capture]\nflush_interval = 0.05\n"
+    )
     monkeypatch.setenv("VEIL_CONFIG", str(path))
     monkeypatch.delenv("VEIL_DISABLED", raising=False)
     return path
@@ -84,8 +91,9 @@ def uvicorn_serving(app, **options) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     options = {"lifespan": "on", **options}
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           proxy_headers=False, **options))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False, **options)
+    )
     failures: list[BaseException] = []
 
     def serve() -> None:
@@ -124,13 +132,19 @@ def veil_log() -> Iterator[list[logging.LogRecord]]:
 
 
 def stored(config: Path) -> list[tuple]:
-    return rows(config.parent / "data" / "veil.db",
-                "SELECT source, browser, language FROM event_log ORDER BY source")
+    return rows(
+        config.parent / "data" / "veil.db",
+        "SELECT source, browser, language FROM event_log ORDER BY source",
+    )
 
 
 def drops(config: Path) -> dict[str, int]:
-    return dict(rows(config.parent / "data" / "veil.db",
-                     "SELECT reason, SUM(count) FROM drops GROUP BY reason"))
+    return dict(
+        rows(
+            config.parent / "data" / "veil.db",
+            "SELECT reason, SUM(count) FROM drops GROUP BY reason",
+        )
+    )
 
 
 def own_response(r: httpx.Response) -> tuple:
@@ -156,8 +170,10 @@ def test_recipe_under_uvicorn(name, config, monkeypatch, caplog):
     on = recipe(name)
     veil = on.veil
     launches = Launches(veil)
-    with uvicorn_serving(getattr(on, RECIPES[name])) as url, httpx.Client(
-            base_url=url, headers={"User-Agent": CHROME}) as client:
+    with (
+        uvicorn_serving(getattr(on, RECIPES[name])) as url,
+        httpx.Client(base_url=url, headers={"User-Agent": CHROME}) as client,
+    ):
         assert veil.is_open  # the lifespan opened it (Django's is answered by veil)
         assert own_response(client.get("/")) == bare
         script = client.get("/veil/veil.js")
@@ -177,13 +193,21 @@ def test_two_starlette_test_clients_in_a_row_both_store(config):
         for _ in range(2):  # with lifespan
             with TestClient(module.app, client=PEER) as client:
                 assert client.get("/", headers={"User-Agent": CHROME}).status_code == 200
-                assert client.post("/veil/e", content=BEACON,
-                                   headers={**TEXT, "User-Agent": CHROME}).status_code == 202
+                assert (
+                    client.post(
+                        "/veil/e", content=BEACON, headers={**TEXT, "User-Agent": CHROME}
+                    ).status_code
+                    == 202
+                )
         for _ in range(2):  # without: every request on a loop of its own, no lifespan
             client = TestClient(module.app, client=PEER)
             assert client.get("/", headers={"User-Agent": CHROME}).status_code == 200
-            assert client.post("/veil/e", content=BEACON,
-                               headers={**TEXT, "User-Agent": CHROME}).status_code == 202
+            assert (
+                client.post(
+                    "/veil/e", content=BEACON, headers={**TEXT, "User-Agent": CHROME}
+                ).status_code
+                == 202
+            )
         assert launches.count == 6  # 2 sessions + 4 lone requests, one writer each
         assert not module.veil.is_open
     assert stored(config).count(("beacon", "Chrome", "de")) == 8
@@ -199,8 +223,9 @@ def test_two_quart_test_sessions_in_a_row_both_store(config):
             client = test_app.test_client()
             page = await client.get("/", headers={"User-Agent": CHROME}, scope_base=peer)
             assert page.status_code == 200
-            r = await client.post("/veil/e", data=BEACON, scope_base=peer,
-                                  headers={**TEXT, "User-Agent": CHROME})
+            r = await client.post(
+                "/veil/e", data=BEACON, scope_base=peer, headers={**TEXT, "User-Agent": CHROME}
+            )
             assert r.status_code == 202
 
     for _ in range(2):
@@ -272,8 +297,12 @@ def test_root_path_mounted_app_serves_veil_below_its_mount(config):
     with TestClient(site, client=PEER) as client:
         assert client.get("/app/veil/veil.js").content == SCRIPT
         assert client.get("/veil/veil.js").status_code == 404  # not veil's: the site's
-        assert client.post("/app/veil/e", content=BEACON,
-                           headers={**TEXT, "User-Agent": CHROME}).status_code == 202
+        assert (
+            client.post(
+                "/app/veil/e", content=BEACON, headers={**TEXT, "User-Agent": CHROME}
+            ).status_code
+            == 202
+        )
         r = client.get(f"/app/veil/veil.{SCRIPT_HASH}.js")
         assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert stored(config) == [("beacon", "Chrome", "de")]
@@ -284,8 +313,12 @@ def test_root_path_behind_a_prefix_stripping_proxy(config):
     module = recipe("starlette_app")
     with uvicorn_serving(module.app, root_path="/app") as url:
         assert httpx.get(f"{url}/veil/veil.js").content == SCRIPT
-        assert httpx.post(f"{url}/veil/e", content=BEACON,
-                          headers={**TEXT, "User-Agent": CHROME}).status_code == 202
+        assert (
+            httpx.post(
+                f"{url}/veil/e", content=BEACON, headers={**TEXT, "User-Agent": CHROME}
+            ).status_code
+            == 202
+        )
     assert stored(config) == [("beacon", "Chrome", "de")]
 
 
@@ -294,8 +327,10 @@ def test_a_browser_on_a_mounted_app_beacons_below_the_mount(config):
     veil = Veil.from_config()
 
     async def page(request):
-        return HTMLResponse('<!doctype html><title>shop</title>'
-                            '<script src="/app/veil/veil.js" defer></script><p>shop</p>')
+        return HTMLResponse(
+            "<!doctype html><title>shop</title>"
+            '<script src="/app/veil/veil.js" defer></script><p>shop</p>'
+        )
 
     shop = VeilMiddleware(Starlette(routes=[Route("/", page)]), veil=veil)
     site = Starlette(routes=[Mount("/app", app=shop)])
@@ -330,4 +365,3 @@ def test_veil_switched_off_is_a_pass_through_that_creates_nothing(config, monkey
         with pytest.raises(VeilError, match="disabled"):
             asyncio.run(veil.grant("user-1", ["browsing_history"]))
     assert list(config.parent.iterdir()) == [config]  # no data dir, keystore or dev key
-

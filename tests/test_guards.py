@@ -32,8 +32,9 @@ async def veil(make_config, started):
 
 
 def disk_contains(data_dir: Path, needle: str) -> list[str]:
-    return [p.name for p in data_dir.rglob("*") if p.is_file() and needle.encode() in
-            p.read_bytes()]
+    return [
+        p.name for p in data_dir.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()
+    ]
 
 
 def drops(v: Veil) -> dict[str, int]:
@@ -75,13 +76,16 @@ async def test_consent_withdrawn_before_recording_refuses_again(veil):
         await veil.record("user-4", "care", diagnosis="x")
 
 
-@pytest.mark.parametrize(("purpose", "fields", "message"), [
-    ("care", {"blood_type": "A"}, "not declared under"),
-    ("care", {"user_agent": "x"}, "collected automatically"),
-    ("care", {"income": 10.0}, "not allowed for purpose 'care'"),
-    ("credit", {"income": "lots"}, "must be of type number"),
-    ("marketing", {"plan": "x"}, "unknown purpose"),
-])
+@pytest.mark.parametrize(
+    ("purpose", "fields", "message"),
+    [
+        ("care", {"blood_type": "A"}, "not declared under"),
+        ("care", {"user_agent": "x"}, "collected automatically"),
+        ("care", {"income": 10.0}, "not allowed for purpose 'care'"),
+        ("credit", {"income": "lots"}, "must be of type number"),
+        ("marketing", {"plan": "x"}, "unknown purpose"),
+    ],
+)
 async def test_undeclared_or_mistyped_fields_are_refused(veil, purpose, fields, message):
     with pytest.raises(FieldError, match=message):
         await veil.record("user-5", purpose, **fields)
@@ -89,8 +93,13 @@ async def test_undeclared_or_mistyped_fields_are_refused(veil, purpose, fields, 
 
 
 async def test_consent_based_purpose_needs_consent_for_records(make_config, started):
-    policy = {**GUARDED, "purposes": {**GUARDED["purposes"], "care": {
-        **GUARDED["purposes"]["care"], "legal_basis": "consent"}}}
+    policy = {
+        **GUARDED,
+        "purposes": {
+            **GUARDED["purposes"],
+            "care": {**GUARDED["purposes"]["care"], "legal_basis": "consent"},
+        },
+    }
     v = await started(Veil(make_config(policy=policy)))
     with pytest.raises(NotConsented):
         await v.record("user-6", "care", plan="basic")
@@ -121,13 +130,17 @@ async def test_a_decision_is_contestable_over_http(veil):
     app = VeilMiddleware(Starlette(), veil=veil)
     transport = httpx.ASGITransport(app=app, client=("198.51.100.5", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.example") as c:
-        ok = await c.post("/veil/rights/human-review", json={"decision": decision,
-                                                             "reason": "my income is wrong"})
-        unknown = await c.post("/veil/rights/human-review", json={"decision": "nope",
-                                                                  "reason": "x"})
-        cross = await c.post("/veil/rights/human-review", json={"decision": decision,
-                                                                "reason": "x"},
-                             headers={"Origin": "https://evil.example"})
+        ok = await c.post(
+            "/veil/rights/human-review", json={"decision": decision, "reason": "my income is wrong"}
+        )
+        unknown = await c.post(
+            "/veil/rights/human-review", json={"decision": "nope", "reason": "x"}
+        )
+        cross = await c.post(
+            "/veil/rights/human-review",
+            json={"decision": decision, "reason": "x"},
+            headers={"Origin": "https://evil.example"},
+        )
     assert ok.status_code == 202 and ok.json()["status"] == "requested"
     assert unknown.status_code == 404 and unknown.json()["field"] == "decision"
     assert cross.status_code == 403
@@ -140,8 +153,10 @@ async def test_decision_purposes_are_closed_to_analyst_queries(veil):
 
 
 async def test_provision_needs_consent_or_an_explicit_exception(veil):
-    records = [{"subject": "a", "plan": "basic", "country": "US"},
-               {"subject": "b", "plan": "premium", "country": "US"}]
+    records = [
+        {"subject": "a", "plan": "basic", "country": "US"},
+        {"subject": "b", "plan": "premium", "country": "US"},
+    ]
     with pytest.raises(ProvisionRefused, match="2 of 2 subject"):
         await veil.provide("CloudCo", "care", records)
     await veil.grant("a", ["provision:CloudCo"])
@@ -152,18 +167,21 @@ async def test_provision_needs_consent_or_an_explicit_exception(veil):
     assert await veil.provide("CloudCo", "care", records, exception="law")
     with pytest.raises(ProvisionRefused, match="difficult to obtain"):
         await veil.provide("CloudCo", "care", records, exception="vital_interests")
-    assert await veil.provide("CloudCo", "care", records, exception="vital_interests",
-                              consent_obtainable=False)
+    assert await veil.provide(
+        "CloudCo", "care", records, exception="vital_interests", consent_obtainable=False
+    )
     with pytest.raises(ProvisionRefused, match="not declared for purpose"):
-        await veil.provide("CloudCo", "credit", [{"subject": "a", "income": 1.0}],
-                           exception="law")
+        await veil.provide("CloudCo", "credit", [{"subject": "a", "income": 1.0}], exception="law")
     with pytest.raises(FieldError, match="undeclared recipient"):
         await veil.provide("Nobody", "care", records)
-    register = rows(veil, "SELECT recipient, basis, subjects, categories FROM provisions "
-                    "ORDER BY id")
-    assert register == [("CloudCo", "consent", 2, "user.contact"),
-                        ("CloudCo", "law", 2, "user.contact"),
-                        ("CloudCo", "vital_interests", 2, "user.contact")]
+    register = rows(
+        veil, "SELECT recipient, basis, subjects, categories FROM provisions ORDER BY id"
+    )
+    assert register == [
+        ("CloudCo", "consent", 2, "user.contact"),
+        ("CloudCo", "law", 2, "user.contact"),
+        ("CloudCo", "vital_interests", 2, "user.contact"),
+    ]
 
 
 async def test_transfers_of_eu_data_need_adequacy_or_sccs(veil):
@@ -177,17 +195,35 @@ async def test_transfers_of_eu_data_need_adequacy_or_sccs(veil):
 async def test_a_changed_policy_must_bump_its_version(make_config, data_dir, started):
     v = await started(Veil(make_config(policy=GUARDED)))
     await v.stop()
-    changed = {**GUARDED, "purposes": {**GUARDED["purposes"], "credit": {
-        **GUARDED["purposes"]["credit"], "retention": "30d"}}}
+    changed = {
+        **GUARDED,
+        "purposes": {
+            **GUARDED["purposes"],
+            "credit": {**GUARDED["purposes"]["credit"], "retention": "30d"},
+        },
+    }
     from veil.store import SQLiteStore
 
     store = SQLiteStore(v.config.store.path)
     cfg = from_dict({"policy": changed}, base=data_dir)
     with pytest.raises(StoreError, match=r"bump policy\.version"):
         await store.open(cfg.policy)
-    bumped = from_dict({"policy": {**changed, "version": "g2", "changes": [
-        {"version": "g2", "effective": changed["effective"],
-         "summary": "Credit data kept 30 days."}]}}, base=data_dir)
+    bumped = from_dict(
+        {
+            "policy": {
+                **changed,
+                "version": "g2",
+                "changes": [
+                    {
+                        "version": "g2",
+                        "effective": changed["effective"],
+                        "summary": "Credit data kept 30 days.",
+                    }
+                ],
+            }
+        },
+        base=data_dir,
+    )
     await store.open(bumped.policy)
     await store.close()
 
@@ -207,8 +243,9 @@ async def test_the_snippets_record_call_goes_through_the_same_guard(veil, data_d
         no_cookie = await c.post("/veil/record", json=record)
         await c.post("/veil/consent", json={"grant": ["browsing_history"]})
         refused = await c.post("/veil/record", json=record)
-        undeclared = await c.post("/veil/record", json={"purpose": "care",
-                                                        "fields": {"ssn": "123"}})
+        undeclared = await c.post(
+            "/veil/record", json={"purpose": "care", "fields": {"ssn": "123"}}
+        )
         await c.post("/veil/consent", json={"grant": ["special:medical_history:care"]})
         accepted = await c.post("/veil/record", json=record)
     assert no_cookie.status_code == 403 and no_cookie.json()["type"].endswith("no-subject")
@@ -225,7 +262,7 @@ def test_policy_check_warns_on_a_declared_special_category_field(tmp_path, capsy
     from veil_collector.cli import main
 
     config = tmp_path / "veil.toml"
-    config.write_text('''
+    config.write_text("""
 [policy]
 version = "w1"
 effective = 2026-11-01
@@ -242,7 +279,7 @@ data_use = "essential.service"
 legal_basis = "contract"
 retention = "30d"
 fields = ["union"]
-''')
+""")
     assert main(["policy", "check", str(config)]) == 0
     out = capsys.readouterr().out
     assert "warning: policy.fields.union: special category 'trade_union'" in out

@@ -79,8 +79,10 @@ def policy(model: str) -> str:
 def make_site(tmp_path: Path, master_key: str):
     """Start the site under uvicorn with a policy of `model`; yields a factory."""
     geo = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    geo.insert_network(netaddr.IPSet(["2001:db8:1::/48"]), {
-        "country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]})
+    geo.insert_network(
+        netaddr.IPSet(["2001:db8:1::/48"]),
+        {"country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]},
+    )
     geo.insert_network(netaddr.IPSet(["198.51.100.0/24"]), {"country": {"iso_code": "DE"}})
     geo.to_db_file(str(tmp_path / "geo.mmdb"))
     servers = []
@@ -90,12 +92,27 @@ def make_site(tmp_path: Path, master_key: str):
         config.write_text(
             '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
             '[capture]\nflush_interval = 0.05\n[proxy]\ntrusted = ["127.0.0.1"]\n'
-            f'[geoip]\npath = "geo.mmdb"\n{extra}\n' + policy(model))
+            f'[geoip]\npath = "geo.mmdb"\n{extra}\n' + policy(model)
+        )
         env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
         server = ServerProcess(
-            [sys.executable, "-m", "uvicorn", "consent_site:app", "--app-dir",
-             str(ROOT / "tests"), "--port", "{port}", "--no-proxy-headers", "--no-access-log"],
-            env, tmp_path / "site.log", config=config, data=tmp_path / "data").start()
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "consent_site:app",
+                "--app-dir",
+                str(ROOT / "tests"),
+                "--port",
+                "{port}",
+                "--no-proxy-headers",
+                "--no-access-log",
+            ],
+            env,
+            tmp_path / "site.log",
+            config=config,
+            data=tmp_path / "data",
+        ).start()
         servers.append(server)
         return server
 
@@ -106,14 +123,16 @@ def make_site(tmp_path: Path, master_key: str):
 
 def client(server: ServerProcess, ip: str = DE_IP, **headers: str) -> httpx.Client:
     """A visitor at `ip` (our trusted proxy at 127.0.0.1 says so in X-Forwarded-For)."""
-    return httpx.Client(base_url=server.url, headers={
-        "User-Agent": CHROME, "X-Forwarded-For": ip, **headers})
+    return httpx.Client(
+        base_url=server.url, headers={"User-Agent": CHROME, "X-Forwarded-For": ip, **headers}
+    )
 
 
 def set_cookies(response: httpx.Response) -> dict[str, str]:
     """name → value of every Set-Cookie (httpx's jar would not send Secure cookies over http)."""
-    return dict(re.match(r"([^=]+)=([^;]*)", c).groups()
-                for c in response.headers.get_list("set-cookie"))
+    return dict(
+        re.match(r"([^=]+)=([^;]*)", c).groups() for c in response.headers.get_list("set-cookie")
+    )
 
 
 def post_consent(c: httpx.Client, body: dict, cookie: str = "", **headers) -> httpx.Response:
@@ -145,9 +164,13 @@ def settle(server: ServerProcess, c: httpx.Client) -> None:
 
 
 def history_paths(server: ServerProcess) -> list[str]:
-    return [p for (p,) in query(server, "SELECT path FROM event_log WHERE purpose = "
-                                        "'browsing_history' ORDER BY id")
-            if not p.startswith("/marker-")]
+    return [
+        p
+        for (p,) in query(
+            server, "SELECT path FROM event_log WHERE purpose = 'browsing_history' ORDER BY id"
+        )
+        if not p.startswith("/marker-")
+    ]
 
 
 # -- 1. only subject ids veil issued count ---------------------------------------------------
@@ -157,8 +180,9 @@ def test_a_chosen_subject_id_is_not_accepted(make_site, master_key):
     server = make_site()
     chosen = "A" * 22
     with client(server) as c:
-        r = post_consent(c, {"grant": ["browsing_history"]},
-                         f"__Host-veil_sid={chosen}; veil_sid={chosen}")
+        r = post_consent(
+            c, {"grant": ["browsing_history"]}, f"__Host-veil_sid={chosen}; veil_sid={chosen}"
+        )
         issued = set_cookies(r)["__Host-veil_sid"]
         # a forged cookie of the right shape, with a MAC made up by the client
         c.get("/forged", headers={"Cookie": f"__Host-veil_sid={chosen}.{'B' * 22}"})
@@ -167,8 +191,9 @@ def test_a_chosen_subject_id_is_not_accepted(make_site, master_key):
         settle(server, c)
     assert r.status_code == 200 and chosen not in issued
     assert history_paths(server) == ["/issued"]
-    keystore = KeyStore(server.db.parent / "keys.db", bytes.fromhex(master_key),
-                        dt.timedelta(days=7))
+    keystore = KeyStore(
+        server.db.parent / "keys.db", bytes.fromhex(master_key), dt.timedelta(days=7)
+    )
     try:
         subjects = Subjects(keystore)
         never = {subjects.app(chosen), subjects._hash(BROWSER_KEY, chosen)}
@@ -213,7 +238,8 @@ def test_a_tossed_unprefixed_cookie_is_ignored(make_site):
     server = make_site()
     with client(server) as attacker:  # consents for itself, gets a real signed cookie
         value = set_cookies(post_consent(attacker, {"grant": ["browsing_history"]}))[
-            "__Host-veil_sid"]
+            "__Host-veil_sid"
+        ]
     with client(server) as victim:  # carries it unprefixed, as a sibling domain can plant it
         victim.get("/victim-page", headers={"Cookie": f"veil_sid={value}"})
         state = victim.get("/veil/consent", headers={"Cookie": f"veil_sid={value}"}).json()
@@ -227,10 +253,12 @@ def test_a_sibling_subdomain_cannot_plant_a_subject_cookie_in_a_real_browser(mak
     server = make_site()
     with client(server) as attacker:
         value = set_cookies(post_consent(attacker, {"grant": ["browsing_history"]}))[
-            "__Host-veil_sid"]
+            "__Host-veil_sid"
+        ]
     port = server.port
-    with launch_chromium("--host-resolver-rules=MAP site.test 127.0.0.1, "
-                         "MAP evil.site.test 127.0.0.1") as browser:
+    with launch_chromium(
+        "--host-resolver-rules=MAP site.test 127.0.0.1, MAP evil.site.test 127.0.0.1"
+    ) as browser:
         context = browser.new_context()
         try:
             page = context.new_page()
@@ -272,8 +300,9 @@ def test_get_consent_reports_what_veil_does(make_site):
     server = make_site("regional")
     with client(server, CA_IP) as ca, client(server, DE_IP) as de:
         ca_state = ca.get("/veil/consent").json()["purposes"]["browsing_history"]
-        gpc_state = ca.get("/veil/consent", headers={"Sec-GPC": "1"}).json()[
-            "purposes"]["browsing_history"]
+        gpc_state = ca.get("/veil/consent", headers={"Sec-GPC": "1"}).json()["purposes"][
+            "browsing_history"
+        ]
         de_state = de.get("/veil/consent").json()["purposes"]["browsing_history"]
         ca.get("/ca-collected")
         ca.get("/ca-gpc", headers={"Sec-GPC": "1"})
@@ -323,8 +352,9 @@ async def test_gpc_blocks_provision_and_app_records(make_config, started):
     # without the signal the same provision stands; a grant given under GPC overrides it
     assert await veil.provide("AdCo", "feedback", [{"subject": "bob", "plan": "pro"}])
     await veil.grant("carol", ["provision:AdCo"], signal=True)
-    assert await veil.provide("AdCo", "feedback", [{"subject": "carol", "plan": "pro",
-                                                      "gpc": True}])
+    assert await veil.provide(
+        "AdCo", "feedback", [{"subject": "carol", "plan": "pro", "gpc": True}]
+    )
     # a legal obligation is not a sale: GPC does not block it
     assert await veil.provide("AdCo", "feedback", record, exception="law")
 
@@ -344,8 +374,11 @@ def test_consent_flooding_is_bounded(make_site):
         dupes = post_consent(c, {"grant": ["browsing_history"] * 100})
         sid = set_cookies(dupes)["__Host-veil_sid"]
         for i in range(121):  # 122 requests, as the review sent, each a change
-            body = {"withdraw": ["browsing_history"]} if i % 2 == 0 else {
-                "grant": ["browsing_history"]}
+            body = (
+                {"withdraw": ["browsing_history"]}
+                if i % 2 == 0
+                else {"grant": ["browsing_history"]}
+            )
             statuses.append(post_consent(c, body, f"__Host-veil_sid={sid}").status_code)
         page = c.get("/still-serving")
     refilled = int(time.monotonic() - started) + 1  # the budget: 20 rows, 1 more a second
@@ -364,14 +397,25 @@ def test_fresh_subjects_cannot_flood_the_ledger(make_site):
     """Without a cookie every grant mints a subject, so the per-subject cap cannot bound it:
     the network's budget of permanent rows does, whatever the number of scopes."""
     server = make_site()
-    scopes = ["browsing_history", "feedback", *(
-        f"special:{c}:feedback" for c in ("race", "creed", "medical_history", "sex_life"))]
+    scopes = [
+        "browsing_history",
+        "feedback",
+        *(f"special:{c}:feedback" for c in ("race", "creed", "medical_history", "sex_life")),
+    ]
     started = time.monotonic()
     with client(server) as c:
         answers = [post_consent(c, {"grant": scopes}).status_code for _ in range(122)]
-        too_many = post_consent(c, {"grant": scopes * 5 + [
-            f"special:{cat}:browsing_history" for cat in ("race", "creed", "trade_union",
-                                                          "social_status")] * 5})
+        too_many = post_consent(
+            c,
+            {
+                "grant": scopes * 5
+                + [
+                    f"special:{cat}:browsing_history"
+                    for cat in ("race", "creed", "trade_union", "social_status")
+                ]
+                * 5
+            },
+        )
     refilled = int(time.monotonic() - started) + 1
     (rows,) = query(server, "SELECT COUNT(*) FROM consent_ledger")[0]
     assert rows <= 20 + refilled and answers.count(429) >= 122 - (20 + refilled) // 6
@@ -383,10 +427,15 @@ def test_a_withdrawal_goes_through_past_the_daily_cap(make_site):
     with client(server) as c:
         sid = set_cookies(post_consent(c, {"grant": ["browsing_history"]}))["__Host-veil_sid"]
         cookie = f"__Host-veil_sid={sid}"
-        repeats = [post_consent(c, {"grant": ["browsing_history"]}, cookie).status_code
-                   for _ in range(20)]
-        flips = [post_consent(c, {"withdraw": ["feedback"]} if i % 2 else {"grant": [
-            "feedback"]}, cookie).status_code for i in range(30)]
+        repeats = [
+            post_consent(c, {"grant": ["browsing_history"]}, cookie).status_code for _ in range(20)
+        ]
+        flips = [
+            post_consent(
+                c, {"withdraw": ["feedback"]} if i % 2 else {"grant": ["feedback"]}, cookie
+            ).status_code
+            for i in range(30)
+        ]
         withdraw = post_consent(c, {"withdraw": ["browsing_history"]}, cookie)
         state = c.get("/veil/consent", headers={"Cookie": cookie}).json()
         c.get("/after-withdrawal", headers={"Cookie": cookie})
@@ -407,10 +456,16 @@ def test_app_records_and_review_requests_are_rate_limited(make_site):
         sid = set_cookies(post_consent(c, {"grant": ["feedback"]}))["__Host-veil_sid"]
         cookie = f"__Host-veil_sid={sid}"
         body = {"purpose": "feedback", "fields": {"plan": "pro"}}
-        answers = [c.post("/veil/record", json=body, headers={"Cookie": cookie}).status_code
-                   for _ in range(100)]
-        reviews = [c.post("/veil/rights/human-review", json={
-            "decision": "0" * 32, "reason": "why"}).status_code for _ in range(30)]
+        answers = [
+            c.post("/veil/record", json=body, headers={"Cookie": cookie}).status_code
+            for _ in range(100)
+        ]
+        reviews = [
+            c.post(
+                "/veil/rights/human-review", json={"decision": "0" * 32, "reason": "why"}
+            ).status_code
+            for _ in range(30)
+        ]
     refilled = int(time.monotonic() - started) + 1
     assert answers.count(202) <= 20 + refilled and 429 in answers and set(reviews) == {429}
     assert query(server, "SELECT COUNT(*) FROM records") == [(answers.count(202),)]

@@ -25,7 +25,9 @@ from veil.store.keys import KeyStore
 from conftest import CHROME, SAFARI_IPHONE, rows
 
 GOOD = {"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2, "language": "de-CH"}
-POLICY = policy_toml("i1", """
+POLICY = policy_toml(
+    "i1",
+    """
 [policy.fields.purpose]
 type = "string"
 category = "user.behavior"
@@ -44,7 +46,8 @@ data_use = "functional.service.improve"
 legal_basis = "consent"
 retention = "30d"
 fields = ["purpose", "subject_id", "self"]
-""")
+""",
+)
 
 # A crafted agent can put anything where ua-parser copies text: an e-mail and an IP in the
 # device slot of a generic Android rule, of a named brand's rule, and in a browser-name slot.
@@ -61,10 +64,14 @@ CRAFTED = [
 
 def geo_db(path: Path) -> Path:
     w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    w.insert_network(netaddr.IPSet(["203.0.113.0/24"]),
-                     {"country": {"iso_code": "JP"}, "subdivisions": [{"iso_code": "13"}]})
-    w.insert_network(netaddr.IPSet(["2001:db8:1::/48"]),
-                     {"country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]})
+    w.insert_network(
+        netaddr.IPSet(["203.0.113.0/24"]),
+        {"country": {"iso_code": "JP"}, "subdivisions": [{"iso_code": "13"}]},
+    )
+    w.insert_network(
+        netaddr.IPSet(["2001:db8:1::/48"]),
+        {"country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]},
+    )
     w.to_db_file(str(path))
     return path
 
@@ -74,21 +81,36 @@ def serve(tmp_path: Path, master_key: str):
     """Start `kind` ("app": the example app under uvicorn; "collector": `veil serve`)."""
     servers = []
 
-    def start(kind: str, rate: float = 1000.0, burst: int = 1000, seal: bool = False
-              ) -> ServerProcess:
+    def start(
+        kind: str, rate: float = 1000.0, burst: int = 1000, seal: bool = False
+    ) -> ServerProcess:
         geo_db(tmp_path / "geo.mmdb")
         config = tmp_path / "veil.toml"
         config.write_text(
             '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-            f'seal_ip = {str(seal).lower()}\n'
+            f"seal_ip = {str(seal).lower()}\n"
             '[capture]\nflush_interval = 0.05\n[proxy]\ntrusted = ["127.0.0.1"]\n'
-            f'[geoip]\npath = "geo.mmdb"\n[ingest]\nrate = {rate}\nburst = {burst}\n' + POLICY)
+            f'[geoip]\npath = "geo.mmdb"\n[ingest]\nrate = {rate}\nburst = {burst}\n' + POLICY
+        )
         env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
         log, data = tmp_path / f"{kind}.log", tmp_path / "data"
         if kind == "app":  # the safe run command: uvicorn rewrites nothing, logs no address
-            server = ServerProcess([sys.executable, "-m", "uvicorn", "examples.starlette_app:app",
-                                    "--port", "{port}", "--no-proxy-headers",
-                                    "--no-access-log"], env, log, config=config, data=data)
+            server = ServerProcess(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "examples.starlette_app:app",
+                    "--port",
+                    "{port}",
+                    "--no-proxy-headers",
+                    "--no-access-log",
+                ],
+                env,
+                log,
+                config=config,
+                data=data,
+            )
         else:
             server = ServerProcess.veil_serve(config, env, log, data=data)
         server.start()
@@ -120,12 +142,16 @@ def grep_data_dir(server: ServerProcess, needles: list[str]) -> list[str]:
     found = []
     for path in sorted(p for p in server.data.rglob("*") if p.is_file()):
         blob = path.read_bytes()
-        found += [f"{n!r} in {path.name}" for n in needles
-                  if n.encode() in blob or n.encode("utf-16-le") in blob]
+        found += [
+            f"{n!r} in {path.name}"
+            for n in needles
+            if n.encode() in blob or n.encode("utf-16-le") in blob
+        ]
     return found
 
 
 # -- 11. free text from the user agent -------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["app", "collector"])
 def test_a_crafted_user_agent_leaves_no_email_or_ip_on_disk(serve, kind):
@@ -136,8 +162,7 @@ def test_a_crafted_user_agent_leaves_no_email_or_ip_on_disk(serve, kind):
             if kind == "app":  # and as a page request, which the middleware captures
                 assert c.get("/", headers={"User-Agent": agent}).status_code == 200
         # the Host header is the site column's source: an address there is not a site
-        r = c.post("/veil/e", json=GOOD, headers={"User-Agent": CHROME,
-                                                  "Host": f"{HOST_IP}:8080"})
+        r = c.post("/veil/e", json=GOOD, headers={"User-Agent": CHROME, "Host": f"{HOST_IP}:8080"})
         assert r.status_code == 202
         for agent in (CHROME, SAFARI_IPHONE):
             assert c.post("/veil/e", json=GOOD, headers={"User-Agent": agent}).status_code == 202
@@ -148,49 +173,83 @@ def test_a_crafted_user_agent_leaves_no_email_or_ip_on_disk(serve, kind):
     server.stop()
     assert grep_data_dir(server, needles) == []  # after the shutdown's checkpoint
 
-    described = rows(server, "SELECT os, os_version, browser, browser_version, device, "
-                             "device_brand, device_model, site FROM event_log")
+    described = rows(
+        server,
+        "SELECT os, os_version, browser, browser_version, device, "
+        "device_brand, device_model, site FROM event_log",
+    )
     assert len(described) >= expected  # (the app also counts the /stats polls)
     for row in described:
         assert not any(v is not None and ("@" in str(v) or "192.0.2" in str(v)) for v in row)
     # ordinary agents still come out as they should
     assert ("Windows", "10", "Chrome", "120") in {r[:4] for r in described}
     assert ("iOS", "17", "Mobile Safari", "17", "iPhone", "Apple", "iPhone") in {
-        r[:7] for r in described}
+        r[:7] for r in described
+    }
     # the crafted ones keep what is not free text: OS, browser, brand
     assert ("Android", "13", "Chrome Mobile", "120", "Other", "Samsung", None) in {
-        r[:7] for r in described}
+        r[:7] for r in described
+    }
     assert {r[7] for r in described} == {None}  # an address in Host (ours too) is no site
 
 
-@pytest.mark.parametrize("free_text", [
-    "alice@example.org", "alice.smith", "192.0.2.55", "2001:db8::55", "+49 170 1234567",
-    "4915112345678", "356938035643809", "00-1A-2B-3C-4D-5E", "f0923053f6bcb74e",
-    "123e4567-e89b-12d3-a456-426614174000", "http://evil.example/x",
-])
+@pytest.mark.parametrize(
+    "free_text",
+    [
+        "alice@example.org",
+        "alice.smith",
+        "192.0.2.55",
+        "2001:db8::55",
+        "+49 170 1234567",
+        "4915112345678",
+        "356938035643809",
+        "00-1A-2B-3C-4D-5E",
+        "f0923053f6bcb74e",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "http://evil.example/x",
+    ],
+)
 def test_identifiers_in_a_brands_model_slot_are_not_kept(free_text):
-    agent = (f"Mozilla/5.0 (Linux; Android 13; SAMSUNG {free_text} Build/TQ3A) AppleWebKit/537.36"
-             " (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36")
+    agent = (
+        f"Mozilla/5.0 (Linux; Android 13; SAMSUNG {free_text} Build/TQ3A) AppleWebKit/537.36"
+        " (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36"
+    )
     assert agents.describe(agent.encode()) == (
-        "Android", "13", "Chrome Mobile", "120", "Other", "Samsung", None, False)
+        "Android",
+        "13",
+        "Chrome Mobile",
+        "120",
+        "Other",
+        "Samsung",
+        None,
+        False,
+    )
 
 
 def test_the_vocabularies_hold_what_everyone_knows():
     # derived from ua-parser's own rules at start-up: a change in its rules or in Python's
     # regex parser must not quietly turn every browser into "Other"
     v = agents._vocabularies()
-    for vocabulary, known in ((v.browser, {"Chrome", "Firefox", "Mobile Safari", "Edge"}),
-                              (v.os, {"Windows", "Android", "iOS", "Mac OS X", "Linux"}),
-                              (v.brand, {"Apple", "Samsung", "Google", "Huawei"}),
-                              (v.device, {"iPhone", "iPad", "Mac"})):
+    for vocabulary, known in (
+        (v.browser, {"Chrome", "Firefox", "Mobile Safari", "Edge"}),
+        (v.os, {"Windows", "Android", "iOS", "Mac OS X", "Linux"}),
+        (v.brand, {"Apple", "Samsung", "Google", "Huawei"}),
+        (v.device, {"iPhone", "iPad", "Mac"}),
+    ):
         assert {vocabulary.canonical(k) for k in known} == known
 
 
 def test_real_model_names_are_kept():
-    for model, brand in (("SM-S918B", "Samsung"), ("Pixel 7 Pro", "Google"),
-                         ("moto g(60)", "Motorola"), ("CPH2451", "Oppo")):
-        agent = (f"Mozilla/5.0 (Linux; Android 13; {model}) AppleWebKit/537.36 (KHTML, like "
-                 "Gecko) Chrome/120.0.0.0 Mobile Safari/537.36")
+    for model, brand in (
+        ("SM-S918B", "Samsung"),
+        ("Pixel 7 Pro", "Google"),
+        ("moto g(60)", "Motorola"),
+        ("CPH2451", "Oppo"),
+    ):
+        agent = (
+            f"Mozilla/5.0 (Linux; Android 13; {model}) AppleWebKit/537.36 (KHTML, like "
+            "Gecko) Chrome/120.0.0.0 Mobile Safari/537.36"
+        )
         described = agents.describe(agent.encode())
         assert described.device_brand == brand and described.device_model in model, described
 
@@ -216,8 +275,9 @@ def test_deeply_nested_json_is_a_400_on_every_endpoint(serve, kind):
         assert c.post("/veil/e", json=GOOD, headers={"User-Agent": CHROME}).status_code == 202
     wait_stored(server, 1)
     server.stop()
-    assert rows(server, "SELECT browser, screen_w IS NOT NULL FROM event_log "
-                        "WHERE source = 'beacon'") == [("Chrome", 1)]
+    assert rows(
+        server, "SELECT browser, screen_w IS NOT NULL FROM event_log WHERE source = 'beacon'"
+    ) == [("Chrome", 1)]
     assert "Traceback" not in server.log.read_text()
 
 
@@ -226,8 +286,11 @@ def grant(c: httpx.Client, scope: str) -> str:
     cookie back over plain HTTP)."""
     r = c.post("/veil/consent", json={"grant": [scope]})
     assert r.status_code == 200, r.text
-    return next(h.split(";", 1)[0] for h in r.headers.get_list("set-cookie")
-                if h.split("=", 1)[0].endswith("veil_sid"))
+    return next(
+        h.split(";", 1)[0]
+        for h in r.headers.get_list("set-cookie")
+        if h.split("=", 1)[0].endswith("veil_sid")
+    )
 
 
 @pytest.mark.parametrize("kind", ["app", "collector"])
@@ -236,14 +299,19 @@ def test_record_fields_named_like_parameters_never_give_a_500(serve, kind):
     with httpx.Client(base_url=server.url) as c:
         cookie = grant(c, "feedback")
         fields = {"purpose": "pricing", "subject_id": "42", "self": "me"}
-        ok = c.post("/veil/record", json={"purpose": "feedback", "fields": fields},
-                    headers={"Cookie": cookie})
+        ok = c.post(
+            "/veil/record",
+            json={"purpose": "feedback", "fields": fields},
+            headers={"Cookie": cookie},
+        )
         assert ok.status_code == 202, ok.text
-        odd = [({"purpose": "feedback", "fields": {"self": {"nested": [1]}}}, 400),
-               ({"purpose": ["feedback"], "fields": fields}, 400),
-               ({"purpose": "feedback", "fields": {"undeclared": 1}}, 400),
-               ({"purpose": "feedback", "fields": {}}, 400),
-               ({"purpose": "feedback", "fields": fields, "extra": 1}, 400)]
+        odd = [
+            ({"purpose": "feedback", "fields": {"self": {"nested": [1]}}}, 400),
+            ({"purpose": ["feedback"], "fields": fields}, 400),
+            ({"purpose": "feedback", "fields": {"undeclared": 1}}, 400),
+            ({"purpose": "feedback", "fields": {}}, 400),
+            ({"purpose": "feedback", "fields": fields, "extra": 1}, 400),
+        ]
         for body, status in odd:
             r = c.post("/veil/record", json=body, headers={"Cookie": cookie})
             assert r.status_code == status, (body, r.status_code, r.text)
@@ -251,13 +319,15 @@ def test_record_fields_named_like_parameters_never_give_a_500(serve, kind):
         assert no_cookie.status_code == 403
     server.stop()
     assert rows(server, "SELECT purpose, fields FROM records") == [
-        ("feedback", "purpose,self,subject_id")]
+        ("feedback", "purpose,self,subject_id")
+    ]
 
 
 async def test_the_python_api_takes_any_declared_field_name(tmp_path, monkeypatch, started):
     config = tmp_path / "veil.toml"
-    config.write_text('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-                      + POLICY)
+    config.write_text(
+        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n' + POLICY
+    )
     veil = await started(Veil(load(config)))
     await veil.grant("user-7", ["feedback"])
     await veil.record("user-7", "feedback", purpose="pricing", subject_id="x", self="y")
@@ -266,6 +336,7 @@ async def test_the_python_api_takes_any_declared_field_name(tmp_path, monkeypatc
 
 
 # -- 16. ip:port in X-Forwarded-For ---------------------------------------------------------
+
 
 def test_forwarded_for_with_ports_resolves_the_client(serve):
     server = serve("app", seal=True)
@@ -276,8 +347,11 @@ def test_forwarded_for_with_ports_resolves_the_client(serve):
                 r = c.get("/", headers={"User-Agent": CHROME, "X-Forwarded-For": xff})
                 assert r.status_code == 200
             # a chain: the left hop is the client's claim, the right one our proxy's view
-            r = c.post("/veil/e", json=GOOD, headers={
-                "User-Agent": CHROME, "X-Forwarded-For": f"6.6.6.6:1, {with_port}"})
+            r = c.post(
+                "/veil/e",
+                json=GOOD,
+                headers={"User-Agent": CHROME, "X-Forwarded-For": f"6.6.6.6:1, {with_port}"},
+            )
             assert r.status_code == 202
     server.stop()
     located = rows(server, "SELECT country, region, network FROM event_log")
@@ -288,21 +362,28 @@ def test_forwarded_for_with_ports_resolves_the_client(serve):
     assert rows(server, "SELECT reason FROM drops WHERE reason = 'invalid_client'") == []
     # the port the proxy saw is the client's: sealed with the address, as the policy allows
     keystore = KeyStore.open(load(server.config).keys)
-    endpoints = {unseal(keystore, key, blob).decode()
-                 for key, blob in rows(server, "SELECT seal_key, sealed_endpoint FROM event_log")}
+    endpoints = {
+        unseal(keystore, key, blob).decode()
+        for key, blob in rows(server, "SELECT seal_key, sealed_endpoint FROM event_log")
+    }
     keystore.close()
-    assert endpoints == {"203.0.113.7 ", "203.0.113.7 41234", "2001:db8:1::7 ",
-                         "2001:db8:1::7 443"}
+    assert endpoints == {"203.0.113.7 ", "203.0.113.7 41234", "2001:db8:1::7 ", "2001:db8:1::7 443"}
 
 
 def test_a_broken_forwarded_for_from_the_proxy_is_still_rate_limited(serve):
     server = serve("app", rate=0.5, burst=3)
     with httpx.Client(base_url=server.url) as c:
-        statuses = [c.post("/veil/e", json=GOOD, headers={
-            "User-Agent": CHROME, "X-Forwarded-For": f"garbage-{i}"}).status_code
-            for i in range(6)]
+        statuses = [
+            c.post(
+                "/veil/e",
+                json=GOOD,
+                headers={"User-Agent": CHROME, "X-Forwarded-For": f"garbage-{i}"},
+            ).status_code
+            for i in range(6)
+        ]
     # the client cannot be known, so the peer (the trusted proxy) is the bucket
     assert statuses == [202, 202, 202, 429, 429, 429]
     server.stop()
     assert rows(server, "SELECT reason, count FROM drops WHERE reason = 'invalid_client'") == [
-        ("invalid_client", 3)]
+        ("invalid_client", 3)
+    ]

@@ -24,13 +24,15 @@ async def veil(make_config, started):
 @pytest.fixture
 async def client(veil):
     """A client of an app behind the middleware of `veil` (started)."""
+
     async def home(request):
         return PlainTextResponse("app")
 
     app = VeilMiddleware(Starlette(routes=[Route("/", home)]), veil=veil)
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 50123))
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.example",
-                                 headers={"User-Agent": CHROME}) as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://shop.example", headers={"User-Agent": CHROME}
+    ) as c:
         yield c
 
 
@@ -46,8 +48,7 @@ def beacon(body, content_type="text/plain;charset=UTF-8") -> dict:
 async def test_a_good_beacon_is_accepted_and_stored_with_server_side_fields(client, veil):
     r = await client.post("/veil/e", **beacon(GOOD))
     assert r.status_code == 202 and r.content == b""
-    r = await client.post("/veil/e", **beacon({**GOOD, "path": "/pricing?q=1"},
-                                               "application/json"))
+    r = await client.post("/veil/e", **beacon({**GOOD, "path": "/pricing?q=1"}, "application/json"))
     assert r.status_code == 202
     await veil.stop()
     rows = stored(veil)
@@ -55,31 +56,44 @@ async def test_a_good_beacon_is_accepted_and_stored_with_server_side_fields(clie
     row = rows[0]
     # the screen as its width class, no height (test_unlinkability.py says why)
     assert (row["screen_w"], row["screen_h"], row["pixel_ratio"], row["language"]) == (
-        1200, None, 2.0, "de")
+        1200,
+        None,
+        2.0,
+        "de",
+    )
     assert (row["browser"], row["purpose"], row["country"]) == ("Chrome", "connection", None)
     assert row["visitor"]
     assert all(r["path"] is None for r in rows)  # no consent purpose: the path is not kept
 
 
-@pytest.mark.parametrize(("body", "content_type", "status", "kind", "field"), [
-    (b"{not json", "text/plain", 400, "malformed-body", None),
-    (b"[1, 2]", "text/plain", 400, "malformed-body", None),
-    (b"\xff\xfe", "text/plain", 400, "malformed-body", None),
-    ({**GOOD, "ip": "1.2.3.4"}, "text/plain", 400, "invalid-field", "ip"),
-    ({**GOOD, "user_agent": "x"}, "text/plain", 400, "invalid-field", "user_agent"),
-    ({k: v for k, v in GOOD.items() if k != "language"}, "text/plain", 400, "invalid-field",
-     "language"),
-    ({**GOOD, "screen_w": "1280"}, "text/plain", 400, "invalid-field", "screen_w"),
-    ({**GOOD, "screen_h": 0}, "text/plain", 400, "invalid-field", "screen_h"),
-    ({**GOOD, "screen_w": True}, "text/plain", 400, "invalid-field", "screen_w"),
-    ({**GOOD, "pixel_ratio": 50}, "text/plain", 400, "invalid-field", "pixel_ratio"),
-    ({**GOOD, "language": "<script>"}, "text/plain", 400, "invalid-field", "language"),
-    ({**GOOD, "path": "https://evil.example/"}, "text/plain", 400, "invalid-field", "path"),
-    (GOOD, "application/x-www-form-urlencoded", 415, "unsupported-media-type", None),
-    ({**GOOD, "language": "de" * 3000}, "text/plain", 413, "body-too-large", None),
-])
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "kind", "field"),
+    [
+        (b"{not json", "text/plain", 400, "malformed-body", None),
+        (b"[1, 2]", "text/plain", 400, "malformed-body", None),
+        (b"\xff\xfe", "text/plain", 400, "malformed-body", None),
+        ({**GOOD, "ip": "1.2.3.4"}, "text/plain", 400, "invalid-field", "ip"),
+        ({**GOOD, "user_agent": "x"}, "text/plain", 400, "invalid-field", "user_agent"),
+        (
+            {k: v for k, v in GOOD.items() if k != "language"},
+            "text/plain",
+            400,
+            "invalid-field",
+            "language",
+        ),
+        ({**GOOD, "screen_w": "1280"}, "text/plain", 400, "invalid-field", "screen_w"),
+        ({**GOOD, "screen_h": 0}, "text/plain", 400, "invalid-field", "screen_h"),
+        ({**GOOD, "screen_w": True}, "text/plain", 400, "invalid-field", "screen_w"),
+        ({**GOOD, "pixel_ratio": 50}, "text/plain", 400, "invalid-field", "pixel_ratio"),
+        ({**GOOD, "language": "<script>"}, "text/plain", 400, "invalid-field", "language"),
+        ({**GOOD, "path": "https://evil.example/"}, "text/plain", 400, "invalid-field", "path"),
+        (GOOD, "application/x-www-form-urlencoded", 415, "unsupported-media-type", None),
+        ({**GOOD, "language": "de" * 3000}, "text/plain", 413, "body-too-large", None),
+    ],
+)
 async def test_bad_beacons_get_a_precise_problem_and_store_nothing(
-        client, body, content_type, status, kind, field, veil):
+    client, body, content_type, status, kind, field, veil
+):
     r = await client.post("/veil/e", **beacon(body, content_type))
     assert r.status_code == status
     assert r.headers["content-type"] == "application/problem+json"
@@ -96,8 +110,11 @@ async def test_good_beacons_around_bad_ones_are_all_stored(client, veil):
     for i in range(12):
         good = i % 3 == 0
         # good ones marked by a width of its own class (stored as the class: 576, 768, ...)
-        body = {**GOOD, "screen_w": (600, 800, 1000, 1300)[i // 3]} if good else {
-            **GOOD, "screen_w": -i}
+        body = (
+            {**GOOD, "screen_w": (600, 800, 1000, 1300)[i // 3]}
+            if good
+            else {**GOOD, "screen_w": -i}
+        )
         statuses.append((await client.post("/veil/e", **beacon(body))).status_code)
     assert statuses == [202, 400, 400] * 4
     await veil.stop()
@@ -153,5 +170,4 @@ async def test_veil_endpoints_are_not_counted_as_page_requests(client, veil):
     await client.get("/veil/veil.js")
     assert (await client.get("/")).text == "app"
     await veil.stop()
-    assert rows(veil, "SELECT source, COUNT(*) FROM events GROUP BY source") == [
-        ("request", 1)]
+    assert rows(veil, "SELECT source, COUNT(*) FROM events GROUP BY source") == [("request", 1)]

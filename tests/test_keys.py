@@ -36,8 +36,7 @@ def test_rotation_destroys_expired_keys_unrecoverably(make_config):
     yesterday = TODAY - dt.timedelta(days=1)
     old = ks.key_for("visitor", yesterday)
     # Two days on, yesterday's visitor key is past its life (today and yesterday are kept).
-    destroyed = ks.rotate(now=dt.datetime.combine(TODAY + dt.timedelta(days=1), dt.time(1),
-                                                  dt.UTC))
+    destroyed = ks.rotate(now=dt.datetime.combine(TODAY + dt.timedelta(days=1), dt.time(1), dt.UTC))
     assert destroyed == [old[0]]
     assert ks.key_by_id(old[0]) is None
     info = {k.id: k for k in ks.list()}
@@ -109,10 +108,13 @@ def test_sealed_endpoint_is_readable_until_its_key_is_destroyed(keystore):
     assert unseal(keystore, key_id, blob) is None
 
 
-@pytest.mark.parametrize(("ip", "net"), [
-    ("198.51.100.77", "198.51.100.0/24"),
-    ("2001:db8:1:2:3:4:5:6", "2001:db8:1::/48"),
-])
+@pytest.mark.parametrize(
+    ("ip", "net"),
+    [
+        ("198.51.100.77", "198.51.100.0/24"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1::/48"),
+    ],
+)
 def test_network_truncation(ip, net):
     import ipaddress
 

@@ -37,15 +37,18 @@ from veil.store.keys import KeyStore
 
 from conftest import CHROME, rows
 
-BEACON = json.dumps({"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2,
-                     "language": "en"}).encode()
+BEACON = json.dumps(
+    {"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2, "language": "en"}
+).encode()
 TEXT = {"Content-Type": "text/plain", "User-Agent": CHROME}
 
 
 def config_file(directory: Path, policy: str = "") -> Path:
     path = directory / "veil.toml"
-    path.write_text('[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-                    '[capture]\nflush_interval = 0.05\n' + policy)
+    path.write_text(
+        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
+        "[capture]\nflush_interval = 0.05\n" + policy
+    )
     return path
 
 
@@ -58,16 +61,32 @@ def run_serve_until_exit(cfg: Path, env: dict[str, str]) -> tuple[int, str, list
     """`veil serve`, beaconed at the whole time it lives: (exit code, output, statuses)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "veil_collector.cli", "serve", "--port", str(port), "--config",
-         str(cfg)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+        [
+            sys.executable,
+            "-m",
+            "veil_collector.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--config",
+            str(cfg),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     statuses: list[int] = []
     deadline = time.monotonic() + 30
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                statuses.append(httpx.post(f"http://127.0.0.1:{port}/veil/e", content=BEACON,
-                                           headers=TEXT, timeout=1).status_code)
+                statuses.append(
+                    httpx.post(
+                        f"http://127.0.0.1:{port}/veil/e", content=BEACON, headers=TEXT, timeout=1
+                    ).status_code
+                )
             except httpx.TransportError:
                 time.sleep(0.02)
     finally:
@@ -139,20 +158,38 @@ def test_an_app_with_a_wrong_master_key_serves_its_routes_and_veil_answers_503(t
     (tmp_path / "host_app.py").write_text(HOST_APP)
     wrong = secrets.token_hex(32)
     env = {**os.environ, "VEIL_MASTER_KEY": wrong, "VEIL_CONFIG": str(cfg)}
-    server = ServerProcess([sys.executable, "-m", "uvicorn", "host_app:app", "--port", "{port}",
-                            "--app-dir", str(tmp_path), "--no-access-log",
-                            "--no-proxy-headers"], env, tmp_path / "server.log").start()
+    server = ServerProcess(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "host_app:app",
+            "--port",
+            "{port}",
+            "--app-dir",
+            str(tmp_path),
+            "--no-access-log",
+            "--no-proxy-headers",
+        ],
+        env,
+        tmp_path / "server.log",
+    ).start()
     try:
         with httpx.Client(base_url=server.url, headers={"User-Agent": CHROME}) as client:
             for _ in range(3):
                 page = client.get("/")
                 assert (page.status_code, page.text, page.headers["x-app"]) == (
-                    200, "the app's own page", "1")
+                    200,
+                    "the app's own page",
+                    "1",
+                )
             assert client.get("/veil/veil.js").status_code == 200  # static: no store needed
-            for method, path, body in (("POST", "/veil/e", BEACON),
-                                       ("POST", "/veil/consent", b'{"grant": ["x"]}'),
-                                       ("GET", "/veil/consent", None),
-                                       ("POST", "/veil/record", b'{"purpose": "x"}')):
+            for method, path, body in (
+                ("POST", "/veil/e", BEACON),
+                ("POST", "/veil/consent", b'{"grant": ["x"]}'),
+                ("GET", "/veil/consent", None),
+                ("POST", "/veil/record", b'{"purpose": "x"}'),
+            ):
                 r = client.request(method, path, content=body, headers=TEXT)
                 assert r.status_code == 503, (path, r.text)
                 assert r.headers["content-type"] == "application/problem+json"
@@ -179,9 +216,12 @@ def wrap(veil: Veil) -> VeilMiddleware:
 
 
 def client(app, **kw) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.7", 5)),
-                             base_url="http://shop.example", headers={"User-Agent": CHROME},
-                             **kw)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("198.51.100.7", 5)),
+        base_url="http://shop.example",
+        headers={"User-Agent": CHROME},
+        **kw,
+    )
 
 
 def stored(veil: Veil) -> list[tuple]:
@@ -189,7 +229,8 @@ def stored(veil: Veil) -> list[tuple]:
 
 
 async def test_a_permanent_failure_raises_when_required_and_a_restart_recovers(
-        make_config, monkeypatch, master_key, started):
+    make_config, monkeypatch, master_key, started
+):
     cfg = make_config()
     KeyStore.open(cfg.keys).close()
     monkeypatch.setenv("VEIL_MASTER_KEY", secrets.token_hex(32))
@@ -226,7 +267,8 @@ async def test_a_policy_changed_without_a_new_version_is_permanent(make_config, 
 
 
 async def test_a_transient_failure_queues_bounded_answers_503_then_writes_all(
-        make_config, tmp_path, monkeypatch, started):
+    make_config, tmp_path, monkeypatch, started
+):
     monkeypatch.setattr(veil.runtime, "RETRY_OPEN_SECONDS", 0.05)
     blocker = tmp_path / "mount"
     blocker.write_text("")  # the store's directory cannot be made yet: an I/O error
@@ -259,14 +301,18 @@ def test_permanent_and_transient_failures_are_told_apart(tmp_path):
     with pytest.raises(KeyStoreError) as wrong_key:
         raise_from(KeyStoreError("the master key does not match"), ValueError("tag"))
     assert veil.runtime.is_permanent(wrong_key.value)
-    for cause in (OSError("No such file or directory"),
-                  sqlite3.OperationalError("database is locked")):
+    for cause in (
+        OSError("No such file or directory"),
+        sqlite3.OperationalError("database is locked"),
+    ):
         with pytest.raises(StoreError) as io_error:
             raise_from(StoreError("store.url: cannot open"), cause)
         assert not veil.runtime.is_permanent(io_error.value)
     with pytest.raises(KeyStoreError) as locked:
-        raise_from(KeyStoreError("keys.path: cannot open keystore"),
-                   sqlite3.OperationalError("database is locked"))
+        raise_from(
+            KeyStoreError("keys.path: cannot open keystore"),
+            sqlite3.OperationalError("database is locked"),
+        )
     assert not veil.runtime.is_permanent(locked.value)
     with pytest.raises(KeyStoreError) as no_key_file:  # a config problem: the operator's
         raise_from(KeyStoreError("keys.master_key_file: cannot read"), FileNotFoundError())
@@ -281,4 +327,3 @@ def raise_from(error: Exception, cause: Exception) -> None:
         raise cause
     except type(cause):
         raise error from None
-

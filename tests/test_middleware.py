@@ -30,13 +30,24 @@ async def boom(request):
 
 
 async def echo(request):
-    return JSONResponse({"body": (await request.body()).decode(),
-                         "client": list(request.client), "ua": request.headers["user-agent"]})
+    return JSONResponse(
+        {
+            "body": (await request.body()).decode(),
+            "client": list(request.client),
+            "ua": request.headers["user-agent"],
+        }
+    )
 
 
 def make_app():
-    return Starlette(routes=[Route("/", hello), Route("/stream", stream), Route("/boom", boom),
-                             Route("/echo", echo, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/", hello),
+            Route("/stream", stream),
+            Route("/boom", boom),
+            Route("/echo", echo, methods=["POST"]),
+        ]
+    )
 
 
 async def call(app, s: dict, body: bytes = b"") -> list[dict]:
@@ -56,10 +67,16 @@ async def call(app, s: dict, body: bytes = b"") -> list[dict]:
     return sent
 
 
-@pytest.mark.parametrize(("path", "method", "body"), [
-    ("/", "GET", b""), ("/stream", "GET", b""), ("/boom", "GET", b""),
-    ("/missing", "GET", b""), ("/echo", "POST", b'{"x": 1}'),
-])
+@pytest.mark.parametrize(
+    ("path", "method", "body"),
+    [
+        ("/", "GET", b""),
+        ("/stream", "GET", b""),
+        ("/boom", "GET", b""),
+        ("/missing", "GET", b""),
+        ("/echo", "POST", b'{"x": 1}'),
+    ],
+)
 async def test_responses_are_byte_for_byte_those_of_the_bare_app(make_config, path, method, body):
     veil = Veil(make_config())
     wrapped = VeilMiddleware(make_app(), veil=veil)
@@ -76,7 +93,10 @@ async def test_requests_are_captured_and_stored_after_stop(make_config, started)
         await call(app, scope(headers={"User-Agent": agent}))
     await veil.stop()
     assert sorted(r[0] for r in rows(veil, "SELECT browser FROM events")) == [
-        "Chrome", "Chrome", "Firefox"]
+        "Chrome",
+        "Chrome",
+        "Firefox",
+    ]
 
 
 async def test_a_malformed_scope_is_counted_and_the_app_still_answers(make_config):
@@ -92,8 +112,7 @@ async def test_a_malformed_scope_is_counted_and_the_app_still_answers(make_confi
     await veil.stop()
 
 
-async def test_full_queue_drops_are_counted_and_responses_unchanged(make_config, tmp_path,
-                                                                    started):
+async def test_full_queue_drops_are_counted_and_responses_unchanged(make_config, tmp_path, started):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")  # the store cannot be opened: the writer never drains
     cfg = make_config(store={"url": f"sqlite:///{blocker}/veil.db"}, capture={"queue_size": 3})
@@ -107,8 +126,7 @@ async def test_full_queue_drops_are_counted_and_responses_unchanged(make_config,
     assert (stats.queued, stats.dropped, stats.running) == (3, {"queue_full": 7}, False)
 
 
-async def test_a_store_failing_mid_batch_loses_only_that_batch_and_counts_it(make_config,
-                                                                            started):
+async def test_a_store_failing_mid_batch_loses_only_that_batch_and_counts_it(make_config, started):
     cfg = make_config(capture={"max_retries": 1})
     veil = Veil(cfg)
     app = VeilMiddleware(make_app(), veil=veil)
@@ -117,8 +135,10 @@ async def test_a_store_failing_mid_batch_loses_only_that_batch_and_counts_it(mak
     await veil.flush()
     # A real SQLite failure in the middle of the next batch: the second row aborts it.
     db = sqlite3.connect(cfg.store.path)
-    db.execute("CREATE TRIGGER fail BEFORE INSERT ON event_log WHEN NEW.browser = 'Firefox' "
-               "BEGIN SELECT RAISE(ABORT, 'disk exploded'); END")
+    db.execute(
+        "CREATE TRIGGER fail BEFORE INSERT ON event_log WHEN NEW.browser = 'Firefox' "
+        "BEGIN SELECT RAISE(ABORT, 'disk exploded'); END"
+    )
     db.commit()
     for agent in (CHROME, FIREFOX, CHROME):
         sent = await call(app, scope(headers={"User-Agent": agent}))
@@ -143,8 +163,9 @@ async def test_lifespan_starts_the_writer_and_shutdown_flushes(make_config):
     async def send(message):
         outbox.append(message["type"])
 
-    lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}},
-                                       inbox.get, send))
+    lifespan = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send)
+    )
     await inbox.put({"type": "lifespan.startup"})
     while "lifespan.startup.complete" not in outbox:
         await asyncio.sleep(0.01)
@@ -225,9 +246,14 @@ def test_without_lifespan_the_process_still_exits_and_flushes(tmp_path, master_k
     from pathlib import Path
 
     tests = Path(__file__).parent
-    done = subprocess.run([sys.executable, "-c", NO_LIFESPAN_APP, str(tmp_path)], timeout=30,
-                          env={**os.environ, "PYTHONPATH": str(tests)}, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", NO_LIFESPAN_APP, str(tmp_path)],
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(tests)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert scalar(tmp_path / "veil.db", "SELECT COUNT(*) FROM events") == 3
 

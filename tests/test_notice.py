@@ -99,8 +99,9 @@ def test_default_policy_markdown_has_every_required_element(tmp_path):
         assert purpose.description in section
         assert f"Legal basis: {legal_basis_words(purpose.legal_basis)}" in section
         assert f"Retention: {human_duration(purpose.retention)}" in section
-        assert ("Consent: required" if purpose.needs_consent else "Consent: not required") \
-            in section
+        assert (
+            "Consent: required" if purpose.needs_consent else "Consent: not required"
+        ) in section
         for name in purpose.fields:
             f = FIELDS[name]
             assert f"| `{name}` | {f.description} | `{f.category}` | {f.stored_as} |" in section
@@ -124,8 +125,10 @@ def test_default_policy_markdown_has_every_required_element(tmp_path):
     assert "GDPR Art. 20" in rights and "supervisory authority" in rights
     signals = sections(md, 2)["Privacy signals"]
     assert "`Sec-GPC: 1`" in signals and "`DNT: 1`" in signals
-    assert "| 1.0 | 2026-11-25 | First published policy. |" in sections(md, 2)[
-        "Changes to this notice"]
+    assert (
+        "| 1.0 | 2026-11-25 | First published policy. |"
+        in sections(md, 2)["Changes to this notice"]
+    )
 
 
 def test_default_policy_html_is_a_standalone_page_with_the_same_content(tmp_path):
@@ -141,9 +144,10 @@ def test_default_policy_html_is_a_standalone_page_with_the_same_content(tmp_path
         assert f"Retention: {human_duration(purpose.retention)}" in page
         for name in purpose.fields:
             f = FIELDS[name]
-            assert (f"<tr><td><code>{name}</code></td><td>{html.escape(f.description)}</td>"
-                    f"<td><code>{f.category}</code></td><td>{html.escape(f.stored_as)}</td></tr>"
-                    ) in page
+            assert (
+                f"<tr><td><code>{name}</code></td><td>{html.escape(f.description)}</td>"
+                f"<td><code>{f.category}</code></td><td>{html.escape(f.stored_as)}</td></tr>"
+            ) in page
     for _, path in RIGHTS:
         assert path is None or f"<code>{path}</code>" in page
     assert "<table>" in page and "<ul>" in page
@@ -177,23 +181,28 @@ def test_a_custom_policy_changes_what_is_rendered(tmp_path):
     assert "Detect fraudulent orders" in fraud
     assert "performance of a contract with you (GDPR Art. 6(1)(b))" in fraud
     assert "Retention: 12 hours" in fraud
-    assert ("| `order_total` | Total of the order being checked. | `user.financial` | "
-            "as the application records it (a number) |") in fraud
+    assert (
+        "| `order_total` | Total of the order being checked. | `user.financial` | "
+        "as the application records it (a number) |"
+    ) in fraud
     not_collected = sections(md, 2)["What we do not collect"]
     assert "`screen`" in not_collected and "`path`" in not_collected
     assert "No cookie: no purpose of this policy needs consent" in not_collected
 
     decisions = sections(md, 2)["Automated decisions"]
-    assert ("| `order_block` | Block an order that looks fraudulent | yes | "
-            "necessary for a contract with you (Art. 22(2)(a)): order-terms-v2 | "
-            "`fraud_prevention` |"
-            ) in decisions
+    assert (
+        "| `order_block` | Block an order that looks fraudulent | yes | "
+        "necessary for a contract with you (Art. 22(2)(a)): order-terms-v2 | "
+        "`fraud_prevention` |"
+    ) in decisions
     pseudo = sections(md, 2)["Pseudonymisation and aggregation"]
     assert "IP sealing is on" in pseudo and "destroyed after 2 days" in pseudo
     assert "fewer than 10 distinct visitors" in pseudo
     recipients = sections(md, 2)["Recipients and transfers abroad"]
-    assert ("| Cloud Hosting Inc. | US | processor (acts only on our instructions) | "
-            "`connection` | standard contractual clauses (SCCs) |") in recipients
+    assert (
+        "| Cloud Hosting Inc. | US | processor (acts only on our instructions) | "
+        "`connection` | standard contractual clauses (SCCs) |"
+    ) in recipients
     assert "None:" not in recipients
     changes = sections(md, 2)["Changes to this notice"]
     new = "| 2.1 | 2027-03-01 | Screen size no longer collected; fraud prevention added. |"
@@ -203,8 +212,10 @@ def test_a_custom_policy_changes_what_is_rendered(tmp_path):
 
 
 def test_special_category_app_field_is_flagged_under_its_purpose(tmp_path):
-    text = CUSTOM.replace('category = "user.financial"',
-                          'category = "user.health_and_medical"\nspecial = "medical_history"')
+    text = CUSTOM.replace(
+        'category = "user.financial"',
+        'category = "user.health_and_medical"\nspecial = "medical_history"',
+    )
     md = render_notice(config_of(tmp_path, text), "md")
     fraud = purpose_section(md, "fraud_prevention")
     assert "special category (Medical history): only with your explicit prior consent" in fraud
@@ -212,9 +223,11 @@ def test_special_category_app_field_is_flagged_under_its_purpose(tmp_path):
 
 def test_policy_strings_are_escaped_in_html_and_markdown(tmp_path):
     evil = "<script>alert('x')</script> & | *bold*"
-    text = (CUSTOM.replace("Detect fraudulent orders", evil)
-            .replace('name = "Example K.K."', 'name = "A <b>B</b> & C"')
-            .replace("First published policy.", "line one | <img src=x onerror=alert(1)>"))
+    text = (
+        CUSTOM.replace("Detect fraudulent orders", evil)
+        .replace('name = "Example K.K."', 'name = "A <b>B</b> & C"')
+        .replace("First published policy.", "line one | <img src=x onerror=alert(1)>")
+    )
     cfg = config_of(tmp_path, text)
     page = render_notice(cfg, "html")
     assert "<script>alert" not in page and "<img" not in page and "<b>B" not in page
@@ -242,10 +255,17 @@ def test_unknown_format_is_refused(tmp_path):
         render_notice(config_of(tmp_path), "pdf")
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("12h", "12 hours"), ("1h", "1 hour"), ("1d", "1 day"), ("30d", "30 days"),
-    ("2w", "14 days"), ("36h", "36 hours"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("12h", "12 hours"),
+        ("1h", "1 hour"),
+        ("1d", "1 day"),
+        ("30d", "30 days"),
+        ("2w", "14 days"),
+        ("36h", "36 hours"),
+    ],
+)
 def test_durations_read_as_words(text, words):
     assert human_duration(parse_duration(text)) == words
 

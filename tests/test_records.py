@@ -41,13 +41,23 @@ COOKIE = "signed-cookie-value"
 
 def test_the_capture_buffer_queues_the_one_captured_record():
     buffer = CaptureBuffer(10, 10)
-    scope = {"type": "http", "path": "/p", "client": ("198.51.100.7", 50123),
-             "headers": [(b"user-agent", b"UA"), (b"host", b"shop.example")]}
+    scope = {
+        "type": "http",
+        "path": "/p",
+        "client": ("198.51.100.7", 50123),
+        "headers": [(b"user-agent", b"UA"), (b"host", b"shop.example")],
+    }
     assert buffer.capture(scope, "connection")
     (item,) = buffer.take(1)
     assert isinstance(item, Captured)
     assert (item.purpose, item.peer, item.port, item.agent, item.host, item.request_path) == (
-        "connection", "198.51.100.7", 50123, b"UA", b"shop.example", "/p")
+        "connection",
+        "198.51.100.7",
+        50123,
+        b"UA",
+        b"shop.example",
+        "/p",
+    )
 
 
 def test_an_event_takes_every_captured_field_by_its_name(make_config):
@@ -73,19 +83,47 @@ def test_event_is_an_explicit_class_not_one_built_from_the_column_list():
 def pipeline(make_config, geoip_db):
     cfg = make_config()
     ks = KeyStore.open(cfg.keys)
-    yield Pipeline(cfg.policy, cfg.site, ClientResolver(cfg.trusted_proxies), Pseudonymiser(ks),
-                   open_geoip(geoip_db), False)
+    yield Pipeline(
+        cfg.policy,
+        cfg.site,
+        ClientResolver(cfg.trusted_proxies),
+        Pseudonymiser(ks),
+        open_geoip(geoip_db),
+        False,
+    )
     ks.close()
 
 
 def _request(gpc: bytes | None) -> Captured:
-    return Captured("connection", time.time(), "198.51.100.7", 50123, CHROME.encode(), b"de",
-                    gpc, None, b"", b"shop.example", None, "/page", VeilCookies(COOKIE, None))
+    return Captured(
+        "connection",
+        time.time(),
+        "198.51.100.7",
+        50123,
+        CHROME.encode(),
+        b"de",
+        gpc,
+        None,
+        b"",
+        b"shop.example",
+        None,
+        "/page",
+        VeilCookies(COOKIE, None),
+    )
 
 
 def _granted(explicit_gpc: bool = False) -> ConsentView:
-    grant = ConsentRecord(time.time() - 60, SUBJECT, "browsing_history", "grant", "banner",
-                          True, explicit_gpc, "1.0", "strictest")
+    grant = ConsentRecord(
+        time.time() - 60,
+        SUBJECT,
+        "browsing_history",
+        "grant",
+        "banner",
+        True,
+        explicit_gpc,
+        "1.0",
+        "strictest",
+    )
     return ConsentView({COOKIE: SUBJECT}, {SUBJECT: [grant]})
 
 
@@ -117,20 +155,46 @@ def test_the_consent_fan_out_is_decided_in_consent(make_config):
 
 
 def test_refusals_carry_reasons_from_the_one_drop_vocabulary():
-    assert {Refused.reason, NotConsented.reason, SpecialCategoryRefused.reason,
-            DecisionRefused.reason, ProvisionRefused.reason} <= set(Drop)
+    assert {
+        Refused.reason,
+        NotConsented.reason,
+        SpecialCategoryRefused.reason,
+        DecisionRefused.reason,
+        ProvisionRefused.reason,
+    } <= set(Drop)
     assert NotConsented.reason == "no_consent"  # the stored names stay as they were
     assert Drop.REFUSAL_UNRECORDED == "refusal_unrecorded"
     from veil import pipeline
+
     assert pipeline.Drop is Drop
 
 
-@pytest.mark.parametrize("error", [UnknownPurpose, UndeclaredDecision, UnknownDecisionId,
-                                   UndeclaredRecipient, UnknownException, UnknownScope])
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnknownPurpose,
+        UndeclaredDecision,
+        UnknownDecisionId,
+        UndeclaredRecipient,
+        UnknownException,
+        UnknownScope,
+    ],
+)
 def test_each_caller_mistake_has_its_own_field_error(error):
     assert issubclass(error, FieldError)
-    assert len({UnknownPurpose, UndeclaredDecision, UnknownDecisionId, UndeclaredRecipient,
-                UnknownException, UnknownScope}) == 6
+    assert (
+        len(
+            {
+                UnknownPurpose,
+                UndeclaredDecision,
+                UnknownDecisionId,
+                UndeclaredRecipient,
+                UnknownException,
+                UnknownScope,
+            }
+        )
+        == 6
+    )
 
 
 def test_unknown_purpose_and_unknown_scope_are_raised_where_they_happen(make_config):
@@ -167,7 +231,12 @@ async def test_what_an_open_gives_is_one_frozen_running_state(make_config):
         running = veil.running
         assert isinstance(running, Running)
         assert (veil.writer, veil.store, veil.keystore, veil.ledger, veil.guards) == (
-            running.writer, running.store, running.keystore, running.ledger, running.guards)
+            running.writer,
+            running.store,
+            running.keystore,
+            running.ledger,
+            running.guards,
+        )
         with pytest.raises(dataclasses.FrozenInstanceError):
             running.writer = None
     finally:

@@ -21,17 +21,24 @@ class Collector(ServerProcess):
 
     def __init__(self, tmp: Path, master_key: str) -> None:
         config = tmp / "collector.toml"
-        config.write_text('[store]\nurl = "sqlite:///collector-data/veil.db"\n'
-                          '[keys]\npath = "collector-data/keys.db"\n')
-        serve = ServerProcess.veil_serve(config, {**os.environ, "VEIL_REMOTE_SECRET": SECRET,
-                                                  "VEIL_MASTER_KEY": master_key},
-                                         tmp / "collector.log")
-        super().__init__(serve.args, serve.env, serve.log, serve.port, config=config,
-                         data=tmp / "collector-data")
+        config.write_text(
+            '[store]\nurl = "sqlite:///collector-data/veil.db"\n'
+            '[keys]\npath = "collector-data/keys.db"\n'
+        )
+        serve = ServerProcess.veil_serve(
+            config,
+            {**os.environ, "VEIL_REMOTE_SECRET": SECRET, "VEIL_MASTER_KEY": master_key},
+            tmp / "collector.log",
+        )
+        super().__init__(
+            serve.args, serve.env, serve.log, serve.port, config=config, data=tmp / "collector-data"
+        )
 
     def counts(self) -> tuple[int, int]:
-        (counts,) = rows(self, "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log "
-                         "WHERE source = 'request'")
+        (counts,) = rows(
+            self,
+            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log WHERE source = 'request'",
+        )
         return counts
 
 
@@ -44,11 +51,14 @@ def collector(tmp_path, master_key):
 
 
 def app_config(tmp_path: Path, port: int, **capture):
-    return from_dict({"keys": {"path": "app-keys.db"},
-                      "remote": {"url": f"http://127.0.0.1:{port}/veil/batch",
-                                 "shutdown_grace": 2.0},
-                      "capture": {"batch_size": 25, "flush_interval": 0.05, **capture}},
-                     base=tmp_path)
+    return from_dict(
+        {
+            "keys": {"path": "app-keys.db"},
+            "remote": {"url": f"http://127.0.0.1:{port}/veil/batch", "shutdown_grace": 2.0},
+            "capture": {"batch_size": 25, "flush_interval": 0.05, **capture},
+        },
+        base=tmp_path,
+    )
 
 
 async def send(app, n: int, offset: int) -> None:
@@ -57,8 +67,11 @@ async def send(app, n: int, offset: int) -> None:
 
     for i in range(n):
         ip = f"198.51.{100 + (offset + i) // 250}.{(offset + i) % 250 + 1}"
-        await app(scope(client=(ip, 40000 + i), headers={"User-Agent": (CHROME, FIREFOX)[i % 2]}),
-                  None, ok)
+        await app(
+            scope(client=(ip, 40000 + i), headers={"User-Agent": (CHROME, FIREFOX)[i % 2]}),
+            None,
+            ok,
+        )
         await asyncio.sleep(0.002)
 
 
@@ -68,7 +81,8 @@ async def hello(s, receive, send_):
 
 
 async def test_killing_and_restarting_the_collector_loses_nothing_and_duplicates_nothing(
-        collector, tmp_path, monkeypatch, started):
+    collector, tmp_path, monkeypatch, started
+):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     veil = Veil(app_config(tmp_path, collector.port))
     app = VeilMiddleware(hello, veil=veil)
@@ -86,7 +100,8 @@ async def test_killing_and_restarting_the_collector_loses_nothing_and_duplicates
 
 
 async def test_with_the_collector_gone_for_good_drops_are_counted_and_bounded(
-        tmp_path, monkeypatch, caplog, started):
+    tmp_path, monkeypatch, caplog, started
+):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     veil = Veil(app_config(tmp_path, free_port(), queue_size=40))
     app = VeilMiddleware(hello, veil=veil)

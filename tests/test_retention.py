@@ -15,8 +15,15 @@ DAY = 86400.0
 
 def row(ts: float, site: str, purpose: str = "connection") -> tuple:
     values = dict.fromkeys(ROW_COLUMNS)
-    values.update(event_id=site, ts=ts, purpose=purpose, policy_version="1.0",
-                  source="request", site=site, visitor="v")
+    values.update(
+        event_id=site,
+        ts=ts,
+        purpose=purpose,
+        policy_version="1.0",
+        source="request",
+        site=site,
+        visitor="v",
+    )
     return tuple(values[c] for c in ROW_COLUMNS)
 
 
@@ -25,11 +32,16 @@ async def test_expired_rows_are_disposed_of_unrecoverably(make_config, data_dir)
     store = SQLiteStore(cfg.store.path)
     await store.open(cfg.policy)
     now = time.time()
-    await store.write([row(now - 31 * DAY, "expired-connection.example"),
-                       row(now - 29 * DAY, "kept-connection.example"),
-                       row(now - 31 * DAY, "kept-history.example", "browsing_history"),
-                       row(now - 91 * DAY, "expired-history.example", "browsing_history")],
-                      Counter(), "2026-11-25")
+    await store.write(
+        [
+            row(now - 31 * DAY, "expired-connection.example"),
+            row(now - 29 * DAY, "kept-connection.example"),
+            row(now - 31 * DAY, "kept-history.example", "browsing_history"),
+            row(now - 91 * DAY, "expired-history.example", "browsing_history"),
+        ],
+        Counter(),
+        "2026-11-25",
+    )
     keystore = KeyStore.open(cfg.keys)
     done = await enforce(store, keystore, cfg.policy, now=now)
     keystore.close()
@@ -56,9 +68,18 @@ def test_retention_and_provisions_commands(tmp_path, capsys):
         s = SQLiteStore(load(config).store.path)
         await s.open(load(config).policy)
         await s.add_provision(
-            ts=1_764_000_000.0, recipient="CloudCo", country="US", role="processor",
-            purpose="connection", categories="user.device", subjects=3, records=9,
-            basis="consent", safeguard="scc", transfer="EU→US under scc")
+            ts=1_764_000_000.0,
+            recipient="CloudCo",
+            country="US",
+            role="processor",
+            purpose="connection",
+            categories="user.device",
+            subjects=3,
+            records=9,
+            basis="consent",
+            safeguard="scc",
+            transfer="EU→US under scc",
+        )
         await s.close()
 
     asyncio.run(seed())
@@ -67,7 +88,11 @@ def test_retention_and_provisions_commands(tmp_path, capsys):
     assert main(["provisions", "export", "--format", "json", "--config", str(config)]) == 0
     [entry] = json.loads(capsys.readouterr().out)
     assert (entry["recipient"], entry["subjects"], entry["basis"], entry["date"]) == (
-        "CloudCo", 3, "consent", "2025-11-24 16:00:00")
+        "CloudCo",
+        3,
+        "consent",
+        "2025-11-24 16:00:00",
+    )
     assert main(["provisions", "export", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("id,date,recipient") and "EU→US under scc" in lines[1]

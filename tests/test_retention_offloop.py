@@ -52,16 +52,36 @@ def rows(n: int, first_ts: float, marker: str, history_every: int = 0) -> list[t
     out = []
     for i in range(n):
         v = dict.fromkeys(ROW_COLUMNS)
-        v.update(event_id=f"ev-{marker.lower()}-{i:010d}", ts=first_ts + i * 0.25,
-                 purpose="connection", policy_version="1.0", source="request",
-                 site="shop.example", network=f"{i % 5000:032x}", country="DE", region="BE",
-                 os="Windows", os_version="10", browser="Chrome", browser_version="120",
-                 device="Other", language="de", languages="de-DE,de,en-US,en", gpc=0, dnt=0,
-                 screen_w=1920, pixel_ratio=1.0, seal_key="seal-2026-11-25",
-                 sealed_endpoint=bytes(12) + i.to_bytes(4, "big") * 8)
+        v.update(
+            event_id=f"ev-{marker.lower()}-{i:010d}",
+            ts=first_ts + i * 0.25,
+            purpose="connection",
+            policy_version="1.0",
+            source="request",
+            site="shop.example",
+            network=f"{i % 5000:032x}",
+            country="DE",
+            region="BE",
+            os="Windows",
+            os_version="10",
+            browser="Chrome",
+            browser_version="120",
+            device="Other",
+            language="de",
+            languages="de-DE,de,en-US,en",
+            gpc=0,
+            dnt=0,
+            screen_w=1920,
+            pixel_ratio=1.0,
+            seal_key="seal-2026-11-25",
+            sealed_endpoint=bytes(12) + i.to_bytes(4, "big") * 8,
+        )
         if history_every and i % history_every == 0:
-            v.update(purpose="browsing_history", subject=f"{i * 2654435761 % 2**64:032x}",
-                     path=f"/shop/item/{i}")
+            v.update(
+                purpose="browsing_history",
+                subject=f"{i * 2654435761 % 2**64:032x}",
+                path=f"/shop/item/{i}",
+            )
         else:
             v.update(visitor=f"{marker}{i:010d}{'0' * 12}")
         out.append(tuple(v.get(c) for c in ROW_COLUMNS))
@@ -71,19 +91,26 @@ def rows(n: int, first_ts: float, marker: str, history_every: int = 0) -> list[t
 def fill(path: Path, batches: list[list[tuple]]) -> None:
     """Insert directly, fast: one transaction per batch."""
     db = sqlite3.connect(path, isolation_level=None)
-    insert = (f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
-              f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})")
+    insert = (
+        f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})"
+    )
     for batch in batches:
         db.execute("BEGIN")
         db.executemany(insert, batch)
         db.execute("COMMIT")
-    db.execute("INSERT INTO consent_ledger (ts, subject, scope, action, method, explicit, gpc, "
-               "policy_version, jurisdiction) VALUES (?, 'EXPIREDSUBJECT', 'browsing_history', "
-               "'grant', 'banner', 1, 0, '1.0', 'gdpr')", (time.time() - 400 * DAY,))
-    db.execute("INSERT INTO provisions (ts, recipient, country, role, purpose, categories, "
-               "subjects, records, basis, safeguard) VALUES (?, 'CloudCo', 'DE', 'processor', "
-               "'connection', 'user.device', 3, 9, 'consent', 'domestic')",
-               (time.time() - 400 * DAY,))
+    db.execute(
+        "INSERT INTO consent_ledger (ts, subject, scope, action, method, explicit, gpc, "
+        "policy_version, jurisdiction) VALUES (?, 'EXPIREDSUBJECT', 'browsing_history', "
+        "'grant', 'banner', 1, 0, '1.0', 'gdpr')",
+        (time.time() - 400 * DAY,),
+    )
+    db.execute(
+        "INSERT INTO provisions (ts, recipient, country, role, purpose, categories, "
+        "subjects, records, basis, safeguard) VALUES (?, 'CloudCo', 'DE', 'processor', "
+        "'connection', 'user.device', 3, 9, 'consent', 'domestic')",
+        (time.time() - 400 * DAY,),
+    )
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
 
@@ -102,8 +129,11 @@ def template(tmp_path_factory) -> Path:
     asyncio.run(create())
     now = time.time()
     bulk = rows(BULK, now - 60 * DAY, "EXPIRED", HISTORY_EVERY)
-    fill(cfg.store.path, [bulk[i:i + 50_000] for i in range(0, BULK, 50_000)]
-         + [rows(KEPT - HISTORY, now - 2 * DAY, "KEPTROW")])
+    fill(
+        cfg.store.path,
+        [bulk[i : i + 50_000] for i in range(0, BULK, 50_000)]
+        + [rows(KEPT - HISTORY, now - 2 * DAY, "KEPTROW")],
+    )
     return cfg.store.path
 
 
@@ -133,12 +163,12 @@ def _pages(f: Path) -> Iterator[tuple[int, bytes]]:
     if f.name.endswith("-wal"):
         size = int.from_bytes(raw[8:12], "big")
         for at in range(32, len(raw) - size + 1, 24 + size):
-            yield int.from_bytes(raw[at:at + 4], "big"), raw[at + 24:at + 24 + size]
+            yield int.from_bytes(raw[at : at + 4], "big"), raw[at + 24 : at + 24 + size]
     elif f.name.endswith(".db") and raw:
         size = int.from_bytes(raw[16:18], "big")
         size = 65536 if size == 1 else size
         for at in range(0, len(raw), size):
-            yield at // size + 1, raw[at:at + size]
+            yield at // size + 1, raw[at : at + size]
 
 
 def find_deleted(data_dir: Path, marker: bytes) -> tuple[int, list[str]]:
@@ -157,9 +187,9 @@ def find_deleted(data_dir: Path, marker: bytes) -> tuple[int, list[str]]:
                 hdr = 100 if number == 1 else 0
                 kind = page[hdr]
                 if kind in (2, 5, 10, 13):
-                    cells = int.from_bytes(page[hdr + 3:hdr + 5], "big")
+                    cells = int.from_bytes(page[hdr + 3 : hdr + 5], "big")
                     gap_from = hdr + (12 if kind in (2, 5) else 8) + 2 * cells
-                    gap_to = int.from_bytes(page[hdr + 5:hdr + 7], "big") or 65536
+                    gap_to = int.from_bytes(page[hdr + 5 : hdr + 7], "big") or 65536
                     if gap_from <= start < gap_to:
                         in_gap += 1
                     else:
@@ -199,8 +229,7 @@ async def watch_loop(done: asyncio.Event) -> float:
     return worst
 
 
-async def test_retention_leaves_the_loop_and_its_writer_running(make_config, populated,
-                                                                data_dir):
+async def test_retention_leaves_the_loop_and_its_writer_running(make_config, populated, data_dir):
     cfg = make_config()
     store = SQLiteStore(cfg.store.path)
     await store.open(cfg.policy)
@@ -212,8 +241,7 @@ async def test_retention_leaves_the_loop_and_its_writer_running(make_config, pop
         """The app's writer, on the same loop: short transactions all through retention."""
         nonlocal written
         while not done.is_set():
-            await store.write(rows(100, time.time(), f"NEW{written:08d}"), Counter(),
-                              "2026-11-25")
+            await store.write(rows(100, time.time(), f"NEW{written:08d}"), Counter(), "2026-11-25")
             written += 100
             await asyncio.sleep(0.01)
 
@@ -240,13 +268,26 @@ def test_requests_are_answered_while_retention_runs(tmp_path, populated, data_di
     """Real HTTP through uvicorn to an app with the middleware: its first flush starts
     retention on the populated store, while requests keep coming."""
     config = tmp_path / "veil.toml"
-    config.write_text(f'[store]\nurl = "sqlite:///{data_dir.name}/veil.db"\n'
-                      f'[keys]\npath = "{data_dir.name}/keys.db"\n'
-                      '[proxy]\ntrusted = ["127.0.0.1"]\n[capture]\nflush_interval = 1.0\n')
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{data_dir.name}/veil.db"\n'
+        f'[keys]\npath = "{data_dir.name}/keys.db"\n'
+        '[proxy]\ntrusted = ["127.0.0.1"]\n[capture]\nflush_interval = 1.0\n'
+    )
     env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
-    server = ServerProcess([sys.executable, "-m", "uvicorn", "examples.starlette_app:app",
-                            "--port", "{port}", "--no-proxy-headers", "--no-access-log"],
-                           env, tmp_path / "server.log").start()
+    server = ServerProcess(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.starlette_app:app",
+            "--port",
+            "{port}",
+            "--no-proxy-headers",
+            "--no-access-log",
+        ],
+        env,
+        tmp_path / "server.log",
+    ).start()
     latencies: list[float] = []
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
@@ -254,8 +295,13 @@ def test_requests_are_answered_while_retention_runs(tmp_path, populated, data_di
             checked_at = 0.0
             while True:
                 started = time.perf_counter()
-                reply = client.get("/", headers={"User-Agent": CHROME, "X-Forwarded-For":
-                                                 f"198.51.100.{len(latencies) % 200 + 1}"})
+                reply = client.get(
+                    "/",
+                    headers={
+                        "User-Agent": CHROME,
+                        "X-Forwarded-For": f"198.51.100.{len(latencies) % 200 + 1}",
+                    },
+                )
                 latencies.append(time.perf_counter() - started)
                 assert reply.status_code == 200
                 if time.monotonic() - checked_at > 0.25:
@@ -267,8 +313,9 @@ def test_requests_are_answered_while_retention_runs(tmp_path, populated, data_di
         assert server.stop() == 0  # SIGINT: the lifespan shutdown flushes every request
     worst = max(latencies)
     print(f"slowest of {len(latencies)} requests during retention: {worst:.3f} s")
-    assert worst < STALL_BOUND, (f"a request waited {worst:.2f} s while retention ran "
-                                 f"({len(latencies)} requests)")
+    assert worst < STALL_BOUND, (
+        f"a request waited {worst:.2f} s while retention ran ({len(latencies)} requests)"
+    )
     assert_disposed_of(data_dir, KEPT + len(latencies))
 
 
@@ -283,15 +330,23 @@ async def test_key_destruction_runs_off_the_loop(make_config, data_dir):
     keystore._db.set_trace_callback(loop_statements.append)  # the loop's keystore connection
     db = sqlite3.connect(cfg.keys.path, isolation_level=None)
     db.execute("BEGIN")
-    db.executemany("INSERT INTO keys (id, kind, epoch, created_at, expires_at, wrapped) "
-                   "VALUES (?, 'named', ?, '2026-01-01', '9999-12-31T00:00:00+00:00', ?)",
-                   [(f"subject-{i:032x}", f"subject-{i:032x}", secrets.token_bytes(60))
-                    for i in range(200_000)])
-    expired = [(f"visitor-2020-01-{d:02d}", f"2020-01-{d:02d}", secrets.token_bytes(60))
-               for d in range(1, 7)]
-    db.executemany("INSERT INTO keys (id, kind, epoch, created_at, expires_at, wrapped) "
-                   "VALUES (?, 'visitor', ?, '2020-01-01', '2020-01-09T00:00:00+00:00', ?)",
-                   expired)
+    db.executemany(
+        "INSERT INTO keys (id, kind, epoch, created_at, expires_at, wrapped) "
+        "VALUES (?, 'named', ?, '2026-01-01', '9999-12-31T00:00:00+00:00', ?)",
+        [
+            (f"subject-{i:032x}", f"subject-{i:032x}", secrets.token_bytes(60))
+            for i in range(200_000)
+        ],
+    )
+    expired = [
+        (f"visitor-2020-01-{d:02d}", f"2020-01-{d:02d}", secrets.token_bytes(60))
+        for d in range(1, 7)
+    ]
+    db.executemany(
+        "INSERT INTO keys (id, kind, epoch, created_at, expires_at, wrapped) "
+        "VALUES (?, 'visitor', ?, '2020-01-01', '2020-01-09T00:00:00+00:00', ?)",
+        expired,
+    )
     db.execute("COMMIT")
     db.close()
     done = asyncio.Event()
@@ -326,8 +381,9 @@ async def test_a_single_destroyed_key_is_gone_from_the_file_at_once(make_config)
     keystore.close()
 
 
-async def test_stopping_during_retention_is_prompt_and_leaves_no_thread(make_config, populated,
-                                                                         started):
+async def test_stopping_during_retention_is_prompt_and_leaves_no_thread(
+    make_config, populated, started
+):
     """A shutdown while retention runs cancels it between (or inside) chunks: no thread is left
     to keep the process alive, nothing half-deleted; the next start finishes the job."""
     from veil import Veil

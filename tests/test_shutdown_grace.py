@@ -25,7 +25,7 @@ from veil import Veil, VeilMiddleware
 from conftest import CHROME, rows
 
 SECRET = "s" * 48
-EVENTS = 120      # 12 batches of 10
+EVENTS = 120  # 12 batches of 10
 BATCH_SIZE = 10
 # A liveness bound, not a speed assertion: the old code needs one grace per batch (12 s here).
 STOP_BOUND = 5.0
@@ -33,10 +33,12 @@ STOP_BOUND = 5.0
 
 def app_config(tmp: Path, port: int, grace: float, timeout: float = 5.0) -> Path:
     path = tmp / "veil.toml"
-    path.write_text(f'[keys]\npath = "app-keys.db"\n'
-                    f'[remote]\nurl = "http://127.0.0.1:{port}/veil/batch"\n'
-                    f'shutdown_grace = {grace}\ntimeout = {timeout}\n'
-                    f'[capture]\nbatch_size = {BATCH_SIZE}\n')
+    path.write_text(
+        f'[keys]\npath = "app-keys.db"\n'
+        f'[remote]\nurl = "http://127.0.0.1:{port}/veil/batch"\n'
+        f"shutdown_grace = {grace}\ntimeout = {timeout}\n"
+        f"[capture]\nbatch_size = {BATCH_SIZE}\n"
+    )
     return path
 
 
@@ -62,7 +64,8 @@ async def timed_stop(veil: Veil) -> float:
 
 
 async def test_a_stop_with_the_collector_refusing_ends_after_one_grace_and_counts_every_event(
-        tmp_path, monkeypatch, started):
+    tmp_path, monkeypatch, started
+):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     veil = Veil.from_config(app_config(tmp_path, free_port(), grace=1.0))  # nothing listens
     await started(veil)
@@ -79,7 +82,8 @@ async def test_a_stop_with_the_collector_refusing_ends_after_one_grace_and_count
 
 
 async def test_a_collector_that_accepts_but_never_answers_does_not_hold_the_stop(
-        tmp_path, monkeypatch, started):
+    tmp_path, monkeypatch, started
+):
     """An attempt in flight at the deadline is cut off there, not at remote.timeout."""
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     with socket.socket() as silent:  # connections complete in the backlog; nothing answers
@@ -98,14 +102,19 @@ async def test_a_collector_that_accepts_but_never_answers_does_not_hold_the_stop
 
 
 async def test_a_collector_back_within_the_grace_gets_every_queued_event(
-        tmp_path, monkeypatch, master_key, started):
+    tmp_path, monkeypatch, master_key, started
+):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
     collector_config = tmp_path / "collector.toml"
-    collector_config.write_text('[store]\nurl = "sqlite:///collector-data/veil.db"\n'
-                                '[keys]\npath = "collector-data/keys.db"\n')
-    serve = ServerProcess.veil_serve(collector_config,
-                                     {**os.environ, "VEIL_REMOTE_SECRET": SECRET,
-                                      "VEIL_MASTER_KEY": master_key}, tmp_path / "collector.log")
+    collector_config.write_text(
+        '[store]\nurl = "sqlite:///collector-data/veil.db"\n'
+        '[keys]\npath = "collector-data/keys.db"\n'
+    )
+    serve = ServerProcess.veil_serve(
+        collector_config,
+        {**os.environ, "VEIL_REMOTE_SECRET": SECRET, "VEIL_MASTER_KEY": master_key},
+        tmp_path / "collector.log",
+    )
     # A grace long enough for `veil serve` to start on a busy machine.
     veil = Veil.from_config(app_config(tmp_path, serve.port, grace=60.0))
     await started(veil)
@@ -124,6 +133,7 @@ async def test_a_collector_back_within_the_grace_gets_every_queued_event(
 
     stats = veil.stats()
     assert stats.dropped == {} and stats.stored == EVENTS
-    assert rows(tmp_path / "collector-data" / "veil.db",
-                "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log "
-                "WHERE source = 'request'") == [(EVENTS, EVENTS)]
+    assert rows(
+        tmp_path / "collector-data" / "veil.db",
+        "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log WHERE source = 'request'",
+    ) == [(EVENTS, EVENTS)]

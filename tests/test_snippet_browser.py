@@ -20,8 +20,12 @@ from browser_support import (
 
 BEACON = "/veil/e"
 CONSENT = "/veil/consent"
-DEVICE = {"screen_w": SCREEN["width"], "screen_h": SCREEN["height"],
-          "pixel_ratio": PIXEL_RATIO, "language": LOCALE}
+DEVICE = {
+    "screen_w": SCREEN["width"],
+    "screen_h": SCREEN["height"],
+    "pixel_ratio": PIXEL_RATIO,
+    "language": LOCALE,
+}
 GRANT = {"grant": ["browsing_history"]}
 
 DNT_ON = "Object.defineProperty(navigator, 'doNotTrack', {get: () => '1'})"
@@ -94,12 +98,17 @@ def test_consent_adds_path_until_opt_out(visitor, server):
     v.js("veil.consent(['browsing_history'])")
     assert bodies(server, CONSENT, 1) == [GRANT]
     assert v.js("JSON.parse(localStorage.veil_consent)") == {
-        "p": ["browsing_history"], "gpc": False}
+        "p": ["browsing_history"],
+        "gpc": False,
+    }
 
     v.push("/docs/intro")
     v.page.reload()  # the stored consent is honoured on the next page load
     assert bodies(server, BEACON, 3) == [
-        DEVICE, {**DEVICE, "path": "/docs/intro"}, {**DEVICE, "path": "/docs/intro"}]
+        DEVICE,
+        {**DEVICE, "path": "/docs/intro"},
+        {**DEVICE, "path": "/docs/intro"},
+    ]
 
     server.recorder.clear()
     v.js("veil.optOut()")
@@ -139,10 +148,14 @@ def test_throwing_storage_breaks_nothing(visitor, server):
     assert bodies(server, CONSENT, 2) == [GRANT, {"withdraw": "all"}]
 
 
-@pytest.mark.parametrize("stub", [
-    "delete Navigator.prototype.sendBeacon",
-    "Navigator.prototype.sendBeacon = () => false",  # queue full
-], ids=["missing", "refused"])
+@pytest.mark.parametrize(
+    "stub",
+    [
+        "delete Navigator.prototype.sendBeacon",
+        "Navigator.prototype.sendBeacon = () => false",  # queue full
+    ],
+    ids=["missing", "refused"],
+)
 def test_fetch_fallback_when_send_beacon_unavailable(visitor, server, stub):
     v = visitor(stub)
     v.open("/")
@@ -212,8 +225,12 @@ def test_never_consented_visit_sends_only_beacons(visitor, server):
     v.open("/")
     v.push("/a")
     assert bodies(server, BEACON, 2) == [DEVICE, DEVICE]
-    assert requests == [("GET", ""), ("GET", "veil/veil.js"), ("POST", "veil/e"),
-                        ("POST", "veil/e")]
+    assert requests == [
+        ("GET", ""),
+        ("GET", "veil/veil.js"),
+        ("POST", "veil/e"),
+        ("POST", "veil/e"),
+    ]
 
 
 def test_path_follows_the_purposes_the_server_says_collect_it(visitor, server):
@@ -236,8 +253,7 @@ def test_a_later_consent_keeps_the_earlier_grants(visitor, server):
     v.js("veil.consent(['newsletter'])")  # the server still holds browsing_history
     v.push("/a")
     v.page.reload()
-    assert bodies(server, BEACON, 3) == [DEVICE, {**DEVICE, "path": "/a"},
-                                         {**DEVICE, "path": "/a"}]
+    assert bodies(server, BEACON, 3) == [DEVICE, {**DEVICE, "path": "/a"}, {**DEVICE, "path": "/a"}]
     assert v.js("JSON.parse(localStorage.veil_consent).p") == ["browsing_history"]
 
 
@@ -254,11 +270,15 @@ def test_a_refused_grant_changes_nothing_locally(visitor, server):
     assert v.js("JSON.parse(localStorage.veil_consent).p") == ["browsing_history"]
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("", "/veil/record"),
-    ("?data-endpoint=/beacons/v1", "/veil/record"),  # beside the script, not the beacon
-    ("?data-endpoint=/collect/e&data-record-endpoint=/collect/fields", "/collect/fields"),
-], ids=["default", "beacon-elsewhere", "attribute"])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", "/veil/record"),
+        ("?data-endpoint=/beacons/v1", "/veil/record"),  # beside the script, not the beacon
+        ("?data-endpoint=/collect/e&data-record-endpoint=/collect/fields", "/collect/fields"),
+    ],
+    ids=["default", "beacon-elsewhere", "attribute"],
+)
 def test_record_endpoint(visitor, server, query, expected):
     v = visitor()
     v.open(f"/attrs/page{query}")

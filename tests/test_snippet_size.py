@@ -28,8 +28,10 @@ def test_built_file_names_the_current_source():
 
 
 def test_build_reproduces_the_shipped_file(tmp_path: Path):
-    require(ESBUILD.exists() and shutil.which("node") is not None,
-            "esbuild not installed: cd js && npm ci")
+    require(
+        ESBUILD.exists() and shutil.which("node") is not None,
+        "esbuild not installed: cd js && npm ci",
+    )
     out = tmp_path / "veil.js"
     subprocess.run(["node", "build.mjs", str(out)], cwd=JS, check=True)
     assert out.read_bytes() == SNIPPET.read_bytes(), f"shipped veil.js differs; {REBUILD}"

@@ -14,8 +14,14 @@ from conftest import rows, scalar
 
 def row(**values):
     base = dict.fromkeys(ROW_COLUMNS)
-    base.update(ts=1_764_000_000.0, purpose="connection", policy_version="1.0",
-                source="request", visitor="v1", browser="Chrome")
+    base.update(
+        ts=1_764_000_000.0,
+        purpose="connection",
+        policy_version="1.0",
+        source="request",
+        visitor="v1",
+        browser="Chrome",
+    )
     base.update(values)
     return tuple(base[c] for c in ROW_COLUMNS)
 
@@ -33,11 +39,29 @@ async def test_schema_is_migrated_and_versioned(store):
     assert scalar(store.path, "PRAGMA user_version") == len(MIGRATIONS)
     assert scalar(store.path, "PRAGMA journal_mode") == "wal"
     assert {r[0] for r in rows(store.path, "SELECT key FROM purposes")} == {
-        "connection", "browsing_history"}
+        "connection",
+        "browsing_history",
+    }
     view_columns = [r[1] for r in rows(store.path, "PRAGMA table_info(events)")]
-    for column in ("id", "ts", "purpose", "policy_version", "visitor", "site", "country",
-                   "region", "os", "os_version", "browser", "browser_version", "device",
-                   "language", "screen_w", "screen_h", "pixel_ratio"):
+    for column in (
+        "id",
+        "ts",
+        "purpose",
+        "policy_version",
+        "visitor",
+        "site",
+        "country",
+        "region",
+        "os",
+        "os_version",
+        "browser",
+        "browser_version",
+        "device",
+        "language",
+        "screen_w",
+        "screen_h",
+        "pixel_ratio",
+    ):
         assert column in view_columns
     assert "sealed_endpoint" not in view_columns  # analysts never see sealed data
 
@@ -54,8 +78,9 @@ async def test_reopening_is_idempotent(store, make_config):
 async def test_a_batch_is_all_or_nothing(store):
     await store.write([row(visitor="a")], Counter(bot=1), "2026-11-25")
     with pytest.raises(RowsRefused):
-        await store.write([row(visitor="b"), row(purpose="marketing")], Counter(bot=5),
-                          "2026-11-25")
+        await store.write(
+            [row(visitor="b"), row(purpose="marketing")], Counter(bot=5), "2026-11-25"
+        )
     agg = await store.aggregate(["browser"], "connection", None, 1)
     assert agg.rows == [("Chrome", 1, 1)]  # neither row of the failed batch
     assert await store.drop_counts() == {"bot": 1}
@@ -85,11 +110,16 @@ async def test_small_groups_are_withheld(store):
 
 
 async def test_aggregate_is_bound_to_a_purpose_and_a_window(store):
-    await store.write([row(visitor=f"v{i}", ts=1000.0 + i) for i in range(4)]
-                      + [row(visitor="x", purpose="browsing_history")], Counter(), "d")
+    await store.write(
+        [row(visitor=f"v{i}", ts=1000.0 + i) for i in range(4)]
+        + [row(visitor="x", purpose="browsing_history")],
+        Counter(),
+        "d",
+    )
     assert (await store.aggregate(["browser"], "connection", 1002.0, 1)).rows == [("Chrome", 2, 2)]
     assert (await store.aggregate(["browser"], "browsing_history", None, 1)).rows == [
-        ("Chrome", 1, 1)]
+        ("Chrome", 1, 1)
+    ]
     with pytest.raises(QueryError, match="cannot group by"):
         await store.aggregate(["visitor"], "connection", None, 1)
 

@@ -28,23 +28,52 @@ DAY = 86400
 TODAY = int(time.time() // DAY) * DAY
 # Never grouped on: row ids, the time, the subject, what only the operator's keys open, the
 # path. The pseudonyms are checked apart: they must differ from day to day.
-NOT_QUASI = {"id", "event_id", "ts", "visitor", "network", "subject", "seal_key",
-             "sealed_endpoint", "path"}
+NOT_QUASI = {
+    "id",
+    "event_id",
+    "ts",
+    "visitor",
+    "network",
+    "subject",
+    "seal_key",
+    "sealed_endpoint",
+    "path",
+}
 PSEUDONYMS = ("visitor", "network")
 # What a consenting subject's row may share with a connection row: coarse dimensions that
 # describe many people's devices and places, never a value that is theirs alone.
-COARSE = {"policy_version", "source", "site", "country", "region", "os", "os_version",
-          "browser", "browser_version", "device", "device_brand", "device_model", "language",
-          "languages", "gpc", "dnt", "screen_w", "screen_h", "pixel_ratio", "seal_key"}
+COARSE = {
+    "policy_version",
+    "source",
+    "site",
+    "country",
+    "region",
+    "os",
+    "os_version",
+    "browser",
+    "browser_version",
+    "device",
+    "device_brand",
+    "device_model",
+    "language",
+    "languages",
+    "gpc",
+    "dnt",
+    "screen_w",
+    "screen_h",
+    "pixel_ratio",
+    "seal_key",
+}
 
-ME = {"ip": "198.51.100.7", "lang": "de-CH,de;q=0.9,en;q=0.8", "screen": (1920, 1080),
-      "ratio": 1.0}
+ME = {"ip": "198.51.100.7", "lang": "de-CH,de;q=0.9,en;q=0.8", "screen": (1920, 1080), "ratio": 1.0}
 # Other people of the same town with the same common browser: a different exact screen or
 # ratio each (what the base commit stored singled the person out), other networks.
-OTHERS = [("192.0.2.{}", "de-DE,de;q=0.9,en;q=0.8", (1920, 1200), 1.0),
-          ("203.0.113.{}", "de,en;q=0.5", (2048, 1152), 1.0),
-          ("100.64.{}.9", "de-AT,de;q=0.9,en-US;q=0.8", (1920, 1080), 1.1),
-          ("100.65.{}.9", "de-CH,de;q=0.9,en;q=0.8", (1938, 1090), 1.0)]
+OTHERS = [
+    ("192.0.2.{}", "de-DE,de;q=0.9,en;q=0.8", (1920, 1200), 1.0),
+    ("203.0.113.{}", "de,en;q=0.5", (2048, 1152), 1.0),
+    ("100.64.{}.9", "de-AT,de;q=0.9,en-US;q=0.8", (1920, 1080), 1.1),
+    ("100.65.{}.9", "de-CH,de;q=0.9,en;q=0.8", (1938, 1090), 1.0),
+]
 
 
 class Clock:
@@ -71,9 +100,12 @@ def clock(monkeypatch) -> Clock:
 def town_db(tmp_path: Path) -> Path:
     """A MaxMind database in which every network of the test is in Berlin."""
     w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    w.insert_network(netaddr.IPSet(["198.51.100.0/24", "192.0.2.0/24", "203.0.113.0/24",
-                                    "100.64.0.0/15", "2001:db8::/32"]),
-                     {"country": {"iso_code": "DE"}, "subdivisions": [{"iso_code": "BE"}]})
+    w.insert_network(
+        netaddr.IPSet(
+            ["198.51.100.0/24", "192.0.2.0/24", "203.0.113.0/24", "100.64.0.0/15", "2001:db8::/32"]
+        ),
+        {"country": {"iso_code": "DE"}, "subdivisions": [{"iso_code": "BE"}]},
+    )
     path = tmp_path / "town.mmdb"
     w.to_db_file(str(path))
     return path
@@ -84,34 +116,51 @@ async def town(make_config, town_db, started):
     return await started(Veil(make_config(geoip={"path": str(town_db)})))
 
 
-def visit(v: Veil, clock: Clock, at: float, ip: str, lang: str, screen: tuple[int, int],
-          ratio: float) -> None:
+def visit(
+    v: Veil, clock: Clock, at: float, ip: str, lang: str, screen: tuple[int, int], ratio: float
+) -> None:
     """A page view: the request the middleware captures, then the snippet's beacon."""
     headers = {"User-Agent": CHROME, "Accept-Language": lang}
     clock.now = at
     v.capture_request(scope("/pricing", (ip, 50123), headers))
     clock.now = at + 0.4
-    v.capture_beacon(scope("/veil/e", (ip, 50124), headers),
-                     {"screen_w": screen[0], "screen_h": screen[1], "pixel_ratio": ratio,
-                      "language": lang.split(",")[0], "path": "/pricing"})
+    v.capture_beacon(
+        scope("/veil/e", (ip, 50124), headers),
+        {
+            "screen_w": screen[0],
+            "screen_h": screen[1],
+            "pixel_ratio": ratio,
+            "language": lang.split(",")[0],
+            "path": "/pricing",
+        },
+    )
 
 
 def stored(v: Veil | Site, where: str = "1") -> list[dict]:
-    return records(v, f"SELECT *, CAST(ts / {DAY} AS INTEGER) AS epoch_day FROM event_log "
-                   f"WHERE {where} ORDER BY id")
+    return records(
+        v,
+        f"SELECT *, CAST(ts / {DAY} AS INTEGER) AS epoch_day FROM event_log "
+        f"WHERE {where} ORDER BY id",
+    )
 
 
 def profiles(rows: list[dict]) -> dict[int, dict[str, tuple]]:
     """Per day, per visitor pseudonym: every quasi-identifier value its rows stored (a page
     request and a beacon store different columns; the attacker merges them)."""
     merged: dict[int, dict[str, dict[str, set]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(set)))
+        lambda: defaultdict(lambda: defaultdict(set))
+    )
     for r in rows:
         for column, value in r.items():
             if column not in NOT_QUASI and column != "epoch_day" and value is not None:
                 merged[r["epoch_day"]][r["visitor"]][column].add(value)
-    return {day: {p: tuple(sorted((c, tuple(sorted(map(str, v)))) for c, v in cols.items()))
-                  for p, cols in by_visitor.items()} for day, by_visitor in merged.items()}
+    return {
+        day: {
+            p: tuple(sorted((c, tuple(sorted(map(str, v)))) for c, v in cols.items()))
+            for p, cols in by_visitor.items()
+        }
+        for day, by_visitor in merged.items()
+    }
 
 
 async def test_one_person_on_five_days_is_not_singled_out_by_what_is_stored(town, clock):
@@ -151,28 +200,32 @@ async def test_one_person_on_five_days_is_not_singled_out_by_what_is_stored(town
     # the attacker of bench/relinking.py: unique profiles on two days
     for a, b in itertools.combinations(per_day, 2):
         count_a, count_b = Counter(per_day[a].values()), Counter(per_day[b].values())
-        linked = [p for p, prof in per_day[a].items()
-                  if p in mine and count_a[prof] == 1 and count_b[prof] == 1]
+        linked = [
+            p
+            for p, prof in per_day[a].items()
+            if p in mine and count_a[prof] == 1 and count_b[prof] == 1
+        ]
         assert not linked
 
 
 @pytest.fixture
 async def consenting(make_config, town_db, clock, started_site) -> Site:
     """An app behind the middleware; `client(ip)` is a browser-like client (https)."""
-    return await started_site(Veil(make_config(geoip={"path": str(town_db)})),
-                              headers={"Accept-Language": ME["lang"]})
+    return await started_site(
+        Veil(make_config(geoip={"path": str(town_db)})), headers={"Accept-Language": ME["lang"]}
+    )
 
 
-async def test_a_consenting_subject_is_not_paired_with_their_cookieless_rows(consenting,
-                                                                             clock):
+async def test_a_consenting_subject_is_not_paired_with_their_cookieless_rows(consenting, clock):
     """(b) A subject's rows carry no daily pseudonym, and nothing on their connection rows
     (visitor, network, exact time, event id) equals a value on the subject's rows. At 0637979
     each browsing_history row carried the visitor of its connection twin, which reached every
     connection row of that day, those before the consent included."""
     async with consenting.client(ME["ip"]) as c:
         await c.get("/before-consent")  # today, on the real clock, as the consent and ...
-        assert (await c.post("/veil/consent", json={"grant": ["browsing_history"]})
-                ).status_code == 200
+        assert (
+            await c.post("/veil/consent", json={"grant": ["browsing_history"]})
+        ).status_code == 200
         for d in range(3):  # ... what follows it today; then two more days, with the cookie
             for n, path in enumerate(("/pricing", "/checkout")):
                 clock.now = TODAY + d * DAY + 20 * 3600 + n * 61 + 0.375 if d else None
@@ -194,8 +247,10 @@ async def test_a_consenting_subject_is_not_paired_with_their_cookieless_rows(con
         on_connection_rows = {r[column] for r in connection} - {None}
         assert not on_subject_rows & on_connection_rows, f"{column} pairs them"
     for h in history:  # nor an event id derived from the twin's
-        assert not any(h["event_id"].startswith(r["event_id"]) or
-                       r["event_id"].startswith(h["event_id"]) for r in connection)
+        assert not any(
+            h["event_id"].startswith(r["event_id"]) or r["event_id"].startswith(h["event_id"])
+            for r in connection
+        )
 
     # the browser's rows from before the consent share no pseudonym with its rows after it,
     # even on the same day from the same address: pairing one subject row with its twin
@@ -214,15 +269,26 @@ async def test_no_clear_network_prefix_reaches_the_data_dir(town, clock, data_di
     """(c) At 0637979 every row stored its /24 or /48 prefix in clear."""
     for d in range(2):
         visit(town, clock, TODAY + d * DAY + 100.5, ME["ip"], ME["lang"], ME["screen"], 1.0)
-        visit(town, clock, TODAY + d * DAY + 200.5, "2001:db8:1:2::5", "en-US,en;q=0.9",
-              (1440, 900), 2.0)
+        visit(
+            town,
+            clock,
+            TODAY + d * DAY + 200.5,
+            "2001:db8:1:2::5",
+            "en-US,en;q=0.9",
+            (1440, 900),
+            2.0,
+        )
     await town.flush()
     assert len(stored(town)) == 8
     needles = [b"198.51.100", b"2001:db8:1", b"2001:0db8:0001"]
 
     def grep() -> list[tuple[str, bytes]]:
-        return [(name, n) for name, blob in data_files(data_dir).items() for n in needles
-                if n in blob or n.decode().encode("utf-16-le") in blob]
+        return [
+            (name, n)
+            for name, blob in data_files(data_dir).items()
+            for n in needles
+            if n in blob or n.decode().encode("utf-16-le") in blob
+        ]
 
     assert grep() == []  # while running: database, WAL and keystore
     await town.stop()
@@ -233,30 +299,38 @@ def _migration_index() -> int:
     return next(i for i, m in enumerate(MIGRATIONS) if "SET network = NULL" in m)
 
 
-async def test_upgrading_erases_clear_prefixes_and_unpairs_stored_subject_rows(make_config,
-                                                                                 data_dir, started):
+async def test_upgrading_erases_clear_prefixes_and_unpairs_stored_subject_rows(
+    make_config, data_dir, started
+):
     """Rows stored by an older veil keep nothing that re-links them once the store is
     opened by this one: the migration erases their clear prefixes from the file."""
     path = data_dir / "veil.db"
     old = sqlite3.connect(path, isolation_level=None)
     old.execute("PRAGMA journal_mode=WAL")
-    for number, script in enumerate(MIGRATIONS[:_migration_index()], start=1):
+    for number, script in enumerate(MIGRATIONS[: _migration_index()], start=1):
         old.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
     old.execute("INSERT INTO purposes VALUES ('connection', 'legitimate_interests', 0, 9, '1.0')")
     old.execute("INSERT INTO purposes VALUES ('browsing_history', 'consent', 1, 9, '1.0')")
-    columns = "(event_id, ts, purpose, policy_version, source, visitor, network, screen_w, " \
-              "screen_h, pixel_ratio, subject, path)"
+    columns = (
+        "(event_id, ts, purpose, policy_version, source, visitor, network, screen_w, "
+        "screen_h, pixel_ratio, subject, path)"
+    )
     at = int(time.time()) - 3600 + 0.125
-    old.executemany(f"INSERT INTO event_log {columns} VALUES (?, ?, ?, '1.0', 'beacon', 'v1', "
-                    "'198.51.100.0/24', 1938, 1090, 1.1, ?, ?)",
-                    [("b00000000000000000000001", at, "connection", None, None),
-                     ("b000000000000000000000011", at, "browsing_history", "s1", "/pricing")])
+    old.executemany(
+        f"INSERT INTO event_log {columns} VALUES (?, ?, ?, '1.0', 'beacon', 'v1', "
+        "'198.51.100.0/24', 1938, 1090, 1.1, ?, ?)",
+        [
+            ("b00000000000000000000001", at, "connection", None, None),
+            ("b000000000000000000000011", at, "browsing_history", "s1", "/pricing"),
+        ],
+    )
     old.close()
 
     v = await started(Veil(make_config()))
     rows = stored(v)
     assert [(r["network"], r["screen_w"], r["screen_h"], r["pixel_ratio"]) for r in rows] == [
-        (None, 1920, None, 1.0)] * 2
+        (None, 1920, None, 1.0)
+    ] * 2
     subject_row = rows[1]
     assert (subject_row["visitor"], subject_row["ts"]) == (None, at - 0.125)
     assert not subject_row["event_id"].startswith(rows[0]["event_id"])

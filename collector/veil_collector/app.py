@@ -84,8 +84,9 @@ class RequiredLifespan:
                 try:
                     await self.veil.start(required=True)
                 except VeilError as exc:
-                    await send({"type": "lifespan.startup.failed",
-                                "message": f"veil cannot start: {exc}"})
+                    await send(
+                        {"type": "lifespan.startup.failed", "message": f"veil cannot start: {exc}"}
+                    )
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -98,8 +99,14 @@ def _batch_problem(refused: BatchInvalid) -> Problem:
     """How a batch the wire format refused is answered: 401 (saying how to sign) when it is
     not authenticated, 400 when it is signed but not a batch this collector can store."""
     if isinstance(refused, BatchUnauthenticated):
-        return Problem(401, refused.kind, refused.title, refused.detail, field=refused.field,
-                       headers={"WWW-Authenticate": "X-Veil-Signature"})
+        return Problem(
+            401,
+            refused.kind,
+            refused.title,
+            refused.detail,
+            field=refused.field,
+            headers={"WWW-Authenticate": "X-Veil-Signature"},
+        )
     return Problem(400, refused.kind, refused.title, refused.detail, field=refused.field)
 
 
@@ -114,17 +121,27 @@ def create_app(config: Config) -> Starlette:
 
     async def healthz(request: Request) -> JSONResponse:
         s = veil.stats()
-        return JSONResponse({"status": "ok" if s.running else "starting", "queued": s.queued,
-                             "stored": s.stored, "dropped": s.dropped},
-                            status_code=200 if s.running else 503)
+        return JSONResponse(
+            {
+                "status": "ok" if s.running else "starting",
+                "queued": s.queued,
+                "stored": s.stored,
+                "dropped": s.dropped,
+            },
+            status_code=200 if s.running else 503,
+        )
 
     unauthenticated = ByteBudget(UNAUTHENTICATED_BYTES)
 
     async def batch(request: Request) -> Response:
         try:
             if secret is None:
-                raise Problem(404, "batch-disabled", "Batch endpoint disabled",
-                              "set $VEIL_REMOTE_SECRET or remote.secret_file on the collector")
+                raise Problem(
+                    404,
+                    "batch-disabled",
+                    "Batch endpoint disabled",
+                    "set $VEIL_REMOTE_SECRET or remote.secret_file on the collector",
+                )
             # Authenticate as far as headers allow, and bound the body, before reading a byte
             headers = dict(request.scope["headers"])
             signed = check_headers(secret, headers)
@@ -134,17 +151,26 @@ def create_app(config: Config) -> Starlette:
                 verify(secret, signed, body)
             rows, drops, day, batch_id = decode_batch(body)
             if not veil.is_open:  # not open yet, or stopping: not a 200 for what is not stored
-                raise Problem(503, "not-ready", "Not ready", "the store is not open",
-                              headers={"Retry-After": "1"})
+                raise Problem(
+                    503,
+                    "not-ready",
+                    "Not ready",
+                    "the store is not open",
+                    headers={"Retry-After": "1"},
+                )
             try:
                 await veil.store.write(rows, drops, day, batch=batch_id)
             except RowsRefused as exc:  # for good: the sender must not retry these rows
                 raise Problem(422, "not-stored", "Batch not stored", str(exc)) from None
             except Exception as exc:  # the store failed now: the sender retries
                 log.warning("a batch was not stored: %s", exc.__class__.__name__)
-                raise Problem(503, "not-stored", "Batch not stored",
-                              "the store could not write the batch now; retry later",
-                              headers={"Retry-After": "1"}) from None
+                raise Problem(
+                    503,
+                    "not-stored",
+                    "Batch not stored",
+                    "the store could not write the batch now; retry later",
+                    headers={"Retry-After": "1"},
+                ) from None
         except BatchInvalid as refused:
             return _batch_problem(refused).response()
         except Problem as problem:
@@ -152,9 +178,12 @@ def create_app(config: Config) -> Starlette:
         return JSONResponse({"stored": len(rows)})
 
     app = Starlette(
-        routes=[Route("/", demo), Route("/healthz", healthz),
-                Route(BATCH_PATH, batch, methods=["POST"]),
-                *(Route(path, endpoints) for path in sorted(PATHS))],
+        routes=[
+            Route("/", demo),
+            Route("/healthz", healthz),
+            Route(BATCH_PATH, batch, methods=["POST"]),
+            *(Route(path, endpoints) for path in sorted(PATHS)),
+        ],
         middleware=[Middleware(RequiredLifespan, veil=veil)],
     )
     app.state.veil = veil

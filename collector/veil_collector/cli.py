@@ -50,8 +50,10 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.file or args.config)
     warnings = list(cfg.warnings)
     if cfg.geoip_path and open_geoip(cfg.geoip_path) is None:
-        warnings.append(f"geoip.path: {cfg.geoip_path} cannot be read as a MaxMind database; "
-                        "country and region will be null")
+        warnings.append(
+            f"geoip.path: {cfg.geoip_path} cannot be read as a MaxMind database; "
+            "country and region will be null"
+        )
     # What starting would refuse, checked against the store's past versions (read-only): a
     # changed policy whose version was not bumped, a new version without a change entry, a
     # version not yet in effect. A collector's store is checked where it runs.
@@ -68,8 +70,10 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     if problems:
         return 1
     p = cfg.policy
-    print(f"{where}: OK — policy {p.version} effective {p.effective}, purposes: "
-          f"{', '.join(p.purposes)}")
+    print(
+        f"{where}: OK — policy {p.version} effective {p.effective}, purposes: "
+        f"{', '.join(p.purposes)}"
+    )
     return 0
 
 
@@ -79,8 +83,10 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         rows = [dataclasses.astuple(k) for k in ks.list()]
     finally:
         ks.close()
-    _print_table(("id", "kind", "epoch", "created_at", "expires_at", "destroyed_at"),
-                 [tuple("-" if v is None else v for v in r) for r in rows])
+    _print_table(
+        ("id", "kind", "epoch", "created_at", "expires_at", "destroyed_at"),
+        [tuple("-" if v is None else v for v in r) for r in rows],
+    )
     return 0
 
 
@@ -90,8 +96,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         destroyed = ks.rotate()
     finally:
         ks.close()
-    print(f"destroyed {len(destroyed)} expired key(s)" + (f": {', '.join(destroyed)}"
-                                                          if destroyed else ""))
+    print(
+        f"destroyed {len(destroyed)} expired key(s)"
+        + (f": {', '.join(destroyed)}" if destroyed else "")
+    )
     return 0
 
 
@@ -115,8 +123,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         _print_table(columns, [tuple(r[c] for c in columns) for r in result.rows])
         if result.suppressed_groups:
-            print(f"({result.suppressed_groups} group(s) with fewer than "
-                  f"{result.min_group_size} visitors withheld)")
+            print(
+                f"({result.suppressed_groups} group(s) with fewer than "
+                f"{result.min_group_size} visitors withheld)"
+            )
     return 0
 
 
@@ -151,19 +161,35 @@ def cmd_provisions_export(args: argparse.Namespace) -> int:
     async def rows() -> list[dict]:
         async with existing_store(cfg) as store:
             if not isinstance(store, LocalStore):
-                raise QueryError(f"this app forwards its events to {cfg.remote.url}: "
-                                 "export the register on the collector")
+                raise QueryError(
+                    f"this app forwards its events to {cfg.remote.url}: "
+                    "export the register on the collector"
+                )
             return await store.provisions()
 
     # `date`: the entry's time in UTC, to the second, in place of its timestamp
-    register = [{"id": entry["id"], "date": _utc(entry["ts"])}
-                | {k: v for k, v in entry.items() if k not in ("id", "ts")}
-                for entry in asyncio.run(rows())]
+    register = [
+        {"id": entry["id"], "date": _utc(entry["ts"])}
+        | {k: v for k, v in entry.items() if k not in ("id", "ts")}
+        for entry in asyncio.run(rows())
+    ]
     if args.format == "json":
         print(json.dumps(register, indent=2))
     else:
-        fields = ("id", "date", "recipient", "country", "role", "purpose", "categories",
-                  "subjects", "records", "basis", "safeguard", "transfer")
+        fields = (
+            "id",
+            "date",
+            "recipient",
+            "country",
+            "role",
+            "purpose",
+            "categories",
+            "subjects",
+            "records",
+            "basis",
+            "safeguard",
+            "transfer",
+        )
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(register)
@@ -181,13 +207,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     app = create_app(_config(args))
-    print(f"veil collector starting on http://{args.host}:{args.port}/ (demo page there)",
-          flush=True)
+    print(
+        f"veil collector starting on http://{args.host}:{args.port}/ (demo page there)", flush=True
+    )
     # No access log and no proxy-header rewriting: veil reads client addresses itself, from
     # trusted proxies only, and must not leave them in a log.
     try:
-        uvicorn.run(app, host=args.host, port=args.port, access_log=False, proxy_headers=False,
-                    log_level="info")
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            access_log=False,
+            proxy_headers=False,
+            log_level="info",
+        )
     except SystemExit as exc:  # startup refused (the store cannot open): already logged
         return 1 if exc.code else 0
     return 0
@@ -209,6 +242,7 @@ def _version() -> str:
         return importlib.metadata.version("veil")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
         from veil import __version__
+
         return __version__
 
 
@@ -229,19 +263,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
 
     policy = sub.add_parser("policy", help="the privacy policy").add_subparsers(
-        dest="policy_command", required=True)
+        dest="policy_command", required=True
+    )
     p = policy.add_parser("check", parents=[common], help="validate veil.toml")
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_policy_check)
 
     keys = sub.add_parser("keys", help="the keystore").add_subparsers(
-        dest="keys_command", required=True)
-    keys.add_parser("list", parents=[common], help="key ids, epochs and times (never bytes)"
-                    ).set_defaults(func=cmd_keys_list)
-    keys.add_parser("rotate", parents=[common], help="destroy expired keys, make today's"
-                    ).set_defaults(func=cmd_keys_rotate)
-    keys.add_parser("generate-master", parents=[common], help="print a new random master key"
-                    ).set_defaults(func=cmd_keys_generate_master)
+        dest="keys_command", required=True
+    )
+    keys.add_parser(
+        "list", parents=[common], help="key ids, epochs and times (never bytes)"
+    ).set_defaults(func=cmd_keys_list)
+    keys.add_parser(
+        "rotate", parents=[common], help="destroy expired keys, make today's"
+    ).set_defaults(func=cmd_keys_rotate)
+    keys.add_parser(
+        "generate-master", parents=[common], help="print a new random master key"
+    ).set_defaults(func=cmd_keys_generate_master)
 
     p = sub.add_parser("query", parents=[common], help="aggregate events (small groups withheld)")
     p.add_argument("--by", required=True, help=f"comma-separated: {', '.join(DIMENSIONS)}")
@@ -251,23 +290,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_query)
 
-    sub.add_parser("drops", parents=[common], help="events dropped, by reason"
-                   ).set_defaults(func=cmd_drops)
+    sub.add_parser("drops", parents=[common], help="events dropped, by reason").set_defaults(
+        func=cmd_drops
+    )
 
-    sub.add_parser("retention", parents=[common],
-                   help="dispose of data past its purpose's retention, destroy expired keys"
-                   ).set_defaults(func=cmd_retention)
+    sub.add_parser(
+        "retention",
+        parents=[common],
+        help="dispose of data past its purpose's retention, destroy expired keys",
+    ).set_defaults(func=cmd_retention)
 
     provisions = sub.add_parser("provisions", help="the provision register").add_subparsers(
-        dest="provisions_command", required=True)
-    p = provisions.add_parser("export", parents=[common],
-                              help="every provision to a third party: recipient, date, "
-                                   "categories, subjects' count, basis")
+        dest="provisions_command", required=True
+    )
+    p = provisions.add_parser(
+        "export",
+        parents=[common],
+        help="every provision to a third party: recipient, date, "
+        "categories, subjects' count, basis",
+    )
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.set_defaults(func=cmd_provisions_export)
 
-    p = sub.add_parser("notice", parents=[common],
-                       help="print the privacy notice, rendered from the policy")
+    p = sub.add_parser(
+        "notice", parents=[common], help="print the privacy notice, rendered from the policy"
+    )
     p.add_argument("--format", choices=FORMATS, default="md")
     p.set_defaults(func=cmd_notice)
 

@@ -44,10 +44,28 @@ from .http.middleware import VeilMiddleware
 from .runtime import Stats, Veil
 
 __all__ = [
-    "Config", "ConfigError", "DecisionRefused", "Drop", "FieldError", "KeyStoreError",
-    "NotConsented", "ProvisionRefused", "QueryError", "Refused", "RowsRefused",
-    "SpecialCategoryRefused", "Stats", "StoreError", "UndeclaredDecision", "UndeclaredRecipient",
-    "UnknownDecisionId", "UnknownException", "UnknownPurpose", "UnknownScope", "Veil",
-    "VeilError", "VeilMiddleware",
+    "Config",
+    "ConfigError",
+    "DecisionRefused",
+    "Drop",
+    "FieldError",
+    "KeyStoreError",
+    "NotConsented",
+    "ProvisionRefused",
+    "QueryError",
+    "Refused",
+    "RowsRefused",
+    "SpecialCategoryRefused",
+    "Stats",
+    "StoreError",
+    "UndeclaredDecision",
+    "UndeclaredRecipient",
+    "UnknownDecisionId",
+    "UnknownException",
+    "UnknownPurpose",
+    "UnknownScope",
+    "Veil",
+    "VeilError",
+    "VeilMiddleware",
 ]
 __version__ = "0.1.0"

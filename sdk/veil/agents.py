@@ -67,11 +67,14 @@ def _vocabularies() -> _Vocabularies:
     ua = closed_values(agents, "family", "major")
     os = closed_values(oses, "family", "major")
     dev = closed_values(devices, "family", "brand", "model")
-    return _Vocabularies(os=Vocabulary(os["family"] | {OTHER}),
-                         browser=Vocabulary(ua["family"] | {OTHER}),
-                         versions=Vocabulary(ua["major"] | os["major"]),
-                         device=Vocabulary(dev["family"] | {OTHER}),
-                         brand=Vocabulary(dev["brand"]), model=Vocabulary(dev["model"]))
+    return _Vocabularies(
+        os=Vocabulary(os["family"] | {OTHER}),
+        browser=Vocabulary(ua["family"] | {OTHER}),
+        versions=Vocabulary(ua["major"] | os["major"]),
+        device=Vocabulary(dev["family"] | {OTHER}),
+        brand=Vocabulary(dev["brand"]),
+        model=Vocabulary(dev["model"]),
+    )
 
 
 def warm_up() -> None:

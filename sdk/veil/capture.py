@@ -19,16 +19,16 @@ class Captured(NamedTuple):
 
     purpose: str
     ts: float
-    peer: str | None              # the socket's peer address (a proxy's, behind one)
+    peer: str | None  # the socket's peer address (a proxy's, behind one)
     port: int | None
-    agent: bytes                  # User-Agent
+    agent: bytes  # User-Agent
     accept_language: bytes
     sec_gpc: bytes | None
-    sec_dnt: bytes | None         # DNT
-    forwarded: bytes              # X-Forwarded-For
+    sec_dnt: bytes | None  # DNT
+    forwarded: bytes  # X-Forwarded-For
     host: bytes
-    beacon: dict | None           # the validated beacon body; None for a request
-    request_path: str | None      # a request's path; None for a beacon
+    beacon: dict | None  # the validated beacon body; None for a request
+    request_path: str | None  # a request's path; None for a beacon
     cookies: "VeilCookies | None"
 
 
@@ -88,8 +88,13 @@ class CaptureBuffer:
     def __len__(self) -> int:
         return len(self._items)
 
-    def capture(self, scope: dict, purpose: str, beacon: dict | None = None,
-                headers: dict[bytes, bytes] | None = None) -> bool:
+    def capture(
+        self,
+        scope: dict,
+        purpose: str,
+        beacon: dict | None = None,
+        headers: dict[bytes, bytes] | None = None,
+    ) -> bool:
         """Queue one event; False when the buffer is full (the event is counted, not kept)."""
         items = self._items
         if len(items) >= self.limit:
@@ -100,13 +105,26 @@ class CaptureBuffer:
         client = scope.get("client") or (None, None)
         cookie = headers.get(b"cookie")
         cookies = read_cookies(cookie, self.secure) if cookie else None
-        items.append(_captured(Captured, (
-            purpose, time.time(), client[0], client[1],
-            headers.get(b"user-agent", b""), headers.get(b"accept-language", b""),
-            headers.get(b"sec-gpc"), headers.get(b"dnt"),
-            headers.get(b"x-forwarded-for", b""), headers.get(b"host", b""), beacon,
-            None if beacon else scope["path"], cookies,
-        )))
+        items.append(
+            _captured(
+                Captured,
+                (
+                    purpose,
+                    time.time(),
+                    client[0],
+                    client[1],
+                    headers.get(b"user-agent", b""),
+                    headers.get(b"accept-language", b""),
+                    headers.get(b"sec-gpc"),
+                    headers.get(b"dnt"),
+                    headers.get(b"x-forwarded-for", b""),
+                    headers.get(b"host", b""),
+                    beacon,
+                    None if beacon else scope["path"],
+                    cookies,
+                ),
+            )
+        )
         if len(items) == self.wake_at and self.wake is not None:
             self.wake.set()
         return True

@@ -136,8 +136,9 @@ def _store(t: Table, base: Path) -> StoreConfig:
         return StoreConfig(url, base / url.removeprefix("sqlite:///"))
     scheme = url.split(":", 1)[0]
     if scheme in ("postgres", "postgresql"):
-        t.problem(t.key("url"), "PostgreSQL stores are not available in this version; "
-                                "use sqlite:///PATH")
+        t.problem(
+            t.key("url"), "PostgreSQL stores are not available in this version; use sqlite:///PATH"
+        )
     else:
         t.problem(t.key("url"), f"must look like sqlite:///PATH, got {url!r}")
     return StoreConfig()
@@ -159,8 +160,12 @@ def _keys(t: Table, base: Path) -> KeysConfig:
 def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     problems: list[str] = []
     root = Table(data, "", problems)
-    site = root.get("site", str, None, check=lambda v: None if 0 < len(v) <= 253
-                    else "must be 1 to 253 characters")
+    site = root.get(
+        "site",
+        str,
+        None,
+        check=lambda v: None if 0 < len(v) <= 253 else "must be 1 to 253 characters",
+    )
     store = _store(root.table("store"), base)
     keys = _keys(root.table("keys"), base)
 
@@ -181,8 +186,16 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     rem = root.table("remote")
     secret_file = rem.get("secret_file", str, None)
     remote = RemoteConfig(
-        url=rem.get("url", str, None, check=lambda v: None if v.startswith(("http://", "https://"))
-                    else f"must be an http:// or https:// URL, got {v!r}"),
+        url=rem.get(
+            "url",
+            str,
+            None,
+            check=lambda v: (
+                None
+                if v.startswith(("http://", "https://"))
+                else f"must be an http:// or https:// URL, got {v!r}"
+            ),
+        ),
         secret_file=base / secret_file if secret_file else None,
         timeout=rem.get("timeout", float, 5.0, check=_positive),
         shutdown_grace=rem.get("shutdown_grace", float, 10.0, check=_positive),
@@ -190,8 +203,9 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     rem.close()
 
     cap = root.table("capture")
-    retries = cap.get("max_retries", int, 3, check=lambda v: None if v >= 0
-                      else "must be 0 or more")
+    retries = cap.get(
+        "max_retries", int, 3, check=lambda v: None if v >= 0 else "must be 0 or more"
+    )
     capture = CaptureConfig(
         queue_size=cap.get("queue_size", int, 10_000, check=_positive),
         batch_size=cap.get("batch_size", int, 1_000, check=_positive),
@@ -202,15 +216,23 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     cap.close()
 
     ing = root.table("ingest")
-    ingest = IngestConfig(rate=ing.get("rate", float, 20.0, check=_positive),
-                          burst=ing.get("burst", int, 200, check=_positive))
+    ingest = IngestConfig(
+        rate=ing.get("rate", float, 20.0, check=_positive),
+        burst=ing.get("burst", int, 200, check=_positive),
+    )
     ing.close()
 
     con = root.table("consent")
     consent = ConsentConfig(
         secure_cookie=con.get("secure_cookie", bool, True),
-        cookie_days=con.get("cookie_days", int, 180, check=lambda v: None if 1 <= v <= 400
-                            else "must be 1 to 400 days (browsers cap cookies at 400)"),
+        cookie_days=con.get(
+            "cookie_days",
+            int,
+            180,
+            check=lambda v: (
+                None if 1 <= v <= 400 else "must be 1 to 400 days (browsers cap cookies at 400)"
+            ),
+        ),
         rate=con.get("rate", float, 1.0, check=_positive),
         burst=con.get("burst", int, 20, check=_positive),
         max_changes_per_day=con.get("max_changes_per_day", int, 50, check=_positive),
@@ -230,22 +252,36 @@ def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
     if not policy.controller.contact:
         warnings.append("policy.controller.contact is empty: data subjects have no one to ask")
     if not policy.dpo.contact:
-        warnings.append("policy.dpo.contact is empty: the policy promises a Data Protection "
-                        "Officer")
+        warnings.append(
+            "policy.dpo.contact is empty: the policy promises a Data Protection Officer"
+        )
     for f in policy.app_fields.values():
         if f.special:
-            warnings.append(f"policy.fields.{f.name}: special category {f.special!r}; veil "
-                            "refuses it unless the subject's explicit prior consent for it is "
-                            "on the consent ledger")
+            warnings.append(
+                f"policy.fields.{f.name}: special category {f.special!r}; veil "
+                "refuses it unless the subject's explicit prior consent for it is "
+                "on the consent ledger"
+            )
     if not consent.secure_cookie:
-        warnings.append("consent.secure_cookie = false: subject cookies without the __Host- "
-                        "prefix can be planted by a sibling subdomain or on the network; use it "
-                        "only for plain-HTTP development")
+        warnings.append(
+            "consent.secure_cookie = false: subject cookies without the __Host- "
+            "prefix can be planted by a sibling subdomain or on the network; use it "
+            "only for plain-HTTP development"
+        )
     if k < 5:
         warnings.append(f"query.min_group_size = {k}: groups this small can re-identify people")
     return Config(
-        source=source, site=site, store=store, keys=keys, trusted_proxies=tuple(trusted),
-        geoip_path=base / geoip_path if geoip_path else None, capture=capture, ingest=ingest,
-        remote=remote, consent=consent,
-        min_group_size=k, policy=policy, warnings=tuple(warnings),
+        source=source,
+        site=site,
+        store=store,
+        keys=keys,
+        trusted_proxies=tuple(trusted),
+        geoip_path=base / geoip_path if geoip_path else None,
+        capture=capture,
+        ingest=ingest,
+        remote=remote,
+        consent=consent,
+        min_group_size=k,
+        policy=policy,
+        warnings=tuple(warnings),
     )

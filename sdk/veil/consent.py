@@ -43,8 +43,8 @@ class Action(StrEnum):
 
 class Method(StrEnum):
     BANNER = "banner"  # the visitor, through /veil/consent (banner or snippet)
-    API = "api"        # the app, through the Python API
-    GPC = "gpc"        # inferred from a Global Privacy Control / DNT signal
+    API = "api"  # the app, through the Python API
+    GPC = "gpc"  # inferred from a Global Privacy Control / DNT signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class ConsentRecord:
     action: str
     method: str
     explicit: bool
-    gpc: bool            # the signal was on when this was recorded
+    gpc: bool  # the signal was on when this was recorded
     policy_version: str
     jurisdiction: str
 
@@ -67,8 +67,11 @@ def scope_problem(policy: Policy, scope: str) -> str | None:
         purpose = policy.purposes.get(scope)
         if purpose is None:
             return f"unknown purpose {scope!r}"
-        return None if purpose.needs_consent else (
-            f"purpose {scope!r} does not rest on consent ({purpose.legal_basis})")
+        return (
+            None
+            if purpose.needs_consent
+            else (f"purpose {scope!r} does not rest on consent ({purpose.legal_basis})")
+        )
     if kind == "special":
         category, _, purpose = rest.partition(":")
         if category not in SPECIAL_CATEGORIES:
@@ -77,8 +80,11 @@ def scope_problem(policy: Policy, scope: str) -> str | None:
     if kind == "decision":
         return None if rest in policy.decisions else f"undeclared decision type {rest!r}"
     if kind == "provision":
-        return None if any(r.name == rest for r in policy.recipients) else (
-            f"undeclared recipient {rest!r}")
+        return (
+            None
+            if any(r.name == rest for r in policy.recipients)
+            else (f"undeclared recipient {rest!r}")
+        )
     return f"unknown consent scope {scope!r}"
 
 
@@ -115,8 +121,13 @@ def latest(records: Sequence[ConsentRecord], scope: str, at: float) -> ConsentRe
     return found
 
 
-def holds(records: Sequence[ConsentRecord], scope: str, at: float | None = None,
-          signal: bool = False, explicit: bool = False) -> bool:
+def holds(
+    records: Sequence[ConsentRecord],
+    scope: str,
+    at: float | None = None,
+    signal: bool = False,
+    explicit: bool = False,
+) -> bool:
     """Whether a grant for `scope` is in force at `at`, given the request's GPC/DNT signal."""
     r = latest(records, scope, time.time() if at is None else at)
     if r is None or r.action != Action.GRANT:
@@ -126,38 +137,67 @@ def holds(records: Sequence[ConsentRecord], scope: str, at: float | None = None,
     return r.gpc or not signal  # a grant made under GPC overrides it; an earlier one yields
 
 
-def collects(records: Sequence[ConsentRecord], purpose: str, at: float, *, prior: bool,
-             signal: bool, opted_out: Collection[str] = ()) -> bool:
+def collects(
+    records: Sequence[ConsentRecord],
+    purpose: str,
+    at: float,
+    *,
+    prior: bool,
+    signal: bool,
+    opted_out: Collection[str] = (),
+) -> bool:
     """Whether the consent-based `purpose` collects for this visitor at `at`: a grant in force
     (not overridden by GPC/DNT), or, where no prior consent is needed (`prior` false: an
     opt-out regime), no refusal on the ledger or in the opt-out cookie, and no GPC/DNT."""
     if holds(records, purpose, at, signal):
         return True
-    return (not prior and not signal and purpose not in opted_out
-            and latest(records, purpose, at) is None)
+    return (
+        not prior
+        and not signal
+        and purpose not in opted_out
+        and latest(records, purpose, at) is None
+    )
 
 
 _NOTHING: tuple[Sequence[Purpose], Sequence[str]] = ((), ())
 
 
-def fan_out(policy: Policy, purposes: Sequence[Purpose], records: Sequence[ConsentRecord],
-            at: float, regime: Regime, *, signal: bool, opted_out: Collection[str] = (),
-            ) -> tuple[Sequence[Purpose], Sequence[str]]:
+def fan_out(
+    policy: Policy,
+    purposes: Sequence[Purpose],
+    records: Sequence[ConsentRecord],
+    at: float,
+    regime: Regime,
+    *,
+    signal: bool,
+    opted_out: Collection[str] = (),
+) -> tuple[Sequence[Purpose], Sequence[str]]:
     """The consent fan-out of one event kept under a purpose that does not need consent:
     (the consent-based `purposes` it is also kept under, per `collects`; the scopes whose
     earlier grant the request's GPC/DNT `signal` withdraws, to be put on the ledger)."""
     prior = opt_in(policy, regime)
     if not records and prior:
         return _NOTHING  # the common case: no grant on record, prior consent required
-    kept = [p for p in purposes
-            if collects(records, p.key, at, prior=prior, signal=signal, opted_out=opted_out)]
-    withdrawn = [p.key for p in purposes if signal and holds(records, p.key, at)
-                 and not holds(records, p.key, at, signal)]  # GPC wins over an earlier grant
+    kept = [
+        p
+        for p in purposes
+        if collects(records, p.key, at, prior=prior, signal=signal, opted_out=opted_out)
+    ]
+    withdrawn = [
+        p.key
+        for p in purposes
+        if signal and holds(records, p.key, at) and not holds(records, p.key, at, signal)
+    ]  # GPC wins over an earlier grant
     return kept, withdrawn
 
 
-def changes(records: Sequence[ConsentRecord], scopes: Iterable[str], action: Action,
-            explicit: bool, signal: bool) -> list[str]:
+def changes(
+    records: Sequence[ConsentRecord],
+    scopes: Iterable[str],
+    action: Action,
+    explicit: bool,
+    signal: bool,
+) -> list[str]:
     """The scopes whose state `action` would change; the rest would only grow the ledger
     (a grant of what is granted alike, a refusal of what is refused, a withdrawal of what
     was never granted)."""
@@ -167,8 +207,7 @@ def changes(records: Sequence[ConsentRecord], scopes: Iterable[str], action: Act
         if action == Action.WITHDRAW:
             changed = r is not None and r.action == Action.GRANT
         elif action == Action.GRANT:
-            changed = r is None or r.action != action or (r.explicit, r.gpc) != (explicit,
-                                                                                   signal)
+            changed = r is None or r.action != action or (r.explicit, r.gpc) != (explicit, signal)
         else:
             changed = r is None or r.action != action
         if changed:
@@ -185,9 +224,17 @@ class Ledger:
         self.subjects = subjects
         self.terms = TermsHistory(store.policy_terms, policy)  # what earlier versions promised
 
-    async def append(self, subject: str | None, scopes: Iterable[str], action: Action,
-                     method: Method, *, explicit: bool = True, signal: bool = False,
-                     jurisdiction: str = "strictest") -> list[ConsentRecord]:
+    async def append(
+        self,
+        subject: str | None,
+        scopes: Iterable[str],
+        action: Action,
+        method: Method,
+        *,
+        explicit: bool = True,
+        signal: bool = False,
+        jurisdiction: str = "strictest",
+    ) -> list[ConsentRecord]:
         """Record `action` for each scope, in one transaction; `subject` is a pseudonym (or
         None for a refusal by a visitor without one). Scopes whose state would not change are
         skipped: only the records written are returned."""
@@ -195,8 +242,20 @@ class Ledger:
         if subject is not None:
             scopes = changes(await self.history(subject), scopes, action, explicit, signal)
         now = time.time()
-        records = [ConsentRecord(now, subject, scope, str(action), str(method), explicit,
-                                 signal, self.policy.version, jurisdiction) for scope in scopes]
+        records = [
+            ConsentRecord(
+                now,
+                subject,
+                scope,
+                str(action),
+                str(method),
+                explicit,
+                signal,
+                self.policy.version,
+                jurisdiction,
+            )
+            for scope in scopes
+        ]
         if records:
             await self.store.append_consents([asdict(r) for r in records])
         return records
@@ -210,8 +269,9 @@ class Ledger:
             out[subject] = records
             for row in history:
                 record = ConsentRecord(**row)  # type: ignore[arg-type]
-                if record.action == Action.GRANT and self.terms.lapsed(record.scope,
-                                                                       record.policy_version):
+                if record.action == Action.GRANT and self.terms.lapsed(
+                    record.scope, record.policy_version
+                ):
                     record = replace(record, action=Action.LAPSED)  # terms broadened since
                 records.append(record)
         return out
@@ -219,6 +279,7 @@ class Ledger:
     async def history(self, subject: str) -> list[ConsentRecord]:
         return (await self.histories([subject]))[subject]
 
-    async def holds(self, subject: str, scope: str, *, signal: bool = False,
-                    explicit: bool = False) -> bool:
+    async def holds(
+        self, subject: str, scope: str, *, signal: bool = False, explicit: bool = False
+    ) -> bool:
         return holds(await self.history(subject), scope, signal=signal, explicit=explicit)

@@ -11,15 +11,15 @@ from enum import StrEnum
 
 
 class Drop(StrEnum):
-    QUEUE_FULL = "queue_full"          # capture buffer full: the app outpaced the writer
-    CAPTURE_ERROR = "capture_error"    # the request could not be read (malformed scope)
-    NOT_OPEN = "not_open"              # not captured: veil stopped, or cannot open its store
+    QUEUE_FULL = "queue_full"  # capture buffer full: the app outpaced the writer
+    CAPTURE_ERROR = "capture_error"  # the request could not be read (malformed scope)
+    NOT_OPEN = "not_open"  # not captured: veil stopped, or cannot open its store
     UNKNOWN_PURPOSE = "unknown_purpose"  # captured for a purpose the policy does not declare
     INVALID_CLIENT = "invalid_client"  # no usable client address (or a broken proxy chain)
-    BOT = "bot"                        # ua-parser device family "Spider"
-    KEY_DESTROYED = "key_destroyed"    # the event's day key is gone: too old to pseudonymise
-    STORE_ERROR = "store_error"        # the store failed the batch on every retry
-    REJECTED = "rejected"              # a collector refused the batch for good (4xx)
+    BOT = "bot"  # ua-parser device family "Spider"
+    KEY_DESTROYED = "key_destroyed"  # the event's day key is gone: too old to pseudonymise
+    STORE_ERROR = "store_error"  # the store failed the batch on every retry
+    REJECTED = "rejected"  # a collector refused the batch for good (4xx)
     # refusals (errors.Refused and its subclasses carry one of these)
     REFUSED = "refused"
     NO_CONSENT = "no_consent"

@@ -50,9 +50,14 @@ def private_dir(path: Path) -> list[Path]:
         os.chmod(p, PRIVATE_DIR)  # the umask may have taken bits off; set exactly 0700
         created.append(p)
     if not created and _open_to_others(path.stat().st_mode):
-        _warn_once(path, "%s is open to group or others (mode %o): veil's files in it are "
-                   "0600, but their names and sizes show; run: chmod 700 %s",
-                   path, stat.S_IMODE(path.stat().st_mode), path)
+        _warn_once(
+            path,
+            "%s is open to group or others (mode %o): veil's files in it are "
+            "0600, but their names and sizes show; run: chmod 700 %s",
+            path,
+            stat.S_IMODE(path.stat().st_mode),
+            path,
+        )
     return created
 
 
@@ -78,8 +83,14 @@ def tighten(path: Path) -> None:
     try:
         os.chmod(path, PRIVATE_FILE)
     except PermissionError:
-        _warn_once(path, "%s is readable by group or others (mode %o) and not veil's to "
-                   "change: run: chmod 600 %s", path, stat.S_IMODE(st.st_mode), path)
+        _warn_once(
+            path,
+            "%s is readable by group or others (mode %o) and not veil's to "
+            "change: run: chmod 600 %s",
+            path,
+            stat.S_IMODE(st.st_mode),
+            path,
+        )
     else:
         log.info("set %s to mode 600 (it was %o)", path, stat.S_IMODE(st.st_mode))
 
@@ -101,5 +112,11 @@ def warn_if_readable(path: Path, where: str) -> None:
     except OSError:
         return  # the caller reports a file it cannot read
     if _open_to_others(mode):
-        _warn_once(path, "%s: %s is readable by group or others (mode %o): run: chmod 600 %s",
-                   where, path, stat.S_IMODE(mode), path)
+        _warn_once(
+            path,
+            "%s: %s is readable by group or others (mode %o): run: chmod 600 %s",
+            where,
+            path,
+            stat.S_IMODE(mode),
+            path,
+        )

@@ -44,6 +44,9 @@ def open_geoip(path: Path | None) -> GeoLookup | None:
     try:
         return GeoLookup(path)
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        log.warning("geoip.path: cannot read %s (%s); country and region will be null",
-                    path, exc.__class__.__name__)
+        log.warning(
+            "geoip.path: cannot read %s (%s); country and region will be null",
+            path,
+            exc.__class__.__name__,
+        )
         return None

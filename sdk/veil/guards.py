@@ -53,8 +53,9 @@ def _typed(value: object, kind: str) -> bool:
 
 
 class Guards:
-    def __init__(self, store: LocalStore, keystore: KeyStore, policy: Policy,
-                 ledger: Ledger) -> None:
+    def __init__(
+        self, store: LocalStore, keystore: KeyStore, policy: Policy, ledger: Ledger
+    ) -> None:
         self.store = store
         self.keystore = keystore
         self.policy = policy
@@ -68,8 +69,9 @@ class Guards:
 
     # -- app-declared fields -------------------------------------------------------------------
 
-    async def record(self, subject: str, purpose_key: str, fields: Mapping[str, object], *,
-                     signal: bool = False) -> None:
+    async def record(
+        self, subject: str, purpose_key: str, fields: Mapping[str, object], *, signal: bool = False
+    ) -> None:
         """Record `fields` about `subject` (a pseudonym: an app user's or a browser's).
         `signal`: the request carried GPC/DNT, which overrides a consent given before it."""
         purpose = self.policy.purpose(purpose_key)
@@ -78,80 +80,127 @@ class Guards:
         for name, value in fields.items():
             declared = self.policy.app_fields.get(name)
             if declared is None:
-                hint = (" is collected automatically, not recorded" if name in FIELDS
-                        else " is not declared under [policy.fields]")
+                hint = (
+                    " is collected automatically, not recorded"
+                    if name in FIELDS
+                    else " is not declared under [policy.fields]"
+                )
                 raise FieldError(f"field {name!r}{hint}")
             if name not in purpose.fields:
                 raise FieldError(f"field {name!r} is not allowed for purpose {purpose.key!r}")
             if not _typed(value, declared.type):
-                raise FieldError(f"field {name!r} must be of type {declared.type}, got "
-                                 f"{type(value).__name__}")
+                raise FieldError(
+                    f"field {name!r} must be of type {declared.type}, got {type(value).__name__}"
+                )
         history = await self.ledger.history(subject)
         if purpose.needs_consent and not holds(history, purpose.key, signal=signal):
-            await self._refuse(NotConsented(
-                f"purpose {purpose.key!r} needs the subject's consent, and none is in force"))
+            await self._refuse(
+                NotConsented(
+                    f"purpose {purpose.key!r} needs the subject's consent, and none is in force"
+                )
+            )
         for name in fields:
             category = self.policy.app_fields[name].special
-            if category and not holds(history, f"special:{category}:{purpose.key}",
-                                      explicit=True, signal=signal):
-                await self._refuse(SpecialCategoryRefused(
-                    f"field {name!r} is special-category data ({category}): refused without "
-                    f"the subject's explicit prior consent to 'special:{category}:"
-                    f"{purpose.key}'"))
-        key_id, sealed = seal_for_subject(self.keystore, subject,
-                                          json.dumps(dict(fields)).encode())
+            if category and not holds(
+                history, f"special:{category}:{purpose.key}", explicit=True, signal=signal
+            ):
+                await self._refuse(
+                    SpecialCategoryRefused(
+                        f"field {name!r} is special-category data ({category}): refused without "
+                        f"the subject's explicit prior consent to 'special:{category}:"
+                        f"{purpose.key}'"
+                    )
+                )
+        key_id, sealed = seal_for_subject(self.keystore, subject, json.dumps(dict(fields)).encode())
         await self.store.add_record(
-            ts=time.time(), purpose=purpose.key, policy_version=self.policy.version,
-            subject=subject, fields=",".join(sorted(fields)), key_id=key_id, sealed=sealed)
+            ts=time.time(),
+            purpose=purpose.key,
+            policy_version=self.policy.version,
+            subject=subject,
+            fields=",".join(sorted(fields)),
+            key_id=key_id,
+            sealed=sealed,
+        )
 
     # -- automated decisions -------------------------------------------------------------------
 
-    async def decide(self, subject_id: str, decision: str, outcome: object, *,
-                     inputs: Mapping[str, object] | None = None, model: str | None = None,
-                     contract: str | None = None, law: str | None = None) -> str:
+    async def decide(
+        self,
+        subject_id: str,
+        decision: str,
+        outcome: object,
+        *,
+        inputs: Mapping[str, object] | None = None,
+        model: str | None = None,
+        contract: str | None = None,
+        law: str | None = None,
+    ) -> str:
         """Log a decision and return its id (give it to the subject: it is how they contest
         it); raise DecisionRefused when it has legal effect and no basis holds."""
         kind = self.policy.decisions.get(decision)
         if kind is None:
-            raise UndeclaredDecision(f"undeclared decision type {decision!r}: declare it under "
-                             "[policy.decisions]")
+            raise UndeclaredDecision(
+                f"undeclared decision type {decision!r}: declare it under [policy.decisions]"
+            )
         # A contract or law is a basis only under a name the policy declares for this
         # decision; veil cannot check the subject signed it, so it refuses anything vaguer.
-        for given, what, declared in ((contract, "contracts", kind.contracts),
-                                      (law, "laws", kind.laws)):
+        for given, what, declared in (
+            (contract, "contracts", kind.contracts),
+            (law, "laws", kind.laws),
+        ):
             if given is None:
                 continue
             named = ", ".join(repr(n) for n in declared) or "none"
             if not isinstance(given, str):
-                raise FieldError(f"{what[:-1]} must be a string naming one of the {what} "
-                                 f"declared for decision {decision!r} ({named}), got "
-                                 f"{type(given).__name__}")
+                raise FieldError(
+                    f"{what[:-1]} must be a string naming one of the {what} "
+                    f"declared for decision {decision!r} ({named}), got "
+                    f"{type(given).__name__}"
+                )
             if given not in declared:  # the value is not echoed: it may name a person
-                raise FieldError(f"{what[:-1]} is not one of the {what} declared for decision "
-                                 f"{decision!r} under [policy.decisions.{decision}]: {named}")
+                raise FieldError(
+                    f"{what[:-1]} is not one of the {what} declared for decision "
+                    f"{decision!r} under [policy.decisions.{decision}]: {named}"
+                )
         subject = self.ledger.subjects.app(subject_id)
         basis, evidence = "none_needed", None
         if kind.legal_effect:
             if "explicit_consent" in kind.bases and await self.ledger.holds(
-                    subject, f"decision:{decision}", explicit=True):
+                subject, f"decision:{decision}", explicit=True
+            ):
                 basis = "explicit_consent"
             elif "contract" in kind.bases and contract is not None:
                 basis, evidence = "contract", contract
             elif "law" in kind.bases and law is not None:
                 basis, evidence = "law", law
             else:
-                await self._refuse(DecisionRefused(
-                    f"decision {decision!r} has legal or similarly significant effect: it "
-                    f"needs one of {', '.join(kind.bases)} for this subject, and none holds"))
+                await self._refuse(
+                    DecisionRefused(
+                        f"decision {decision!r} has legal or similarly significant effect: it "
+                        f"needs one of {', '.join(kind.bases)} for this subject, and none holds"
+                    )
+                )
         decision_id = secrets.token_hex(16)
-        key_id, sealed = seal_for_subject(self.keystore, subject, json.dumps(
-            {"outcome": outcome, "inputs": dict(inputs or {}), "model": model},
-            default=str).encode())
+        key_id, sealed = seal_for_subject(
+            self.keystore,
+            subject,
+            json.dumps(
+                {"outcome": outcome, "inputs": dict(inputs or {}), "model": model}, default=str
+            ).encode(),
+        )
         await self.store.add_decision(
-            decision_id=decision_id, ts=time.time(), decision_type=decision,
-            purpose=kind.purpose, policy_version=self.policy.version, subject=subject,
-            legal_effect=kind.legal_effect, basis=basis, evidence=evidence, key_id=key_id,
-            sealed=sealed)
+            decision_id=decision_id,
+            ts=time.time(),
+            decision_type=decision,
+            purpose=kind.purpose,
+            policy_version=self.policy.version,
+            subject=subject,
+            legal_effect=kind.legal_effect,
+            basis=basis,
+            evidence=evidence,
+            key_id=key_id,
+            sealed=sealed,
+        )
         return decision_id
 
     async def contest(self, decision_id: str, reason: str) -> int:
@@ -160,14 +209,25 @@ class Guards:
         if subject is None:
             raise UnknownDecisionId("no decision with that id")
         key_id, sealed = seal_for_subject(self.keystore, subject, reason.encode())
-        return await self.store.add_review(ts=time.time(), decision_id=decision_id,
-                                           status="requested", key_id=key_id, sealed=sealed)
+        return await self.store.add_review(
+            ts=time.time(),
+            decision_id=decision_id,
+            status="requested",
+            key_id=key_id,
+            sealed=sealed,
+        )
 
     # -- provision to third parties and transfers abroad ---------------------------------------
 
-    async def provide(self, recipient: str, purpose_key: str,
-                      records: Sequence[Mapping[str, object]], *, exception: str | None = None,
-                      consent_obtainable: bool = True) -> int:
+    async def provide(
+        self,
+        recipient: str,
+        purpose_key: str,
+        records: Sequence[Mapping[str, object]],
+        *,
+        exception: str | None = None,
+        consent_obtainable: bool = True,
+    ) -> int:
         """Check, then register, a provision of `records` (each with a "subject" id and
         declared fields, optionally "country", and "gpc": True when the subject's request
         carried Global Privacy Control: an opt-out of sale and sharing that overrides a consent
@@ -175,12 +235,14 @@ class Guards:
         returns."""
         to = next((r for r in self.policy.recipients if r.name == recipient), None)
         if to is None:
-            raise UndeclaredRecipient(f"undeclared recipient {recipient!r}: declare it under "
-                             "[[policy.recipients]]")
+            raise UndeclaredRecipient(
+                f"undeclared recipient {recipient!r}: declare it under [[policy.recipients]]"
+            )
         purpose = self.policy.purpose(purpose_key)
         if purpose.key not in to.purposes:
-            await self._refuse(ProvisionRefused(
-                f"{recipient} is not declared for purpose {purpose.key!r}"))
+            await self._refuse(
+                ProvisionRefused(f"{recipient} is not declared for purpose {purpose.key!r}")
+            )
         categories = set()
         for r in records:
             for name in r:
@@ -197,36 +259,57 @@ class Guards:
         subjects: dict[str, bool] = {}  # pseudonym → GPC seen on any of their records
         for r in records:
             if not isinstance(r.get("subject"), str):
-                raise FieldError("every record provided needs a \"subject\": the app's id "
-                                 "for the person")
+                raise FieldError(
+                    'every record provided needs a "subject": the app\'s id for the person'
+                )
             subject = self.ledger.subjects.app(r["subject"])
             subjects[subject] = subjects.get(subject, False) or r.get("gpc") is True
         basis = await self._provision_basis(to.name, subjects, exception, consent_obtainable)
         countries = {r.get("country") for r in records}
         transfer = await self._transfer(to, countries, basis)
         return await self.store.add_provision(
-            ts=time.time(), recipient=to.name, country=to.country, role=to.role,
-            purpose=purpose.key, categories=",".join(sorted(categories)),
-            subjects=len(subjects), records=len(records), basis=basis,
-            safeguard=to.safeguard, transfer=transfer)
+            ts=time.time(),
+            recipient=to.name,
+            country=to.country,
+            role=to.role,
+            purpose=purpose.key,
+            categories=",".join(sorted(categories)),
+            subjects=len(subjects),
+            records=len(records),
+            basis=basis,
+            safeguard=to.safeguard,
+            transfer=transfer,
+        )
 
-    async def _provision_basis(self, recipient: str, subjects: dict[str, bool],
-                               exception: str | None, consent_obtainable: bool) -> str:
+    async def _provision_basis(
+        self,
+        recipient: str,
+        subjects: dict[str, bool],
+        exception: str | None,
+        consent_obtainable: bool,
+    ) -> str:
         if exception is not None:
             if exception not in EXCEPTIONS:
                 raise UnknownException(f"exception must be one of {', '.join(EXCEPTIONS)}")
             if exception in NEEDS_CONSENT_HARD_TO_OBTAIN and consent_obtainable:
-                await self._refuse(ProvisionRefused(
-                    f"the {exception} exception applies only when consent is difficult to "
-                    "obtain; pass consent_obtainable=False if that is so"))
+                await self._refuse(
+                    ProvisionRefused(
+                        f"the {exception} exception applies only when consent is difficult to "
+                        "obtain; pass consent_obtainable=False if that is so"
+                    )
+                )
             return exception
         histories = await self.ledger.histories(subjects)
-        missing = sum(not holds(h, f"provision:{recipient}", signal=subjects[s])
-                      for s, h in histories.items())
+        missing = sum(
+            not holds(h, f"provision:{recipient}", signal=subjects[s]) for s, h in histories.items()
+        )
         if missing:
-            await self._refuse(ProvisionRefused(
-                f"{missing} of {len(subjects)} subject(s) have not consented to provision to "
-                f"{recipient}"))
+            await self._refuse(
+                ProvisionRefused(
+                    f"{missing} of {len(subjects)} subject(s) have not consented to provision to "
+                    f"{recipient}"
+                )
+            )
         return "consent"
 
     async def _transfer(self, to: Recipient, countries: set, basis: str) -> str | None:
@@ -242,14 +325,23 @@ class Guards:
             elif eu_adequate(to.country, to.dpf_certified):
                 under = "adequacy"
             else:
-                who = ("EU subjects' data" if codes & GDPR_AREA else
-                       "data of subjects whose country is not known (possibly in the EU)")
-                why = (" (the EU-US Data Privacy Framework covers certified organisations "
-                       "only: declare dpf_certified = true if it is)" if to.country == "US"
-                       else "")
-                await self._refuse(ProvisionRefused(
-                    f"{who} to {to.country} needs an adequacy decision or standard "
-                    f"contractual clauses on record; {to.name} has {to.safeguard!r}{why}"))
+                who = (
+                    "EU subjects' data"
+                    if codes & GDPR_AREA
+                    else "data of subjects whose country is not known (possibly in the EU)"
+                )
+                why = (
+                    " (the EU-US Data Privacy Framework covers certified organisations "
+                    "only: declare dpf_certified = true if it is)"
+                    if to.country == "US"
+                    else ""
+                )
+                await self._refuse(
+                    ProvisionRefused(
+                        f"{who} to {to.country} needs an adequacy decision or standard "
+                        f"contractual clauses on record; {to.name} has {to.safeguard!r}{why}"
+                    )
+                )
             abroad.append(f"EU→{to.country} under {under}")
         if (unknown or "JP" in codes) and to.country != "JP":
             if basis == "consent":
@@ -259,10 +351,16 @@ class Guards:
             elif to.country in APPI_EQUIVALENT:
                 under = "equivalent country"
             else:
-                who = ("Japanese subjects' data" if "JP" in codes else
-                       "data of subjects whose country is not known (possibly in Japan)")
-                await self._refuse(ProvisionRefused(
-                    f"{who} to {to.country} needs consent, an equivalent country or an "
-                    "APPI-equivalent system"))
+                who = (
+                    "Japanese subjects' data"
+                    if "JP" in codes
+                    else "data of subjects whose country is not known (possibly in Japan)"
+                )
+                await self._refuse(
+                    ProvisionRefused(
+                        f"{who} to {to.country} needs consent, an equivalent country or an "
+                        "APPI-equivalent system"
+                    )
+                )
             abroad.append(f"JP→{to.country} under {under}")
         return "; ".join(abroad) or None

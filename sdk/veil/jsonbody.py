@@ -53,15 +53,17 @@ def decode(body: bytes | bytearray, max_depth: int | None = MAX_JSON_DEPTH) -> o
     except UnicodeDecodeError:
         raise JSONInvalid("the body is not UTF-8") from None
     if max_depth is not None and too_deep(text, max_depth):
-        raise JSONInvalid(f"the body nests arrays and objects more than {max_depth} levels "
-                          "deep (or is not valid JSON)")
+        raise JSONInvalid(
+            f"the body nests arrays and objects more than {max_depth} levels "
+            "deep (or is not valid JSON)"
+        )
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        raise JSONInvalid(f"the body is not valid JSON: {exc.msg} at character {exc.pos}"
-                          ) from None
+        raise JSONInvalid(f"the body is not valid JSON: {exc.msg} at character {exc.pos}") from None
     except RecursionError:
         raise JSONInvalid("the body nests arrays and objects too deep") from None
     except ValueError:  # NaN or Infinity; an integer of more than 4,300 digits
-        raise JSONInvalid("the body is not valid JSON: NaN, Infinity or an integer too long"
-                          ) from None
+        raise JSONInvalid(
+            "the body is not valid JSON: NaN, Infinity or an integer too long"
+        ) from None

@@ -6,18 +6,49 @@ Japan: APPI, treated as opt-in. Anywhere else, and unknown: the strictest regime
 
 from dataclasses import dataclass
 
-EEA = frozenset({
-    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT",
-    "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
-})
+EEA = frozenset(
+    {
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+        "IS",
+        "LI",
+        "NO",
+    }
+)
 # Where the GDPR applies besides the EEA states' codes: territories that are part of the EU
 # but have ISO codes of their own (Åland; France's outermost regions).
 GDPR_AREA = EEA | {"AX", "GF", "GP", "MQ", "RE", "YT", "MF"}
 # Countries with an EU adequacy decision (GDPR Art. 45), besides the EEA itself. The United
 # States is not among them: the EU-US Data Privacy Framework covers only organisations
 # certified under it (a recipient's `dpf_certified = true`), see `eu_adequate`.
-EU_ADEQUATE = frozenset({"AD", "AR", "CA", "FO", "GG", "IL", "IM", "JP", "JE", "NZ", "KR", "CH",
-                         "GB", "UY"})
+EU_ADEQUATE = frozenset(
+    {"AD", "AR", "CA", "FO", "GG", "IL", "IM", "JP", "JE", "NZ", "KR", "CH", "GB", "UY"}
+)
 # Countries Japan's PPC recognises as having a system equivalent to the APPI (the EEA and UK).
 APPI_EQUIVALENT = GDPR_AREA | {"GB"}
 
@@ -29,8 +60,8 @@ def eu_adequate(country: str, dpf_certified: bool = False) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Regime:
-    key: str        # gdpr, ccpa, appi, strictest
-    opt_in: bool    # consent-based purposes need a prior grant (else: until an opt-out)
+    key: str  # gdpr, ccpa, appi, strictest
+    opt_in: bool  # consent-based purposes need a prior grant (else: until an opt-out)
 
 
 GDPR = Regime("gdpr", opt_in=True)

@@ -22,14 +22,20 @@ MEDIA_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset
 # no endpoint (None) is asked of the Data Protection Officer: the notice names only endpoints
 # that exist.
 RIGHTS = (
-    ("Disclosure: a copy of your personal information in a portable, machine-readable format "
-     "(GDPR Art. 20)", None),
+    (
+        "Disclosure: a copy of your personal information in a portable, machine-readable format "
+        "(GDPR Art. 20)",
+        None,
+    ),
     ("Correction of your personal information", None),
     ("Suspension of use of your personal information", None),
     ("Restriction of use of your personal information", None),
     ("Deletion (disposal) of your personal information", None),
-    ("Complaint to us; you may also lodge a complaint with a supervisory authority "
-     "(GDPR Art. 77)", None),
+    (
+        "Complaint to us; you may also lodge a complaint with a supervisory authority "
+        "(GDPR Art. 77)",
+        None,
+    ),
     ("Give, refuse or withdraw consent, purpose by purpose, at any time", CONSENT_PATH),
     ("Human review of an automated decision about you, and to contest it", HUMAN_REVIEW_PATH),
 )
@@ -46,8 +52,10 @@ DECISION_BASIS_WORDS = {  # GDPR Art. 22(2)
     "law": "authorised by law (Art. 22(2)(b))",
     "explicit_consent": "your explicit consent (Art. 22(2)(c))",
 }
-ROLE_WORDS = {"processor": "processor (acts only on our instructions)",
-              "third_party": "third party"}
+ROLE_WORDS = {
+    "processor": "processor (acts only on our instructions)",
+    "third_party": "third party",
+}
 SAFEGUARD_WORDS = {
     "domestic": "none needed: not a transfer abroad",
     "adequacy": "adequacy decision",
@@ -58,6 +66,7 @@ NOT_SET = "not set: no contact has been published"
 
 
 # -- the document model: built once, rendered to either format -------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Code:
@@ -140,8 +149,10 @@ def _field_rows(policy: Policy, purpose: Purpose) -> tuple[tuple[Inline, ...], .
         if f.name in purpose.fields:
             stored = f"as the application records it (a {f.type})"
             if f.special:
-                stored += (f"; special category ({SPECIAL_CATEGORIES[f.special]}): only with "
-                           "your explicit prior consent for it")
+                stored += (
+                    f"; special category ({SPECIAL_CATEGORIES[f.special]}): only with "
+                    "your explicit prior consent for it"
+                )
             rows.append((Code(f.name), f.description, Code(f.category), stored))
     return tuple(rows)
 
@@ -150,47 +161,78 @@ def _path_items(policy: Policy, purpose: Purpose) -> list[Inline]:
     """The policy's path rules, under a purpose that keeps page paths."""
     if "path" not in purpose.fields or not policy.paths:
         return []
-    rules = _join([(Code(r.pattern), " is not kept" if r.action == "drop" else
-                    (" is kept only as ", Code(r.template or ""))) for r in policy.paths], "; ")
-    return [("Pages whose path could reveal sensitive information: ", rules,
-             " (matched ignoring case and encoding).")]
+    rules = _join(
+        [
+            (
+                Code(r.pattern),
+                " is not kept"
+                if r.action == "drop"
+                else (" is kept only as ", Code(r.template or "")),
+            )
+            for r in policy.paths
+        ],
+        "; ",
+    )
+    return [
+        (
+            "Pages whose path could reveal sensitive information: ",
+            rules,
+            " (matched ignoring case and encoding).",
+        )
+    ]
 
 
 def _who(policy: Policy) -> list[Block]:
     return [
         Heading(2, "Who is responsible"),
-        Grid(("Role", "Name", "Contact"), (
-            ("Controller", policy.controller.name, _contact(policy.controller)),
-            ("Data Protection Officer", policy.dpo.name, _contact(policy.dpo)),
-        )),
-        *([Para(f"The controller is established in {policy.controller.country} (ISO 3166-1).")]
-          if policy.controller.country else []),
+        Grid(
+            ("Role", "Name", "Contact"),
+            (
+                ("Controller", policy.controller.name, _contact(policy.controller)),
+                ("Data Protection Officer", policy.dpo.name, _contact(policy.dpo)),
+            ),
+        ),
+        *(
+            [Para(f"The controller is established in {policy.controller.country} (ISO 3166-1).")]
+            if policy.controller.country
+            else []
+        ),
     ]
 
 
 def _purposes(policy: Policy) -> list[Block]:
     blocks: list[Block] = [
         Heading(2, "What we collect and why"),
-        Para("We collect only the fields listed under each purpose below, use them only for "
-             "that purpose, and delete them unrecoverably when its retention period ends."),
+        Para(
+            "We collect only the fields listed under each purpose below, use them only for "
+            "that purpose, and delete them unrecoverably when its retention period ends."
+        ),
     ]
     for p in policy.purposes.values():
         consent: Inline = (
-            ("required: nothing is collected for this purpose until you agree, and you can "
-             "withdraw at any time at ", Code(CONSENT_PATH)) if p.needs_consent
-            else "not required")
+            (
+                "required: nothing is collected for this purpose until you agree, and you can "
+                "withdraw at any time at ",
+                Code(CONSENT_PATH),
+            )
+            if p.needs_consent
+            else "not required"
+        )
         blocks += [
             Heading(3, ("Purpose ", Code(p.key))),
             Para(p.description),
-            Items((
-                ("Legal basis: ", legal_basis_words(p.legal_basis)),
-                ("Consent: ", consent),
-                ("Retention: ", human_duration(p.retention), ", then deleted unrecoverably"),
-                ("Data use (fideslang): ", Code(p.data_use)),
-                *_path_items(policy, p),
-            )),
-            Grid(("Field", "What it is", "Data category", "How it is kept"),
-                 _field_rows(policy, p)),
+            Items(
+                (
+                    ("Legal basis: ", legal_basis_words(p.legal_basis)),
+                    ("Consent: ", consent),
+                    ("Retention: ", human_duration(p.retention), ", then deleted unrecoverably"),
+                    ("Data use (fideslang): ", Code(p.data_use)),
+                    *_path_items(policy, p),
+                )
+            ),
+            Grid(
+                ("Field", "What it is", "Data category", "How it is kept"), _field_rows(policy, p)
+            ),
         ]
     return blocks
 
@@ -207,18 +249,27 @@ def _not_collected(policy: Policy) -> list[Block]:
     if unused:
         items.append(("Fields veil can collect but this policy does not: ", _codes(unused), "."))
     if consent:
-        items.append(("No cookie without your consent: a first-party cookie is set only after "
-                      "you agree to a purpose that needs it (", _codes(consent), ") and is "
-                      "removed when you withdraw. If you refuse or withdraw, a cookie that "
-                      "holds no identifier, only the names of the purposes you refused, "
-                      "remembers it (strictly necessary, so your refusal sticks). Refusing "
-                      "leaves the rest of the service working, though some features may be "
-                      "limited."))
+        items.append(
+            (
+                "No cookie without your consent: a first-party cookie is set only after "
+                "you agree to a purpose that needs it (",
+                _codes(consent),
+                ") and is "
+                "removed when you withdraw. If you refuse or withdraw, a cookie that "
+                "holds no identifier, only the names of the purposes you refused, "
+                "remembers it (strictly necessary, so your refusal sticks). Refusing "
+                "leaves the rest of the service working, though some features may be "
+                "limited.",
+            )
+        )
     else:
         items.append("No cookie: no purpose of this policy needs consent, so none is set.")
-    items.append("Special categories of personal information are refused unless you have "
-                 "given explicit prior consent for that category and purpose: "
-                 + "; ".join(SPECIAL_CATEGORIES.values()) + ".")
+    items.append(
+        "Special categories of personal information are refused unless you have "
+        "given explicit prior consent for that category and purpose: "
+        + "; ".join(SPECIAL_CATEGORIES.values())
+        + "."
+    )
     return [Heading(2, "What we do not collect"), Items(tuple(items))]
 
 
@@ -231,22 +282,43 @@ def _basis_names(d: DecisionType, basis: str) -> str:
 def _decisions(policy: Policy) -> list[Block]:
     blocks: list[Block] = [
         Heading(2, "Automated decisions"),
-        Para(("We make no decision based solely on automated processing, including profiling, "
-              "that produces legal effects concerning you or similarly significantly affects "
-              "you, except with your explicit consent or as GDPR Art. 22(2) allows (necessary "
-              "for a contract with you, or authorised by law). Every automated decision is "
-              "logged, and you can contest it and ask for human review at ",
-              Code(HUMAN_REVIEW_PATH), ".")),
+        Para(
+            (
+                "We make no decision based solely on automated processing, including profiling, "
+                "that produces legal effects concerning you or similarly significantly affects "
+                "you, except with your explicit consent or as GDPR Art. 22(2) allows (necessary "
+                "for a contract with you, or authorised by law). Every automated decision is "
+                "logged, and you can contest it and ask for human review at ",
+                Code(HUMAN_REVIEW_PATH),
+                ".",
+            )
+        ),
     ]
     if not policy.decisions:
         return [*blocks, Para("This policy declares no automated decisions.")]
     rows = tuple(
-        (Code(d.key), d.description, "yes" if d.legal_effect else "no",
-         "; ".join(DECISION_BASIS_WORDS.get(b, b) + _basis_names(d, b) for b in d.bases),
-         Code(d.purpose))
-        for d in policy.decisions.values())
-    return [*blocks, Grid(("Decision", "What it decides", "Legal or similarly significant effect",
-                           "Allowed only on", "Purpose"), rows)]
+        (
+            Code(d.key),
+            d.description,
+            "yes" if d.legal_effect else "no",
+            "; ".join(DECISION_BASIS_WORDS.get(b, b) + _basis_names(d, b) for b in d.bases),
+            Code(d.purpose),
+        )
+        for d in policy.decisions.values()
+    )
+    return [
+        *blocks,
+        Grid(
+            (
+                "Decision",
+                "What it decides",
+                "Legal or similarly significant effect",
+                "Allowed only on",
+                "Purpose",
+            ),
+            rows,
+        ),
+    ]
 
 
 def _pseudonymisation(config: Config) -> list[Block]:
@@ -254,8 +326,11 @@ def _pseudonymisation(config: Config) -> list[Block]:
     collected = set().union(*(p.fields for p in policy.purposes.values()))
     items: list[Inline] = []
     if "ip_address" in collected:
-        where = (", with the country and region looked up from it" if config.geoip_path
-                 else "; no location is looked up from it")
+        where = (
+            ", with the country and region looked up from it"
+            if config.geoip_path
+            else "; no location is looked up from it"
+        )
         items += [
             "Without a cookie you are counted under a visitor pseudonym: a keyed hash of the "
             "site, your IP address and User-Agent under a random key for the UTC day. Today's "
@@ -270,92 +345,152 @@ def _pseudonymisation(config: Config) -> list[Block]:
             "never stored.",
         ]
         if config.keys.seal_ip:
-            items.append("IP sealing is on: the full IP address and port are also kept "
-                         "encrypted (AES-GCM) under a key that is destroyed after "
-                         f"{human_duration(config.keys.seal_retention)}; after that no one can "
-                         "read them.")
+            items.append(
+                "IP sealing is on: the full IP address and port are also kept "
+                "encrypted (AES-GCM) under a key that is destroyed after "
+                f"{human_duration(config.keys.seal_retention)}; after that no one can "
+                "read them."
+            )
         else:
             items.append("IP sealing is off: the full IP address and port are not kept.")
     else:
         items.append("Your IP address is not collected.")
     if _consent_purposes(policy):
-        items.append("If you consent to a cookie, it carries a random id; only a keyed hash of "
-                     "it is stored, which lets you exercise your rights without an account.")
-    items.append("Analysts see only aggregates: any group of fewer than "
-                 f"{config.min_group_size} distinct visitors is withheld.")
+        items.append(
+            "If you consent to a cookie, it carries a random id; only a keyed hash of "
+            "it is stored, which lets you exercise your rights without an account."
+        )
+    items.append(
+        "Analysts see only aggregates: any group of fewer than "
+        f"{config.min_group_size} distinct visitors is withheld."
+    )
     return [Heading(2, "Pseudonymisation and aggregation"), Items(tuple(items))]
 
 
 def _recipients(policy: Policy) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Recipients and transfers abroad")]
     if policy.recipients:
-        blocks.append(Grid(
-            ("Recipient", "Country", "Role", "Purposes", "Safeguard"),
-            tuple((r.name, r.country, ROLE_WORDS.get(r.role, r.role), _codes(r.purposes),
-                   SAFEGUARD_WORDS.get(r.safeguard, r.safeguard)
-                   + ("; certified under the EU-US Data Privacy Framework" if r.dpf_certified
-                      else "")) for r in policy.recipients)))
+        blocks.append(
+            Grid(
+                ("Recipient", "Country", "Role", "Purposes", "Safeguard"),
+                tuple(
+                    (
+                        r.name,
+                        r.country,
+                        ROLE_WORDS.get(r.role, r.role),
+                        _codes(r.purposes),
+                        SAFEGUARD_WORDS.get(r.safeguard, r.safeguard)
+                        + (
+                            "; certified under the EU-US Data Privacy Framework"
+                            if r.dpf_certified
+                            else ""
+                        ),
+                    )
+                    for r in policy.recipients
+                ),
+            )
+        )
     else:
-        blocks.append(Para("None: we provide your personal information to no third party and "
-                           "no processor."))
-    blocks.append(Para(
-        "We provide personal information to a third party only with your prior consent, or "
-        "when the law requires it, to protect the life, body or property of a person, or to "
-        "improve public health or promote the sound growth of children when your consent is "
-        "hard to obtain. Data of people in the EU goes to a country without an EU adequacy "
-        "decision only under standard contractual clauses; in the United States, adequacy "
-        "covers only organisations certified under the EU-US Data Privacy Framework. Data of "
-        "people in Japan goes abroad only with your consent, to a country Japan recognises as "
-        "equivalent, or to a recipient with a system equivalent to Japan's. When we do not "
-        "know which country a person is in, we apply both rules."))
+        blocks.append(
+            Para("None: we provide your personal information to no third party and no processor.")
+        )
+    blocks.append(
+        Para(
+            "We provide personal information to a third party only with your prior consent, or "
+            "when the law requires it, to protect the life, body or property of a person, or to "
+            "improve public health or promote the sound growth of children when your consent is "
+            "hard to obtain. Data of people in the EU goes to a country without an EU adequacy "
+            "decision only under standard contractual clauses; in the United States, adequacy "
+            "covers only organisations certified under the EU-US Data Privacy Framework. Data of "
+            "people in Japan goes abroad only with your consent, to a country Japan recognises as "
+            "equivalent, or to a recipient with a system equivalent to Japan's. When we do not "
+            "know which country a person is in, we apply both rules."
+        )
+    )
     return blocks
 
 
 def _rights(policy: Policy) -> list[Block]:
     return [
         Heading(2, "Your rights"),
-        Grid(("Right", "Where to ask"), tuple(
-            (right, Code(path) if path else "the Data Protection Officer")
-            for right, path in RIGHTS)),
-        Para(("You can also write to the Data Protection Officer (", policy.dpo.name, ") at ",
-              policy.dpo.contact, ".") if policy.dpo.contact else
-             "The Data Protection Officer has not published a contact yet: use the addresses "
-             "above."),
+        Grid(
+            ("Right", "Where to ask"),
+            tuple(
+                (right, Code(path) if path else "the Data Protection Officer")
+                for right, path in RIGHTS
+            ),
+        ),
+        Para(
+            (
+                "You can also write to the Data Protection Officer (",
+                policy.dpo.name,
+                ") at ",
+                policy.dpo.contact,
+                ".",
+            )
+            if policy.dpo.contact
+            else "The Data Protection Officer has not published a contact yet: use the addresses "
+            "above."
+        ),
     ]
 
 
 def _signals(policy: Policy) -> list[Block]:
     consent = _consent_purposes(policy)
-    which: Inline = ("every purpose that needs consent (", _codes(consent), ")") if consent \
+    which: Inline = (
+        ("every purpose that needs consent (", _codes(consent), ")")
+        if consent
         else "every purpose that needs consent (this policy has none)"
-    return [Heading(2, "Privacy signals"), Items((
-        ("Global Privacy Control is honoured: a browser sending ", Code("Sec-GPC: 1"),
-         " opts you out of sale or sharing and of ", which, ", unless you explicitly consent "
-         "later, while the signal is on."),
-        ("Do Not Track (", Code("DNT: 1"), ") is treated as the same hint."),
-        ("Wherever you are, ", which, " collects nothing until you agree."
-         if policy.consent_model == "opt-in" else
-         " collects nothing until you agree, except in California, where it collects until "
-         "you opt out (refuse, withdraw, or send Global Privacy Control)."),
-    ))]
+    )
+    return [
+        Heading(2, "Privacy signals"),
+        Items(
+            (
+                (
+                    "Global Privacy Control is honoured: a browser sending ",
+                    Code("Sec-GPC: 1"),
+                    " opts you out of sale or sharing and of ",
+                    which,
+                    ", unless you explicitly consent later, while the signal is on.",
+                ),
+                ("Do Not Track (", Code("DNT: 1"), ") is treated as the same hint."),
+                (
+                    "Wherever you are, ",
+                    which,
+                    " collects nothing until you agree."
+                    if policy.consent_model == "opt-in"
+                    else " collects nothing until you agree, except in California, where it "
+                    "collects until you opt out (refuse, withdraw, or send Global Privacy "
+                    "Control).",
+                ),
+            )
+        ),
+    ]
 
 
 def _changes(policy: Policy) -> list[Block]:
     blocks: list[Block] = [
         Heading(2, "Changes to this notice"),
-        Para(f"Current version {policy.version}, effective {policy.effective.isoformat()}. "
-             "When the policy changes its version is bumped, and every consent and record "
-             "names the version it was given under. A new version applies only from its "
-             "effective date. If it adds fields to a purpose, keeps them longer or adds "
-             "recipients for it, a consent you gave before no longer holds until you give it "
-             "again; and what was collected under an earlier version is kept no longer than "
-             "that version promised."),
+        Para(
+            f"Current version {policy.version}, effective {policy.effective.isoformat()}. "
+            "When the policy changes its version is bumped, and every consent and record "
+            "names the version it was given under. A new version applies only from its "
+            "effective date. If it adds fields to a purpose, keeps them longer or adds "
+            "recipients for it, a consent you gave before no longer holds until you give it "
+            "again; and what was collected under an earlier version is kept no longer than "
+            "that version promised."
+        ),
     ]
     if not policy.changes:
         return [*blocks, Para("No change log is declared.")]
     newest_first = sorted(policy.changes, key=lambda c: c.effective, reverse=True)
-    return [*blocks, Grid(("Version", "Effective", "What changed"), tuple(
-        (c.version, c.effective.isoformat(), c.summary) for c in newest_first))]
+    return [
+        *blocks,
+        Grid(
+            ("Version", "Effective", "What changed"),
+            tuple((c.version, c.effective.isoformat(), c.summary) for c in newest_first),
+        ),
+    ]
 
 
 def notice_blocks(config: Config) -> list[Block]:
@@ -363,12 +498,20 @@ def notice_blocks(config: Config) -> list[Block]:
     policy = config.policy
     return [
         Heading(1, _title(config)),
-        Para(f"Policy version {policy.version}, effective {policy.effective.isoformat()}. This "
-             "notice is generated from the policy veil enforces at run time, so it lists "
-             "exactly what is collected, why, for how long, and who receives it."),
-        *_who(policy), *_purposes(policy), *_not_collected(policy), *_decisions(policy),
-        *_pseudonymisation(config), *_recipients(policy), *_rights(policy),
-        *_signals(policy), *_changes(policy),
+        Para(
+            f"Policy version {policy.version}, effective {policy.effective.isoformat()}. This "
+            "notice is generated from the policy veil enforces at run time, so it lists "
+            "exactly what is collected, why, for how long, and who receives it."
+        ),
+        *_who(policy),
+        *_purposes(policy),
+        *_not_collected(policy),
+        *_decisions(policy),
+        *_pseudonymisation(config),
+        *_recipients(policy),
+        *_rights(policy),
+        *_signals(policy),
+        *_changes(policy),
     ]
 
 
@@ -405,8 +548,10 @@ def _to_md(blocks: list[Block]) -> str:
         elif isinstance(b, Items):
             out.append("\n".join(f"- {_md(i)}" for i in b.items))
         else:
-            lines = [f"| {' | '.join(_md(h, True) for h in b.header)} |",
-                     f"|{'|'.join(' --- ' for _ in b.header)}|"]
+            lines = [
+                f"| {' | '.join(_md(h, True) for h in b.header)} |",
+                f"|{'|'.join(' --- ' for _ in b.header)}|",
+            ]
             lines += [f"| {' | '.join(_md(c, True) for c in row)} |" for row in b.rows]
             out.append("\n".join(lines))
     return "\n\n".join(out) + "\n"
@@ -420,10 +565,12 @@ def _html(text: Inline) -> str:
     return html.escape(text)
 
 
-_STYLE = ("body{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;"
-          "padding:0 1rem}table{border-collapse:collapse;margin:1rem 0}"
-          "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}"
-          "code{background:#f3f3f3;padding:0 .2em}")
+_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;"
+    "padding:0 1rem}table{border-collapse:collapse;margin:1rem 0}"
+    "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}"
+    "code{background:#f3f3f3;padding:0 .2em}"
+)
 
 
 def _to_html(blocks: list[Block], title: str) -> str:
@@ -434,19 +581,21 @@ def _to_html(blocks: list[Block], title: str) -> str:
         elif isinstance(b, Para):
             out.append(f"<p>{_html(b.text)}</p>")
         elif isinstance(b, Items):
-            out.append("<ul>\n" + "\n".join(f"<li>{_html(i)}</li>" for i in b.items)
-                       + "\n</ul>")
+            out.append("<ul>\n" + "\n".join(f"<li>{_html(i)}</li>" for i in b.items) + "\n</ul>")
         else:
             head = "".join(f"<th>{_html(h)}</th>" for h in b.header)
-            body = "\n".join("<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>"
-                             for row in b.rows)
-            out.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n"
-                       "</table>")
+            body = "\n".join(
+                "<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>" for row in b.rows
+            )
+            out.append(
+                f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+            )
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        + "\n".join(out) + "\n</body>\n</html>\n"
+        + "\n".join(out)
+        + "\n</body>\n</html>\n"
     )
 
 

@@ -32,8 +32,8 @@ MAX_LENGTH = 512
 @dataclass(frozen=True, slots=True)
 class PathRule:
     pattern: str
-    action: str             # "drop" or "template"
-    template: str | None    # stored instead of a matching path (action "template")
+    action: str  # "drop" or "template"
+    template: str | None  # stored instead of a matching path (action "template")
 
 
 def normal_form(path: str) -> str:
@@ -95,6 +95,7 @@ def rewrite(rules: tuple[PathRule, ...], path: str | None) -> str | None:
 
 # -- parsing `[[policy.paths]]` ----------------------------------------------------------------
 
+
 def _pattern_problem(pattern: str) -> str | None:
     if not pattern.startswith("/") or len(pattern) > MAX_LENGTH:
         return f"must start with '/' and be at most {MAX_LENGTH} characters, got {pattern!r}"
@@ -119,14 +120,22 @@ def parse_rules(t: Table) -> tuple[PathRule, ...]:
     for i, raw in enumerate(t.get("paths", list, [])):
         r = Table(raw, f"{t.key('paths')}[{i}]", t.problems)
         pattern = r.get("pattern", str, check=_pattern_problem)
-        action = r.get("action", str, check=lambda v: None if v in ACTIONS else
-                       f"must be one of {', '.join(ACTIONS)}, got {v!r}")
+        action = r.get(
+            "action",
+            str,
+            check=lambda v: (
+                None if v in ACTIONS else f"must be one of {', '.join(ACTIONS)}, got {v!r}"
+            ),
+        )
         template = r.get("template", str, None, check=_template_problem)
         if action == "template" and template is None and "template" not in r.data:
-            r.problem(r.key("template"), "is required when action = \"template\": the path "
-                                         "stored instead, e.g. \"/clinic/:page\"")
+            r.problem(
+                r.key("template"),
+                'is required when action = "template": the path '
+                'stored instead, e.g. "/clinic/:page"',
+            )
         if action == "drop" and template is not None:
-            r.problem(r.key("template"), "is only used with action = \"template\"")
+            r.problem(r.key("template"), 'is only used with action = "template"')
         r.close()
         if pattern and action:
             rules.append(PathRule(pattern, action, template if action == "template" else None))

@@ -32,8 +32,10 @@ from .store.columns import ROW_COLUMNS  # the store owns the row layout
 
 # A DNS name whose last label starts with a letter: never an IP literal (the server's or, in
 # a crafted Host, anyone's), never free text; a name is at most 253 characters.
-_HOST = re.compile(rb"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
-                   rb"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HOST = re.compile(
+    rb"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
+    rb"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?"
+)
 
 
 class Event:
@@ -88,9 +90,21 @@ class Event:
 
     def __init__(self, captured: Captured, purpose: Purpose, policy_version: str) -> None:
         # Unpacked, not read by name: the cheapest on the writer's path. Captured's order.
-        (_, self.ts, self.peer, self.port, self.agent, self.accept_language, self.sec_gpc,
-         self.sec_dnt, self.forwarded, self.host, self.beacon, self.request_path,
-         self.cookies) = captured
+        (
+            _,
+            self.ts,
+            self.peer,
+            self.port,
+            self.agent,
+            self.accept_language,
+            self.sec_gpc,
+            self.sec_dnt,
+            self.forwarded,
+            self.host,
+            self.beacon,
+            self.request_path,
+            self.cookies,
+        ) = captured
         self.allowed = purpose.fields
         self.purpose = purpose.key
         self.policy_version = policy_version
@@ -121,8 +135,9 @@ class ConsentView:
     subjects: dict[str, str]  # subject cookie (verified) → subject pseudonym
     histories: dict[str, list[ConsentRecord]]
 
-    def of(self, cookies: VeilCookies | None
-           ) -> tuple[str | None, list[ConsentRecord], frozenset[str]]:
+    def of(
+        self, cookies: VeilCookies | None
+    ) -> tuple[str | None, list[ConsentRecord], frozenset[str]]:
         """(subject, their ledger records, purposes in the opt-out cookie) of a request."""
         if cookies is None:
             return None, [], frozenset()
@@ -177,8 +192,15 @@ def _apart(events: list[Event]) -> list[tuple]:
 class Pipeline:
     """Runs each captured event through the steps of its purpose."""
 
-    def __init__(self, policy: Policy, site: str | None, resolver: ClientResolver,
-                 pseudonymiser: Pseudonymiser, geo: GeoLookup | None, seal_ip: bool) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        site: str | None,
+        resolver: ClientResolver,
+        pseudonymiser: Pseudonymiser,
+        geo: GeoLookup | None,
+        seal_ip: bool,
+    ) -> None:
         self.policy = policy
         self.site = site
         self._resolver = resolver
@@ -207,8 +229,7 @@ class Pipeline:
             steps.append(self.seal_endpoint)
         return tuple(steps)
 
-    def process(self, captured: Iterable[Captured],
-                consent: ConsentView = NO_CONSENT) -> Processed:
+    def process(self, captured: Iterable[Captured], consent: ConsentView = NO_CONSENT) -> Processed:
         """Rows, drop counts, and the GPC/DNT withdrawals to put on the ledger."""
         rows: list[tuple] = []
         apart: list[Event] = []  # rows that carry a subject: stored unpaired (see _apart)
@@ -227,7 +248,8 @@ class Pipeline:
             rows.append(as_row(event))
             # The same request, again, under each consent-based purpose it may feed.
             for n, (purpose, subject) in enumerate(
-                    self._consented(event, consent, withdrawals), start=1):
+                self._consented(event, consent, withdrawals), start=1
+            ):
                 extra = self._run(Event(item, purpose, version), routes[purpose.key][1], drops)
                 if extra is not None:
                     extra.event_id = f"{batch}{i:05x}{n:x}"
@@ -246,8 +268,9 @@ class Pipeline:
                 return None
         return event
 
-    def _consented(self, e: Event, consent: ConsentView, withdrawals: list[Withdrawal]
-                   ) -> list[tuple[Purpose, str | None]]:
+    def _consented(
+        self, e: Event, consent: ConsentView, withdrawals: list[Withdrawal]
+    ) -> list[tuple[Purpose, str | None]]:
         """Consent-based purposes this event may also be kept under, with the subject, as
         `consent.fan_out` decides; the grants its GPC/DNT withdraws go to `withdrawals`."""
         if not self.consent_purposes or self.policy.purposes[e.purpose].needs_consent:
@@ -255,8 +278,14 @@ class Pipeline:
         subject, records, opted_out = consent.of(e.cookies)
         regime = regime_for(e.country, e.region)
         purposes, withdrawn = fan_out(
-            self.policy, self.consent_purposes, records, e.ts, regime,
-            signal=e.sec_gpc == b"1" or e.sec_dnt == b"1", opted_out=opted_out)
+            self.policy,
+            self.consent_purposes,
+            records,
+            e.ts,
+            regime,
+            signal=e.sec_gpc == b"1" or e.sec_dnt == b"1",
+            opted_out=opted_out,
+        )
         if subject is not None:
             withdrawals.extend(Withdrawal(subject, scope, regime.key) for scope in withdrawn)
         return [(purpose, subject) for purpose in purposes]
@@ -285,8 +314,16 @@ class Pipeline:
             e.dnt = e.sec_dnt == b"1"
 
     def describe_agent(self, e: Event) -> None:
-        (e.os, e.os_version, e.browser, e.browser_version, e.device, e.device_brand,
-         e.device_model, _) = agents.describe(e.agent)
+        (
+            e.os,
+            e.os_version,
+            e.browser,
+            e.browser_version,
+            e.device,
+            e.device_brand,
+            e.device_model,
+            _,
+        ) = agents.describe(e.agent)
 
     def read_languages(self, e: Event) -> None:
         if e.accept_language and (langs := languages.from_accept_language(e.accept_language)):
@@ -322,8 +359,9 @@ class Pipeline:
         day = utc_day(int(e.ts // 86400))
         agent = e.agent if "user_agent" in e.allowed else b""
         cookies = e.cookies
-        found = self._pseudonymiser.pseudonyms(day, e.site or "", e.ip_text, agent, e.ip,
-                                               cookies.subject if cookies else None)
+        found = self._pseudonymiser.pseudonyms(
+            day, e.site or "", e.ip_text, agent, e.ip, cookies.subject if cookies else None
+        )
         if found is None:
             return Drop.KEY_DESTROYED
         e.visitor, e.network = found

@@ -20,8 +20,14 @@ from .paths import PathRule, parse_rules, rewrite
 from .registry import FIELDS, SPECIAL_CATEGORIES, special_categories_for
 from .tables import Table
 
-LEGAL_BASES = ("consent", "contract", "legal_obligation", "vital_interests", "public_task",
-               "legitimate_interests")  # GDPR Art. 6(1) (a)-(f)
+LEGAL_BASES = (
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+)  # GDPR Art. 6(1) (a)-(f)
 RECIPIENT_ROLES = ("processor", "third_party")
 SAFEGUARDS = ("domestic", "adequacy", "scc", "appi_equivalent")
 FIELD_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
@@ -41,8 +47,9 @@ MAX_DURATION = dt.timedelta(days=36525)  # 100 years
 # Keys added to the policy after its first release enter the digest only when they differ from
 # their default: upgrading veil must never make an unchanged policy look changed (its store
 # would refuse it), while setting one of them is a change that needs a version bump.
-_DIGEST_IF_SET = frozenset({"paths", "country", "contracts", "laws", "dpf_certified",
-                            "consent_model"})
+_DIGEST_IF_SET = frozenset(
+    {"paths", "country", "contracts", "laws", "dpf_certified", "consent_model"}
+)
 
 
 def _canonical(o: object) -> object:
@@ -96,6 +103,7 @@ def duration_problem(text: str) -> str | None:
 def one_of(choices: tuple[str, ...]):
     def check(value: str) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
     return check
 
 
@@ -103,8 +111,9 @@ def _country(code: str) -> str | None:
     if code in ALPHA2:
         return None
     hint = normalise_country(code)
-    return (f"must be an ISO 3166-1 alpha-2 code like 'DE', got {code!r}"
-            + (f" (did you mean {hint!r}?)" if hint else ""))
+    return f"must be an ISO 3166-1 alpha-2 code like 'DE', got {code!r}" + (
+        f" (did you mean {hint!r}?)" if hint else ""
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +157,7 @@ class DecisionType:
     bases: tuple[str, ...]
     purpose: str
     contracts: tuple[str, ...] = ()  # the contracts it may rest on (Art. 22(2)(a)), by name
-    laws: tuple[str, ...] = ()       # the laws that authorise it (Art. 22(2)(b)), by name
+    laws: tuple[str, ...] = ()  # the laws that authorise it (Art. 22(2)(b)), by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +222,10 @@ def _purpose(key: str, t: Table, app_fields: dict[str, AppField]) -> Purpose:
         known = FIELDS.keys() | app_fields.keys()
         unknown = [n for n in names if n not in known]
         if unknown:
-            return (f"unknown field(s) {unknown}: collectable fields are {sorted(FIELDS)}, "
-                    "plus those declared under [policy.fields]")
+            return (
+                f"unknown field(s) {unknown}: collectable fields are {sorted(FIELDS)}, "
+                "plus those declared under [policy.fields]"
+            )
         return None if names else "must name at least one field"
 
     basis = t.get("legal_basis", str, check=one_of(LEGAL_BASES))
@@ -223,8 +234,11 @@ def _purpose(key: str, t: Table, app_fields: dict[str, AppField]) -> Purpose:
         t.problem(t.key("consent"), "cannot be false when legal_basis is 'consent'")
     names = t.get("fields", list, [], check=fields_problem) or []
     if not consent and (bad := sorted(CONSENT_ONLY_FIELDS.intersection(names))):
-        t.problem(t.key("fields"), f"{bad} may only be collected under a purpose that needs "
-                                   "consent (the policy's cookie section)")
+        t.problem(
+            t.key("fields"),
+            f"{bad} may only be collected under a purpose that needs "
+            "consent (the policy's cookie section)",
+        )
     retention = t.get("retention", str, check=duration_problem)
     p = Purpose(
         key=key,
@@ -248,22 +262,35 @@ def _app_field(name: str, t: Table) -> AppField:
     implied = special_categories_for(category) if category else ()
     if implied and special not in implied and (special is not None or "special" not in t.data):
         choices = " or ".join(f'"{s}"' for s in implied)
-        t.problem(t.key("special"), f"category {category!r} is special-category data: declare "
-                                    f"special = {choices}" + (f", not {special!r}" if special
-                                                              else "") +
-                  " (veil then refuses it without the subject's explicit prior consent)")
-    f = AppField(name=name, type=t.get("type", str, check=one_of(tuple(FIELD_TYPES))),
-                 category=category, special=special, description=t.get("description", str))
+        t.problem(
+            t.key("special"),
+            f"category {category!r} is special-category data: declare "
+            f"special = {choices}"
+            + (f", not {special!r}" if special else "")
+            + " (veil then refuses it without the subject's explicit prior consent)",
+        )
+    f = AppField(
+        name=name,
+        type=t.get("type", str, check=one_of(tuple(FIELD_TYPES))),
+        category=category,
+        special=special,
+        description=t.get("description", str),
+    )
     t.close()
     return f
 
 
 def _names_problem(names: list) -> str | None:
-    bad = [n for n in names if not isinstance(n, str) or not n.strip() or n != n.strip()
-           or len(n) > 100]
+    bad = [
+        n
+        for n in names
+        if not isinstance(n, str) or not n.strip() or n != n.strip() or len(n) > 100
+    ]
     if bad:
-        return (f"must be names (non-empty strings, no surrounding spaces, at most 100 "
-                f"characters), got {bad}")
+        return (
+            f"must be names (non-empty strings, no surrounding spaces, at most 100 "
+            f"characters), got {bad}"
+        )
     return f"names {names[0]!r} twice" if len(set(names)) != len(names) else None
 
 
@@ -281,26 +308,37 @@ def _decision(key: str, t: Table, purposes: dict[str, Purpose]) -> DecisionType:
     for basis, names, letter in (("contract", "contracts", "a"), ("law", "laws", "b")):
         named[names] = tuple(t.get(names, list, [], check=_names_problem) or ())
         if basis in bases and t.data.get(names) in (None, []):
-            t.problem(t.key(names), f"is required when bases includes {basis!r}: name the "
-                                    f"{names} this decision may rest on (GDPR Art. 22(2)"
-                                    f"({letter}))")
+            t.problem(
+                t.key(names),
+                f"is required when bases includes {basis!r}: name the "
+                f"{names} this decision may rest on (GDPR Art. 22(2)"
+                f"({letter}))",
+            )
         elif named[names] and basis not in bases:
             t.problem(t.key(names), f"declares {names}, but bases does not include {basis!r}")
     d = DecisionType(
-        key=key, description=t.get("description", str),
+        key=key,
+        description=t.get("description", str),
         legal_effect=t.get("legal_effect", bool),
         bases=bases,
-        purpose=t.get("purpose", str, check=lambda v: None if v in purposes
-                      else f"names undeclared purpose {v!r}"),
-        contracts=named["contracts"], laws=named["laws"],
+        purpose=t.get(
+            "purpose",
+            str,
+            check=lambda v: None if v in purposes else f"names undeclared purpose {v!r}",
+        ),
+        contracts=named["contracts"],
+        laws=named["laws"],
     )
     t.close()
     return d
 
 
 def _date(value: object) -> str | None:
-    return None if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else (
-        f"must be a date like 2026-11-25, got {value!r}")
+    return (
+        None
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        else (f"must be a date like 2026-11-25, got {value!r}")
+    )
 
 
 def domestic(recipient_country: str, controller_country: str | None) -> bool:
@@ -309,7 +347,8 @@ def domestic(recipient_country: str, controller_country: str | None) -> bool:
     if controller_country is None:
         return False
     return recipient_country == controller_country or (
-        recipient_country in GDPR_AREA and controller_country in GDPR_AREA)
+        recipient_country in GDPR_AREA and controller_country in GDPR_AREA
+    )
 
 
 def _check_safeguard(r: Recipient, controller_country: str | None, t: Table) -> None:
@@ -317,19 +356,33 @@ def _check_safeguard(r: Recipient, controller_country: str | None, t: Table) -> 
     if r.country is None or r.safeguard is None:
         return  # already reported
     if r.dpf_certified and r.country != "US":
-        t.problem(t.key("dpf_certified"), "only a US recipient can be certified under the "
-                                          "EU-US Data Privacy Framework")
+        t.problem(
+            t.key("dpf_certified"),
+            "only a US recipient can be certified under the EU-US Data Privacy Framework",
+        )
     if r.safeguard == "domestic" and not domestic(r.country, controller_country):
-        where = (f"the controller is in {controller_country}" if controller_country else
-                 "policy.controller.country is not declared, so every recipient is abroad")
-        t.problem(t.key("safeguard"), f"'domestic', but {r.name or 'the recipient'} is in "
-                                      f"{r.country} and {where}: declare 'scc', 'adequacy' or "
-                                      "'appi_equivalent'")
-    if r.safeguard == "adequacy" and r.country not in GDPR_AREA and not eu_adequate(
-            r.country, r.dpf_certified):
-        why = ("the EU-US Data Privacy Framework covers certified organisations only: set "
-               "dpf_certified = true if the recipient is certified" if r.country == "US" else
-               f"{r.country} has no EU adequacy decision")
+        where = (
+            f"the controller is in {controller_country}"
+            if controller_country
+            else "policy.controller.country is not declared, so every recipient is abroad"
+        )
+        t.problem(
+            t.key("safeguard"),
+            f"'domestic', but {r.name or 'the recipient'} is in "
+            f"{r.country} and {where}: declare 'scc', 'adequacy' or "
+            "'appi_equivalent'",
+        )
+    if (
+        r.safeguard == "adequacy"
+        and r.country not in GDPR_AREA
+        and not eu_adequate(r.country, r.dpf_certified)
+    ):
+        why = (
+            "the EU-US Data Privacy Framework covers certified organisations only: set "
+            "dpf_certified = true if the recipient is certified"
+            if r.country == "US"
+            else f"{r.country} has no EU adequacy decision"
+        )
         t.problem(t.key("safeguard"), f"'adequacy', but {why}; otherwise declare 'scc'")
 
 
@@ -338,21 +391,33 @@ def _changes(t: Table, version: str | None, effective: dt.date | None) -> tuple[
     changes: list[Change] = []
     for i, raw in enumerate(t.get("changes", list, [])):
         c = Table(raw, f"{t.key('changes')}[{i}]", t.problems)
-        change = Change(c.get("version", str), c.get("effective", dt.date, check=_date),
-                        c.get("summary", str, check=lambda v: None if v.strip()
-                              else "must say what changed"))
+        change = Change(
+            c.get("version", str),
+            c.get("effective", dt.date, check=_date),
+            c.get("summary", str, check=lambda v: None if v.strip() else "must say what changed"),
+        )
         if change.version is not None and any(x.version == change.version for x in changes):
             c.problem(c.key("version"), f"{change.version!r} has two entries")
-        if (change.version == version and effective and change.effective
-                and change.effective != effective):
-            c.problem(c.key("effective"), f"{change.effective} differs from policy.effective "
-                                          f"{effective} for the current version")
+        if (
+            change.version == version
+            and effective
+            and change.effective
+            and change.effective != effective
+        ):
+            c.problem(
+                c.key("effective"),
+                f"{change.effective} differs from policy.effective "
+                f"{effective} for the current version",
+            )
         changes.append(change)
         c.close()
     if changes and version and all(c.version != version for c in changes):
-        t.problem(t.key("changes"), f"has no entry for the current version {version!r}: add a "
-                                    "[[policy.changes]] entry with that version, its effective "
-                                    "date and what changed")
+        t.problem(
+            t.key("changes"),
+            f"has no entry for the current version {version!r}: add a "
+            "[[policy.changes]] entry with that version, its effective "
+            "date and what changed",
+        )
     return tuple(changes)
 
 
@@ -364,13 +429,15 @@ def parse_policy(t: Table) -> Policy:
     purposes = {}
     for key in list(purposes_t.data):
         if not _KEY.match(key):
-            purposes_t.problem(purposes_t.key(key), "purpose keys are lower_snake_case, "
-                                                    "at most 40 characters")
+            purposes_t.problem(
+                purposes_t.key(key), "purpose keys are lower_snake_case, at most 40 characters"
+            )
         purposes[key] = _purpose(key, purposes_t.table(key), app_fields)
     if not purposes and "purposes" in t.data:
         purposes_t.problem(purposes_t.path, "must declare at least one purpose")
     decisions_t = t.table("decisions")
     decisions = {k: _decision(k, decisions_t.table(k), purposes) for k in list(decisions_t.data)}
+
     def declared(names: list) -> str | None:
         undeclared = sorted(set(names) - purposes.keys())
         return f"names undeclared purpose(s) {undeclared}" if undeclared else None
@@ -379,14 +446,16 @@ def parse_policy(t: Table) -> Policy:
     recipients = []
     for i, raw in enumerate(t.get("recipients", list, [])):
         r = Table(raw, f"{t.key('recipients')}[{i}]", t.problems)
-        recipients.append(Recipient(
-            name=r.get("name", str),
-            country=r.get("country", str, check=_country),
-            role=r.get("role", str, check=one_of(RECIPIENT_ROLES)),
-            purposes=tuple(r.get("purposes", list, check=declared) or ()),
-            safeguard=r.get("safeguard", str, check=one_of(SAFEGUARDS)),
-            dpf_certified=r.get("dpf_certified", bool, False),
-        ))
+        recipients.append(
+            Recipient(
+                name=r.get("name", str),
+                country=r.get("country", str, check=_country),
+                role=r.get("role", str, check=one_of(RECIPIENT_ROLES)),
+                purposes=tuple(r.get("purposes", list, check=declared) or ()),
+                safeguard=r.get("safeguard", str, check=one_of(SAFEGUARDS)),
+                dpf_certified=r.get("dpf_certified", bool, False),
+            )
+        )
         _check_safeguard(recipients[-1], controller.country, r)
         r.close()
     version = t.get("version", str, check=lambda v: None if v.strip() else "must not be empty")
@@ -410,8 +479,19 @@ def parse_policy(t: Table) -> Policy:
     return policy
 
 
-_AUTOMATIC = frozenset({"ip_address", "port", "user_agent", "accept_language", "gpc", "dnt",
-                        "screen", "pixel_ratio", "navigator_language"})
+_AUTOMATIC = frozenset(
+    {
+        "ip_address",
+        "port",
+        "user_agent",
+        "accept_language",
+        "gpc",
+        "dnt",
+        "screen",
+        "pixel_ratio",
+        "navigator_language",
+    }
+)
 
 DEFAULT_POLICY = Policy(
     version="1.0",
@@ -422,7 +502,7 @@ DEFAULT_POLICY = Policy(
         "connection": Purpose(
             key="connection",
             description="Initiate and maintain the communication connections our Internet-based "
-                        "services require (policy: Automatic Acquisition).",
+            "services require (policy: Automatic Acquisition).",
             data_use="essential.service",
             legal_basis="legitimate_interests",
             needs_consent=False,
@@ -432,7 +512,7 @@ DEFAULT_POLICY = Policy(
         "browsing_history": Purpose(
             key="browsing_history",
             description="Improve the quality of our services from browsing history and logs "
-                        "obtained with cookies (policy: Use of Cookie).",
+            "obtained with cookies (policy: Use of Cookie).",
             data_use="functional.service.improve",
             legal_basis="consent",
             needs_consent=True,

@@ -21,9 +21,9 @@ _V4_MAPPED = bytes(10) + b"\xff\xff"
 
 
 class Client(NamedTuple):
-    packed: bytes    # 4 or 16 bytes
-    text: str        # canonical form
-    proxied: bool    # read from X-Forwarded-For of a trusted proxy
+    packed: bytes  # 4 or 16 bytes
+    text: str  # canonical form
+    proxied: bool  # read from X-Forwarded-For of a trusted proxy
     port: int | None = None  # the source port a trusted proxy wrote beside the address
 
 
@@ -38,8 +38,9 @@ def parse_address(text: str) -> tuple[bytes, str] | None:
             continue
         if packed.startswith(_V4_MAPPED):
             packed = packed[12:]
-        return packed, socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6,
-                                        packed)
+        return packed, socket.inet_ntop(
+            socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed
+        )
     return None
 
 

@@ -84,14 +84,26 @@ class Pseudonymiser:
             return self._hashers[day]
         except KeyError:
             found = self._keystore.key_for("visitor", day)
-            hashers = (hashlib.blake2b(key=found[1], digest_size=16),
-                       hashlib.blake2b(key=found[1], digest_size=16, person=_NETWORK)
-                       ) if found else None
+            hashers = (
+                (
+                    hashlib.blake2b(key=found[1], digest_size=16),
+                    hashlib.blake2b(key=found[1], digest_size=16, person=_NETWORK),
+                )
+                if found
+                else None
+            )
             self._hashers[day] = hashers
             return hashers
 
-    def pseudonyms(self, day: dt.date, site: str, ip: str, agent: bytes, packed: bytes,
-                   cookie: str | None = None) -> tuple[str, str] | None:
+    def pseudonyms(
+        self,
+        day: dt.date,
+        site: str,
+        ip: str,
+        agent: bytes,
+        packed: bytes,
+        cookie: str | None = None,
+    ) -> tuple[str, str] | None:
         """(visitor, network) of the day, or None when that day's key is gone (too old).
 
         `cookie`, the subject cookie a browser sends (verified or not), splits the visitor: the
@@ -108,8 +120,9 @@ class Pseudonymiser:
         n.update(network_prefix(packed))
         return _visitor(hashers[0], site, ip, agent, cookie), n.hexdigest()
 
-    def visitor(self, day: dt.date, site: str, ip: str, agent: bytes,
-                cookie: str | None = None) -> str | None:
+    def visitor(
+        self, day: dt.date, site: str, ip: str, agent: bytes, cookie: str | None = None
+    ) -> str | None:
         """The day's visitor pseudonym, or None when that day's key is gone."""
         hashers = self._day(day)
         return None if hashers is None else _visitor(hashers[0], site, ip, agent, cookie)

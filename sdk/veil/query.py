@@ -48,8 +48,13 @@ async def drop_counts(config: Config) -> dict[str, int]:
         return await store.drop_counts()
 
 
-async def run_query(config: Config, by: Sequence[str], metric: str = "events",
-                    since: str | None = None, purpose: str = "connection") -> QueryResult:
+async def run_query(
+    config: Config,
+    by: Sequence[str],
+    metric: str = "events",
+    since: str | None = None,
+    purpose: str = "connection",
+) -> QueryResult:
     if metric not in METRICS:
         raise QueryError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     unknown = [d for d in by if d not in DIMENSIONS]
@@ -60,8 +65,10 @@ async def run_query(config: Config, by: Sequence[str], metric: str = "events",
     except Exception as exc:
         raise QueryError(str(exc)) from None
     if purpose in config.policy.decision_purposes:
-        raise QueryError(f"purpose {purpose!r} feeds automated decisions: its data is not "
-                         "open to analyst queries")
+        raise QueryError(
+            f"purpose {purpose!r} feeds automated decisions: its data is not "
+            "open to analyst queries"
+        )
     since_ts = None
     if since is not None:
         window = parse_duration(since)
@@ -73,5 +80,6 @@ async def run_query(config: Config, by: Sequence[str], metric: str = "events",
     value = agg.columns.index(metric)
     rows = [dict(zip(by, r[: len(by)], strict=True)) | {metric: r[value]} for r in agg.rows]
     rows.sort(key=lambda r: r[metric], reverse=True)
-    return QueryResult(purpose, tuple(by), metric, since, config.min_group_size,
-                       agg.suppressed_groups, rows)
+    return QueryResult(
+        purpose, tuple(by), metric, since, config.min_group_size, agg.suppressed_groups, rows
+    )

@@ -26,53 +26,83 @@ FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
         Field(
-            "ip_address", "request", "user.device.ip_address", "highly_sensitive",
+            "ip_address",
+            "request",
+            "user.device.ip_address",
+            "highly_sensitive",
             "Global IP address of the client (policy: Automatic Acquisition 1).",
             "visitor and network (/24, /48) pseudonyms (keyed hashes, key rotated daily), "
             "country and region; optionally sealed with AES-GCM under a short-retention key",
         ),
         Field(
-            "port", "request", "user.device", "highly_sensitive",
+            "port",
+            "request",
+            "user.device",
+            "highly_sensitive",
             "Source port of the client's connection (policy: Automatic Acquisition 1).",
             "never in clear; only inside the optional sealed endpoint",
         ),
         Field(
-            "user_agent", "request", "user.device", "interaction",
+            "user_agent",
+            "request",
+            "user.device",
+            "interaction",
             "User-Agent header: OS, browser and hardware device (Automatic Acquisition 2).",
             "OS family+major, browser family+major, device family/brand/model; raw string never",
         ),
         Field(
-            "accept_language", "request", "user.demographic.language", "technical",
+            "accept_language",
+            "request",
+            "user.demographic.language",
+            "technical",
             "Accept-Language header: language settings (Automatic Acquisition 2).",
             "up to 3 primary language subtags",
         ),
         Field(
-            "gpc", "request", "user.privacy_preferences", "technical",
+            "gpc",
+            "request",
+            "user.privacy_preferences",
+            "technical",
             "Sec-GPC header: the Global Privacy Control opt-out signal.",
             "boolean",
         ),
         Field(
-            "dnt", "request", "user.privacy_preferences", "technical",
+            "dnt",
+            "request",
+            "user.privacy_preferences",
+            "technical",
             "DNT header: the Do Not Track hint.",
             "boolean",
         ),
         Field(
-            "screen", "beacon", "user.device", "technical",
+            "screen",
+            "beacon",
+            "user.device",
+            "technical",
             "Screen width and height in CSS pixels (Automatic Acquisition 3).",
             "width class (breakpoint at or below it); the height is not kept",
         ),
         Field(
-            "pixel_ratio", "beacon", "user.device", "technical",
+            "pixel_ratio",
+            "beacon",
+            "user.device",
+            "technical",
             "Device pixel ratio of the monitor (Automatic Acquisition 3).",
             "class: 1, 1.5, 2 or 3",
         ),
         Field(
-            "navigator_language", "beacon", "user.demographic.language", "technical",
+            "navigator_language",
+            "beacon",
+            "user.demographic.language",
+            "technical",
             "navigator.language from the browser (Automatic Acquisition 2 and 4).",
             "primary language subtag",
         ),
         Field(
-            "path", "beacon", "user.behavior.browsing_history", "interaction",
+            "path",
+            "beacon",
+            "user.behavior.browsing_history",
+            "interaction",
             "Path of the page viewed (policy: Use of Cookie, browsing history).",
             "path without query string or fragment",
         ),
@@ -129,14 +159,27 @@ SENSITIVE_CATEGORIES: dict[str, tuple[str, ...]] = {
 # Words that make a custom key under `user.` special too (an extension such as
 # `user.custom.hiv_status` must not slip through because fideslang does not list it).
 _SENSITIVE_WORDS: dict[str, tuple[str, ...]] = {
-    "health": ("medical_history",), "medical": ("medical_history",),
-    "diagnosis": ("medical_history",), "disability": ("medical_history",),
-    "genetic": ("genetic", "medical_history"), "genome": ("genetic", "medical_history"),
-    "biometric": ("biometric",), "biometrics": ("biometric",),
-    "fingerprint": ("biometric",), "criminal": _CRIME, "conviction": _CRIME,
-    "race": ("race",), "racial": ("race",), "ethnic": ("race",), "ethnicity": ("race",),
-    "religion": ("creed",), "religious": ("creed",), "creed": ("creed",),
-    "political": ("creed",), "sexual": ("sex_life",), "sexuality": ("sex_life",),
+    "health": ("medical_history",),
+    "medical": ("medical_history",),
+    "diagnosis": ("medical_history",),
+    "disability": ("medical_history",),
+    "genetic": ("genetic", "medical_history"),
+    "genome": ("genetic", "medical_history"),
+    "biometric": ("biometric",),
+    "biometrics": ("biometric",),
+    "fingerprint": ("biometric",),
+    "criminal": _CRIME,
+    "conviction": _CRIME,
+    "race": ("race",),
+    "racial": ("race",),
+    "ethnic": ("race",),
+    "ethnicity": ("race",),
+    "religion": ("creed",),
+    "religious": ("creed",),
+    "creed": ("creed",),
+    "political": ("creed",),
+    "sexual": ("sex_life",),
+    "sexuality": ("sex_life",),
 }
 
 
@@ -160,14 +203,33 @@ def special_categories_for(category: str) -> tuple[str, ...]:
         out.update(dict.fromkeys(_SENSITIVE_WORDS.get(w, ())))
     return tuple(out)
 
+
 # The browser snippet's beacon: wire key → registry field it belongs to.
-BEACON_KEYS = {"screen_w": "screen", "screen_h": "screen", "pixel_ratio": "pixel_ratio",
-               "language": "navigator_language", "path": "path"}
+BEACON_KEYS = {
+    "screen_w": "screen",
+    "screen_h": "screen",
+    "pixel_ratio": "pixel_ratio",
+    "language": "navigator_language",
+    "path": "path",
+}
 BEACON_FIELDS = frozenset(BEACON_KEYS.values())
 
 # Columns of the analyst-facing `events` view an analyst may group by.
 DIMENSIONS = (
-    "site", "country", "region", "os", "os_version", "browser", "browser_version",
-    "device", "device_brand", "device_model", "language", "screen_w", "screen_h",
-    "pixel_ratio", "path", "day",
+    "site",
+    "country",
+    "region",
+    "os",
+    "os_version",
+    "browser",
+    "browser_version",
+    "device",
+    "device_brand",
+    "device_model",
+    "language",
+    "screen_w",
+    "screen_h",
+    "pixel_ratio",
+    "path",
+    "day",
 )

@@ -22,8 +22,9 @@ from .store.base import LocalStore
 from .store.keys import KeyStore
 
 
-async def cutoffs(store: LocalStore, policy: Policy, now: float
-                  ) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+async def cutoffs(
+    store: LocalStore, policy: Policy, now: float
+) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
     """(cutoff per purpose, for every row of it; later cutoffs per (purpose, version), for
     rows collected under a version that promised a shorter retention than today's)."""
     current = {p.key: p.retention.total_seconds() for p in policy.purposes.values()}
@@ -35,8 +36,9 @@ async def cutoffs(store: LocalStore, policy: Policy, now: float
     return {k: now - seconds for k, seconds in current.items()}, by_version
 
 
-async def enforce(store: LocalStore, keystore: KeyStore, policy: Policy, now: float | None = None
-                  ) -> dict[str, int]:
+async def enforce(
+    store: LocalStore, keystore: KeyStore, policy: Policy, now: float | None = None
+) -> dict[str, int]:
     """Dispose of what is past retention; return rows deleted per purpose and destroyed keys."""
     now = time.time() if now is None else now
     by_purpose, by_version = await cutoffs(store, policy, now)

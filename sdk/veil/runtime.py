@@ -90,14 +90,18 @@ def is_permanent(exc: BaseException) -> bool:
     if not isinstance(exc, VeilError):
         return False
     cause = exc.__cause__ or exc.__context__  # kept even when raised `from None`
-    transient = sqlite3.OperationalError if isinstance(exc, KeyStoreError) else (
-        OSError | sqlite3.OperationalError)
+    transient = (
+        sqlite3.OperationalError
+        if isinstance(exc, KeyStoreError)
+        else (OSError | sqlite3.OperationalError)
+    )
     return not isinstance(cause, transient)
 
 
 class Veil:
-    def __init__(self, config: Config, purpose: str = "connection", *,
-                 enabled: bool | None = None) -> None:
+    def __init__(
+        self, config: Config, purpose: str = "connection", *, enabled: bool | None = None
+    ) -> None:
         """`enabled=False`, or `VEIL_DISABLED=1` when `enabled` is None, switches veil off
         (for a host app's tests): the middleware passes everything through, nothing is
         captured, no file is created, and the Python API raises VeilError."""
@@ -110,8 +114,9 @@ class Veil:
         if self.enabled:
             for warning in config.warnings:
                 log.warning("%s", warning)
-        self.buffer = CaptureBuffer(config.capture.queue_size, config.capture.batch_size,
-                                    config.consent.secure_cookie)
+        self.buffer = CaptureBuffer(
+            config.capture.queue_size, config.capture.batch_size, config.consent.secure_cookie
+        )
         self.running: Running | None = None  # set by each successful open
         self.failure: VeilError | None = None  # the permanent open failure, while it holds
         self.not_captured = 0  # requests refused at capture: stopped, or the store cannot open
@@ -126,8 +131,9 @@ class Veil:
             agents.warm_up()
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike | None = None, *,
-                    enabled: bool | None = None) -> "Veil":
+    def from_config(
+        cls, path: str | os.PathLike | None = None, *, enabled: bool | None = None
+    ) -> "Veil":
         return cls(config_mod.load(path), enabled=enabled)
 
     @classmethod
@@ -151,8 +157,9 @@ class Veil:
             return
         self.buffer.capture(scope, self.purpose.key)
 
-    def capture_beacon(self, scope: dict, beacon: dict,
-                       headers: dict[bytes, bytes] | None = None) -> bool:
+    def capture_beacon(
+        self, scope: dict, beacon: dict, headers: dict[bytes, bytes] | None = None
+    ) -> bool:
         """Queue a validated beacon under the connection purpose; False when the queue is full
         or veil cannot store it (the endpoint then answers 503, never 202).
 
@@ -248,13 +255,17 @@ class Veil:
         it, which flushed and closed (see _run); a loop stopped without cancelling its tasks
         left the store open: close it here. Either way the next writer starts afresh."""
         if not task.done() and task.get_loop().is_running():
-            raise VeilError("this Veil's writer runs on another event loop, still running: "
-                            "use one Veil per event loop (per server process)")
+            raise VeilError(
+                "this Veil's writer runs on another event loop, still running: "
+                "use one Veil per event loop (per server process)"
+            )
         self._task = None
         if not task.done() and self.running is not None:
-            log.warning("veil's writer was left on an event loop that stopped without "
-                        "cancelling it: %d queued event(s) are written by the new one",
-                        len(self.buffer))
+            log.warning(
+                "veil's writer was left on an event loop that stopped without "
+                "cancelling it: %d queued event(s) are written by the new one",
+                len(self.buffer),
+            )
             with contextlib.suppress(Exception):
                 await self._close()
 
@@ -269,13 +280,22 @@ class Veil:
             raise
         pseudonymiser = Pseudonymiser(keystore)
         geo = open_geoip(cfg.geoip_path)
-        pipeline = Pipeline(cfg.policy, cfg.site, self.resolver,
-                            pseudonymiser, geo, cfg.keys.seal_ip)
+        pipeline = Pipeline(
+            cfg.policy, cfg.site, self.resolver, pseudonymiser, geo, cfg.keys.seal_ip
+        )
         # The ledger lives in a local store; an app forwarding to a collector has none.
         ledger = None if cfg.remote.url else Ledger(store, cfg.policy, Subjects(keystore))
         guards = None if ledger is None else Guards(store, keystore, cfg.policy, ledger)
-        writer = BatchWriter(self.buffer, pipeline, store, keystore, pseudonymiser,
-                             cfg.capture, cfg.remote.shutdown_grace, ledger)
+        writer = BatchWriter(
+            self.buffer,
+            pipeline,
+            store,
+            keystore,
+            pseudonymiser,
+            cfg.capture,
+            cfg.remote.shutdown_grace,
+            ledger,
+        )
         return Running(writer, store, keystore, ledger, guards, geo)
 
     async def _try_open(self) -> bool:
@@ -286,9 +306,13 @@ class Veil:
             if is_permanent(exc):
                 self._fail(exc)
             else:
-                log.error("veil cannot open its store yet (retrying every %g s; events wait "
-                          "in memory, bounded): %s: %s", RETRY_OPEN_SECONDS,
-                          exc.__class__.__name__, exc)
+                log.error(
+                    "veil cannot open its store yet (retrying every %g s; events wait "
+                    "in memory, bounded): %s: %s",
+                    RETRY_OPEN_SECONDS,
+                    exc.__class__.__name__,
+                    exc,
+                )
         finally:
             self._first_attempt.set()
         return self.writer is not None
@@ -301,10 +325,14 @@ class Veil:
         lost = len(self.buffer.take(len(self.buffer)))
         self.not_captured += lost
         if not self._required:  # a required start raises it: the caller says it once
-            log.error("veil cannot open its store and will not retry: %s: %s. Until the app "
-                      "restarts with this fixed, veil records nothing (%d queued request(s) "
-                      "dropped) and its endpoints answer 503; the app goes on serving.",
-                      exc.__class__.__name__, exc, lost)
+            log.error(
+                "veil cannot open its store and will not retry: %s: %s. Until the app "
+                "restarts with this fixed, veil records nothing (%d queued request(s) "
+                "dropped) and its endpoints answer 503; the app goes on serving.",
+                exc.__class__.__name__,
+                exc,
+                lost,
+            )
 
     async def _run(self) -> None:
         try:
@@ -347,7 +375,7 @@ class Veil:
         stop does it; the others only hand over to the writer, which goes on."""
         if self._holders > 1:  # another app still runs on this Veil: its writer goes on
             self._holders -= 1  # and writes what is queued (a flush here could wait forever
-            return              # on a collector that is away, with no shutdown deadline)
+            return  # on a collector that is away, with no shutdown deadline)
         self._holders = 0
         loop = asyncio.get_running_loop()
         self._closed_on = loop
@@ -381,52 +409,89 @@ class Veil:
 
     def _running(self) -> tuple[Ledger, Guards]:
         if not self.enabled:
-            raise VeilError("veil is disabled (VEIL_DISABLED or Veil(..., enabled=False)): "
-                            "nothing can be recorded")
+            raise VeilError(
+                "veil is disabled (VEIL_DISABLED or Veil(..., enabled=False)): "
+                "nothing can be recorded"
+            )
         running = self.running
-        if running is None or running.ledger is None or running.guards is None or (
-                self._task is None):
-            raise VeilError("veil is not running with a local store: call `await veil.start()` "
-                            "(or use the app's lifespan) first")
+        if (
+            running is None
+            or running.ledger is None
+            or running.guards is None
+            or (self._task is None)
+        ):
+            raise VeilError(
+                "veil is not running with a local store: call `await veil.start()` "
+                "(or use the app's lifespan) first"
+            )
         return running.ledger, running.guards
 
     # Each of these speaks for an app user: `subject_id` is the app's own id for the person
     # (never stored; its pseudonym lives in the app namespace, apart from browser subjects).
 
-    async def _consent(self, subject_id: str | None, scopes: Sequence[str], action: Action,
-                       method: Method, signal: bool, explicit: bool,
-                       jurisdiction: str) -> list[ConsentRecord]:
+    async def _consent(
+        self,
+        subject_id: str | None,
+        scopes: Sequence[str],
+        action: Action,
+        method: Method,
+        signal: bool,
+        explicit: bool,
+        jurisdiction: str,
+    ) -> list[ConsentRecord]:
         ledger, _ = self._running()
         # only a refusal may come from nobody in particular; a grant is always someone's
-        subject = None if subject_id is None and action is Action.REFUSE else (
-            ledger.subjects.app(subject_id))
-        return await ledger.append(subject, scopes, action, method, explicit=explicit,
-                                   signal=signal, jurisdiction=jurisdiction)
+        subject = (
+            None
+            if subject_id is None and action is Action.REFUSE
+            else (ledger.subjects.app(subject_id))
+        )
+        return await ledger.append(
+            subject,
+            scopes,
+            action,
+            method,
+            explicit=explicit,
+            signal=signal,
+            jurisdiction=jurisdiction,
+        )
 
-    async def grant(self, subject_id: str, scopes: Sequence[str], *, signal: bool = False,
-                    explicit: bool = True, jurisdiction: str = "strictest"
-                    ) -> list[ConsentRecord]:
+    async def grant(
+        self,
+        subject_id: str,
+        scopes: Sequence[str],
+        *,
+        signal: bool = False,
+        explicit: bool = True,
+        jurisdiction: str = "strictest",
+    ) -> list[ConsentRecord]:
         """Record the subject's consent to `scopes` (purposes, `special:…`, `decision:…`,
         `provision:…`). Returns the records written (a scope already granted adds none)."""
-        return await self._consent(subject_id, scopes, Action.GRANT, Method.API, signal,
-                                   explicit, jurisdiction)
+        return await self._consent(
+            subject_id, scopes, Action.GRANT, Method.API, signal, explicit, jurisdiction
+        )
 
-    async def refuse(self, subject_id: str | None, scopes: Sequence[str], *,
-                     jurisdiction: str = "strictest") -> list[ConsentRecord]:
-        return await self._consent(subject_id, scopes, Action.REFUSE, Method.API, False, True,
-                                   jurisdiction)
+    async def refuse(
+        self, subject_id: str | None, scopes: Sequence[str], *, jurisdiction: str = "strictest"
+    ) -> list[ConsentRecord]:
+        return await self._consent(
+            subject_id, scopes, Action.REFUSE, Method.API, False, True, jurisdiction
+        )
 
-    async def withdraw(self, subject_id: str, scopes: Sequence[str], *,
-                       jurisdiction: str = "strictest") -> list[ConsentRecord]:
-        return await self._consent(subject_id, scopes, Action.WITHDRAW, Method.API, False,
-                                   True, jurisdiction)
+    async def withdraw(
+        self, subject_id: str, scopes: Sequence[str], *, jurisdiction: str = "strictest"
+    ) -> list[ConsentRecord]:
+        return await self._consent(
+            subject_id, scopes, Action.WITHDRAW, Method.API, False, True, jurisdiction
+        )
 
     async def consents(self, subject_id: str) -> list[ConsentRecord]:
         ledger, _ = self._running()
         return await ledger.history(ledger.subjects.app(subject_id))
 
-    async def record(self, subject_id: str, purpose: str, /, *, gpc: bool = False,
-                     **fields: object) -> None:
+    async def record(
+        self, subject_id: str, purpose: str, /, *, gpc: bool = False, **fields: object
+    ) -> None:
         """Record app-declared fields about a subject (special categories need explicit
         prior consent on the ledger). `gpc`: the request this comes from carried Global
         Privacy Control (or DNT); a consent given before the signal then no longer holds.
@@ -434,28 +499,43 @@ class Veil:
         ledger, guards = self._running()
         await guards.record(ledger.subjects.app(subject_id), purpose, fields, signal=gpc)
 
-    async def decide(self, subject_id: str, decision: str, outcome: object, *,
-                     inputs: Mapping[str, object] | None = None, model: str | None = None,
-                     contract: str | None = None, law: str | None = None) -> str:
+    async def decide(
+        self,
+        subject_id: str,
+        decision: str,
+        outcome: object,
+        *,
+        inputs: Mapping[str, object] | None = None,
+        model: str | None = None,
+        contract: str | None = None,
+        law: str | None = None,
+    ) -> str:
         """Log an automated decision and return its id; refused when it has legal effect and
         no basis holds. `contract`/`law`: the name of a contract or law the policy declares
         for this decision type (GDPR Art. 22(2)(a), (b)); any other value is refused."""
-        return await self._running()[1].decide(subject_id, decision, outcome, inputs=inputs,
-                                               model=model, contract=contract, law=law)
+        return await self._running()[1].decide(
+            subject_id, decision, outcome, inputs=inputs, model=model, contract=contract, law=law
+        )
 
     async def contest(self, decision_id: str, reason: str) -> int:
         return await self._running()[1].contest(decision_id, reason)
 
-    async def provide(self, recipient: str, purpose: str,
-                      records: Sequence[Mapping[str, object]], *, exception: str | None = None,
-                      consent_obtainable: bool = True) -> int:
+    async def provide(
+        self,
+        recipient: str,
+        purpose: str,
+        records: Sequence[Mapping[str, object]],
+        *,
+        exception: str | None = None,
+        consent_obtainable: bool = True,
+    ) -> int:
         """Check and register a provision to a third party; raise ProvisionRefused if the
         policy does not allow it. `exception`: one of the policy's exceptions to consent
         (law, vital_interests, public_health), invoked explicitly; the latter two only with
         `consent_obtainable=False`."""
-        return await self._running()[1].provide(recipient, purpose, records,
-                                                exception=exception,
-                                                consent_obtainable=consent_obtainable)
+        return await self._running()[1].provide(
+            recipient, purpose, records, exception=exception, consent_obtainable=consent_obtainable
+        )
 
     def count_drop(self, reason: str) -> None:
         """Count something refused outside the pipeline (stored with the next batch)."""
@@ -465,10 +545,16 @@ class Veil:
     def stats(self) -> Stats:
         w = self.writer
         dropped = dict(w.drops) if w else {}
-        for reason, n in ((Drop.QUEUE_FULL, self.buffer.overflow),
-                          (Drop.CAPTURE_ERROR, self.buffer.errors), (NOT_OPEN, self.not_captured)):
+        for reason, n in (
+            (Drop.QUEUE_FULL, self.buffer.overflow),
+            (Drop.CAPTURE_ERROR, self.buffer.errors),
+            (NOT_OPEN, self.not_captured),
+        ):
             if n:
                 dropped[reason] = dropped.get(reason, 0) + n
-        return Stats(queued=len(self.buffer), stored=w.stored if w else 0,
-                     dropped={str(k): v for k, v in dropped.items()},
-                     running=w is not None and self._task is not None)
+        return Stats(
+            queued=len(self.buffer),
+            stored=w.stored if w else 0,
+            dropped={str(k): v for k, v in dropped.items()},
+            running=w is not None and self._task is not None,
+        )

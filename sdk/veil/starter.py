@@ -58,59 +58,99 @@ def render_policy(policy: Policy) -> str:
         "[policy]",
         f"version = {_toml_str(policy.version)}",
         f"effective = {policy.effective.isoformat()}",
-        "# controller.country: ISO code of the controller's country (e.g. \"JP\"); unset, no",
+        '# controller.country: ISO code of the controller\'s country (e.g. "JP"); unset, no',
         "# recipient counts as domestic and every one needs a transfer safeguard",
         f"controller = {{ name = {_toml_str(policy.controller.name)}, "
         f"contact = {_toml_str(policy.controller.contact)}"
-        + (f", country = {_toml_str(policy.controller.country)}"
-           if policy.controller.country else "") + " }",
+        + (
+            f", country = {_toml_str(policy.controller.country)}"
+            if policy.controller.country
+            else ""
+        )
+        + " }",
         f"dpo = {{ name = {_toml_str(policy.dpo.name)}, "
         f"contact = {_toml_str(policy.dpo.contact)} }}",
     ]
-    out += ["# A new version needs a [[policy.changes]] entry; veil refuses to start a version",
-            "# before its effective date (UTC), so the previous one stays in force until then.",
-            "# Consents lapse for a purpose whose fields, retention or recipients the new",
-            "# version broadens; rows are kept no longer than their own version promised."]
+    out += [
+        "# A new version needs a [[policy.changes]] entry; veil refuses to start a version",
+        "# before its effective date (UTC), so the previous one stays in force until then.",
+        "# Consents lapse for a purpose whose fields, retention or recipients the new",
+        "# version broadens; rows are kept no longer than their own version promised.",
+    ]
     for c in policy.changes:
-        out += ["", "[[policy.changes]]", f"version = {_toml_str(c.version)}",
-                f"effective = {c.effective.isoformat()}", f"summary = {_toml_str(c.summary)}"]
+        out += [
+            "",
+            "[[policy.changes]]",
+            f"version = {_toml_str(c.version)}",
+            f"effective = {c.effective.isoformat()}",
+            f"summary = {_toml_str(c.summary)}",
+        ]
     for p in policy.purposes.values():
         days = p.retention.days if not p.retention.seconds else None
         retention = f"{days}d" if days else f"{int(p.retention.total_seconds() // 3600)}h"
         fields = ", ".join(_toml_str(f) for f in sorted(p.fields))
-        out += ["", f"[policy.purposes.{p.key}]", f"description = {_toml_str(p.description)}",
-                f"data_use = {_toml_str(p.data_use)}", f"legal_basis = {_toml_str(p.legal_basis)}",
-                f"consent = {str(p.needs_consent).lower()}", f"retention = {_toml_str(retention)}",
-                f"fields = [{fields}]"]
+        out += [
+            "",
+            f"[policy.purposes.{p.key}]",
+            f"description = {_toml_str(p.description)}",
+            f"data_use = {_toml_str(p.data_use)}",
+            f"legal_basis = {_toml_str(p.legal_basis)}",
+            f"consent = {str(p.needs_consent).lower()}",
+            f"retention = {_toml_str(retention)}",
+            f"fields = [{fields}]",
+        ]
     for f in policy.app_fields.values():
-        out += ["", f"[policy.fields.{f.name}]", f"type = {_toml_str(f.type)}",
-                f"category = {_toml_str(f.category)}", f"description = {_toml_str(f.description)}"]
+        out += [
+            "",
+            f"[policy.fields.{f.name}]",
+            f"type = {_toml_str(f.type)}",
+            f"category = {_toml_str(f.category)}",
+            f"description = {_toml_str(f.description)}",
+        ]
         if f.special:
             out.append(f"special = {_toml_str(f.special)}")
     for d in policy.decisions.values():
         bases = ", ".join(_toml_str(b) for b in d.bases)
-        out += ["", f"[policy.decisions.{d.key}]", f"description = {_toml_str(d.description)}",
-                f"legal_effect = {str(d.legal_effect).lower()}", f"bases = [{bases}]",
-                f"purpose = {_toml_str(d.purpose)}"]
+        out += [
+            "",
+            f"[policy.decisions.{d.key}]",
+            f"description = {_toml_str(d.description)}",
+            f"legal_effect = {str(d.legal_effect).lower()}",
+            f"bases = [{bases}]",
+            f"purpose = {_toml_str(d.purpose)}",
+        ]
         for key, names in (("contracts", d.contracts), ("laws", d.laws)):
             if names:
                 out.append(f"{key} = [{', '.join(_toml_str(n) for n in names)}]")
     for r in policy.recipients:
         purposes = ", ".join(_toml_str(k) for k in r.purposes)
-        out += ["", "[[policy.recipients]]", f"name = {_toml_str(r.name)}",
-                f"country = {_toml_str(r.country)}", f"role = {_toml_str(r.role)}",
-                f"purposes = [{purposes}]", f"safeguard = {_toml_str(r.safeguard)}"]
+        out += [
+            "",
+            "[[policy.recipients]]",
+            f"name = {_toml_str(r.name)}",
+            f"country = {_toml_str(r.country)}",
+            f"role = {_toml_str(r.role)}",
+            f"purposes = [{purposes}]",
+            f"safeguard = {_toml_str(r.safeguard)}",
+        ]
         if r.dpf_certified:
             out.append("dpf_certified = true")
-    out += ["", "# Paths that reveal special-category data are dropped or reduced to a template",
-            "# before storage; `*` matches within a segment, `**` any number of segments:",
-            "# [[policy.paths]]",
-            '# pattern = "/clinic/**"',
-            '# action = "template"          # or "drop"',
-            '# template = "/clinic/:page"']
+    out += [
+        "",
+        "# Paths that reveal special-category data are dropped or reduced to a template",
+        "# before storage; `*` matches within a segment, `**` any number of segments:",
+        "# [[policy.paths]]",
+        '# pattern = "/clinic/**"',
+        '# action = "template"          # or "drop"',
+        '# template = "/clinic/:page"',
+    ]
     for rule in policy.paths:
-        out += ["", "[[policy.paths]]", f"pattern = {_toml_str(rule.pattern)}",
-                f"action = {_toml_str(rule.action)}"]
+        out += [
+            "",
+            "[[policy.paths]]",
+            f"pattern = {_toml_str(rule.pattern)}",
+            f"action = {_toml_str(rule.action)}",
+        ]
         if rule.template is not None:
             out.append(f"template = {_toml_str(rule.template)}")
     return "\n".join(out) + "\n"

@@ -71,6 +71,7 @@ class Subjects:
     def app(self, user_id: str) -> str:
         """The pseudonym of an app's own user id (the Python API only)."""
         if not isinstance(user_id, str) or not user_id:
-            raise FieldError("subject_id must be a non-empty string: the app's own id for the "
-                             "person")
+            raise FieldError(
+                "subject_id must be a non-empty string: the app's own id for the person"
+            )
         return self._hash(APP_KEY, user_id)

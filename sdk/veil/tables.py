@@ -10,8 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 _MISSING = object()
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               list: "an array", dict: "a table", dt.date: "a date like 2026-11-25"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "an array",
+    dict: "a table",
+    dt.date: "a date like 2026-11-25",
+}
 
 
 class Table:

@@ -30,23 +30,32 @@ class Terms:
 
     def row(self) -> tuple[str | None, int, str | None]:
         """(fields, retention_seconds, recipients) as stored: JSON arrays, sorted."""
+
         def text(names: frozenset[str] | None) -> str | None:
             return None if names is None else json.dumps(sorted(names))
+
         return text(self.fields), self.retention_seconds, text(self.recipients)
 
     @classmethod
-    def from_row(cls, fields: str | None, retention_seconds: int, recipients: str | None
-                 ) -> "Terms":
+    def from_row(
+        cls, fields: str | None, retention_seconds: int, recipients: str | None
+    ) -> "Terms":
         def names(text: str | None) -> frozenset[str] | None:
             return None if text is None else frozenset(json.loads(text))
+
         return cls(names(fields), int(retention_seconds), names(recipients))
 
 
 def terms_of(policy: Policy) -> dict[str, Terms]:
     """The terms of each purpose of `policy`."""
-    return {p.key: Terms(frozenset(p.fields), int(p.retention.total_seconds()),
-                         frozenset(r.name for r in policy.recipients if p.key in r.purposes))
-            for p in policy.purposes.values()}
+    return {
+        p.key: Terms(
+            frozenset(p.fields),
+            int(p.retention.total_seconds()),
+            frozenset(r.name for r in policy.recipients if p.key in r.purposes),
+        )
+        for p in policy.purposes.values()
+    }
 
 
 def _duration(seconds: int) -> str:
@@ -63,8 +72,10 @@ def broadened(old: Terms | None, new: Terms) -> list[str]:
     if added := sorted(new.fields - old.fields):
         out.append(f"field(s) {', '.join(added)} added")
     if new.retention_seconds > old.retention_seconds:
-        out.append(f"retention lengthened from {_duration(old.retention_seconds)} to "
-                   f"{_duration(new.retention_seconds)}")
+        out.append(
+            f"retention lengthened from {_duration(old.retention_seconds)} to "
+            f"{_duration(new.retention_seconds)}"
+        )
     if added := sorted(new.recipients - old.recipients):
         out.append(f"recipient(s) {', '.join(added)} added")
     return out
@@ -92,8 +103,7 @@ class TermsHistory:
     `read` is the store's `policy_terms` (passed in, not the store: terms sit below the store,
     which keeps them)."""
 
-    def __init__(self, read: Callable[[str], Awaitable[dict[str, Terms]]],
-                 policy: Policy) -> None:
+    def __init__(self, read: Callable[[str], Awaitable[dict[str, Terms]]], policy: Policy) -> None:
         self.read = read
         self.policy = policy
         self.current = terms_of(policy)
@@ -104,7 +114,8 @@ class TermsHistory:
         for version in set(versions) - self._broadened.keys():
             old = await self.read(version)
             self._broadened[version] = frozenset(
-                p for p, now in self.current.items() if broadened(old.get(p), now))
+                p for p, now in self.current.items() if broadened(old.get(p), now)
+            )
 
     def lapsed(self, scope: str, version: str) -> bool:
         """Whether a grant of `scope` under `version` no longer holds: the current policy

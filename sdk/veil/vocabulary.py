@@ -17,8 +17,8 @@ from re import _constants as sre  # the stdlib's regex parser: private, stable s
 from re import _parser as sre_parse  # (a test checks the vocabularies hold the known names)
 
 MAX_VALUES = 256  # a group or template with more alternatives counts as open
-_MAX_REPEAT = 3   # {0,3} is enumerable; + and * are not
-_MAX_RANGE = 40   # [0-9] is; [A-z] (58 characters) is not
+_MAX_REPEAT = 3  # {0,3} is enumerable; + and * are not
+_MAX_RANGE = 40  # [0-9] is; [A-z] (58 characters) is not
 _GROUP = re.compile(r"\$(\d)")
 
 
@@ -51,8 +51,9 @@ def _language(items: Iterable) -> set[str] | None:
             inner = _language(sub) if high <= _MAX_REPEAT else None
             if inner is None or len(inner) ** high > MAX_VALUES:
                 return None
-            options = {"".join(p) for n in range(low, high + 1)
-                       for p in itertools.product(inner, repeat=n)}
+            options = {
+                "".join(p) for n in range(low, high + 1) for p in itertools.product(inner, repeat=n)
+            }
         elif op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
             continue  # zero-width: matches no text (an over-approximation is still closed)
         else:  # ANY, NOT_LITERAL, CATEGORY, GROUPREF, ...
@@ -87,8 +88,9 @@ def _groups(regex: str, flags: int) -> dict[int, list]:
     return found
 
 
-def template_values(regex: str, flags: int, template: str,
-                    groups: dict[int, list] | None = None) -> set[str] | None:
+def template_values(
+    regex: str, flags: int, template: str, groups: dict[int, list] | None = None
+) -> set[str] | None:
     """Every value `template` can take for a match of `regex`; None when that is open."""
     if "$" not in template:
         return {template.strip()} - {""}
@@ -97,7 +99,7 @@ def template_values(regex: str, flags: int, template: str,
     parts: list[set[str]] = []
     end = 0
     for m in _GROUP.finditer(template):
-        parts.append({template[end:m.start()]})
+        parts.append({template[end : m.start()]})
         group = groups.get(int(m[1]))
         options = {""} if group is None else _language(group)
         if options is None:

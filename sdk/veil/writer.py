@@ -38,9 +38,17 @@ PROCESS_SLICE = 200
 
 
 class BatchWriter:
-    def __init__(self, buffer: CaptureBuffer, pipeline: Pipeline, store: EventStore,
-                 keystore: KeyStore, pseudonymiser: Pseudonymiser, cfg: CaptureConfig,
-                 shutdown_grace: float = 10.0, ledger: Ledger | None = None) -> None:
+    def __init__(
+        self,
+        buffer: CaptureBuffer,
+        pipeline: Pipeline,
+        store: EventStore,
+        keystore: KeyStore,
+        pseudonymiser: Pseudonymiser,
+        cfg: CaptureConfig,
+        shutdown_grace: float = 10.0,
+        ledger: Ledger | None = None,
+    ) -> None:
         self.buffer = buffer
         self.pipeline = pipeline
         self.store = store
@@ -50,7 +58,7 @@ class BatchWriter:
         self.shutdown_grace = shutdown_grace
         self.ledger = ledger
         self.stored = 0
-        self.drops: Counter = Counter()     # every drop since start, by reason
+        self.drops: Counter = Counter()  # every drop since start, by reason
         self._unwritten: Counter = Counter()  # drops not yet persisted in the store
         self._rotated_on: dt.date | None = None
         self._maintenance: asyncio.Task | None = None  # the day's retention and key rotation
@@ -79,8 +87,7 @@ class BatchWriter:
 
     def _spent(self) -> bool:
         """The shutdown grace is over: no more write attempts."""
-        return (self._deadline is not None
-                and asyncio.get_running_loop().time() >= self._deadline)
+        return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
 
     async def run(self) -> None:
         try:
@@ -94,8 +101,12 @@ class BatchWriter:
                 except Exception as exc:  # never let the writer die; go on
                     # Where it failed, not the message: a message may quote raw event data.
                     where = traceback.extract_tb(exc.__traceback__)[-1]
-                    log.error("veil writer: unexpected %s at %s:%d while flushing",
-                              exc.__class__.__name__, where.filename, where.lineno)
+                    log.error(
+                        "veil writer: unexpected %s at %s:%d while flushing",
+                        exc.__class__.__name__,
+                        where.filename,
+                        where.lineno,
+                    )
                 if self._stopping:
                     return
         finally:
@@ -142,7 +153,7 @@ class BatchWriter:
             # In slices, yielding between them: the pipeline runs on the app's event loop and
             # must not hold it for a whole batch (~10 ms per 1,000 events).
             for i in range(0, len(batch), PROCESS_SLICE):
-                done = self.pipeline.process(batch[i:i + PROCESS_SLICE], consent)
+                done = self.pipeline.process(batch[i : i + PROCESS_SLICE], consent)
                 rows += done.rows
                 drops += done.drops
                 await self._record_withdrawals(done.withdrawals)
@@ -172,18 +183,27 @@ class BatchWriter:
         try:
             return ConsentView(subjects, await self.ledger.histories(set(subjects.values())))
         except Exception as exc:  # no ledger, no consent: consent-based purposes collect nothing
-            log.warning("consent ledger unreadable, consent-based purposes skip this batch: "
-                        "%s: %s", exc.__class__.__name__, exc)
+            log.warning(
+                "consent ledger unreadable, consent-based purposes skip this batch: %s: %s",
+                exc.__class__.__name__,
+                exc,
+            )
             return NO_CONSENT
 
     async def _record_withdrawals(self, withdrawals: list[Withdrawal]) -> None:
         for subject, scope, regime in set(withdrawals):
             try:
-                await self.ledger.append(subject, [scope], Action.WITHDRAW, Method.GPC,
-                                         explicit=False, signal=True, jurisdiction=regime)
+                await self.ledger.append(
+                    subject,
+                    [scope],
+                    Action.WITHDRAW,
+                    Method.GPC,
+                    explicit=False,
+                    signal=True,
+                    jurisdiction=regime,
+                )
             except Exception as exc:
-                log.warning("could not record a GPC opt-out: %s: %s", exc.__class__.__name__,
-                            exc)
+                log.warning("could not record a GPC opt-out: %s: %s", exc.__class__.__name__, exc)
 
     async def _write(self, rows: list[tuple], drops: Counter) -> None:
         """Write until it works, the retries run out, or the shutdown deadline passes."""
@@ -202,8 +222,12 @@ class BatchWriter:
                 break
             except Exception as exc:  # TimeoutError included: the deadline cut it off
                 if attempt == 1 or attempt % 30 == 0:  # a long outage logs, but not in a flood
-                    log.warning("store write failed (attempt %d): %s: %s", attempt,
-                                exc.__class__.__name__, exc)
+                    log.warning(
+                        "store write failed (attempt %d): %s: %s",
+                        attempt,
+                        exc.__class__.__name__,
+                        exc,
+                    )
                 limit = self.cfg.max_retries
                 if limit is not None and attempt > limit:
                     break
@@ -212,8 +236,13 @@ class BatchWriter:
             self.stored += len(rows)
             self._unwritten.clear()
             return
-        log.error("dropped a batch of %d event(s) after %d attempt(s)%s: %s", len(rows),
-                  attempt, ", the shutdown grace is over" if self._spent() else "", reason)
+        log.error(
+            "dropped a batch of %d event(s) after %d attempt(s)%s: %s",
+            len(rows),
+            attempt,
+            ", the shutdown grace is over" if self._spent() else "",
+            reason,
+        )
         self.drops[reason] += len(rows)
         self._unwritten[reason] += len(rows)
 

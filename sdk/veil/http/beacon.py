@@ -50,17 +50,22 @@ def _language(data: dict) -> str:
 def _path(data: dict) -> str:
     v = data["path"]
     if not isinstance(v, str) or not v.startswith("/") or len(v) > MAX_PATH:
-        raise _invalid("path", f"path must be a string starting with '/', at most {MAX_PATH} "
-                               "characters")
+        raise _invalid(
+            "path", f"path must be a string starting with '/', at most {MAX_PATH} characters"
+        )
     return v.split("?", 1)[0].split("#", 1)[0]  # never a query string or fragment
 
 
 def check_content_type(value: bytes) -> None:
     media = value.split(b";", 1)[0].strip().lower().decode("latin-1")
     if media not in CONTENT_TYPES:
-        raise Problem(415, "unsupported-media-type", "Unsupported media type",
-                      f"send the beacon as {' or '.join(CONTENT_TYPES)}, not {media or 'nothing'}",
-                      headers={"Accept-Post": ", ".join(CONTENT_TYPES)})
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send the beacon as {' or '.join(CONTENT_TYPES)}, not {media or 'nothing'}",
+            headers={"Accept-Post": ", ".join(CONTENT_TYPES)},
+        )
 
 
 def parse_beacon(body: bytes) -> dict:
@@ -69,14 +74,19 @@ def parse_beacon(body: bytes) -> dict:
     data = json_object(parse_json(body, title="Malformed beacon"), "Malformed beacon")
     for key in data:
         if key not in BEACON_KEYS:
-            raise _invalid(key if len(key) <= 64 else key[:64],
-                           f"unknown field: veil accepts only {', '.join(BEACON_KEYS)}")
+            raise _invalid(
+                key if len(key) <= 64 else key[:64],
+                f"unknown field: veil accepts only {', '.join(BEACON_KEYS)}",
+            )
     for key in REQUIRED:
         if key not in data:
             raise _invalid(key, f"{key} is required")
-    beacon = {"screen_w": _integer(data, "screen_w", 1, 100_000),
-              "screen_h": _integer(data, "screen_h", 1, 100_000),
-              "pixel_ratio": _ratio(data), "language": _language(data)}
+    beacon = {
+        "screen_w": _integer(data, "screen_w", 1, 100_000),
+        "screen_h": _integer(data, "screen_h", 1, 100_000),
+        "pixel_ratio": _ratio(data),
+        "language": _language(data),
+    }
     if "path" in data:
         beacon["path"] = _path(data)
     return beacon

@@ -13,12 +13,14 @@ from .problems import Problem
 
 
 def _too_large(limit: int) -> Problem:
-    return Problem(413, "body-too-large", "Body too large",
-                   f"the body must be at most {limit} bytes")
+    return Problem(
+        413, "body-too-large", "Body too large", f"the body must be at most {limit} bytes"
+    )
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int,
-                    headers: dict[bytes, bytes] | None = None) -> bytes:
+async def read_body(
+    scope: Scope, receive: Receive, limit: int, headers: dict[bytes, bytes] | None = None
+) -> bytes:
     """The request body, or a 413 as soon as it is known to exceed `limit` bytes."""
     length = (headers if headers is not None else dict(scope["headers"])).get(b"content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
@@ -27,8 +29,12 @@ async def read_body(scope: Scope, receive: Receive, limit: int,
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise Problem(400, "client-disconnected", "Client disconnected",
-                          "the client went away before the body was complete")
+            raise Problem(
+                400,
+                "client-disconnected",
+                "Client disconnected",
+                "the client went away before the body was complete",
+            )
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -43,11 +49,19 @@ def declared_length(headers: dict[bytes, bytes], limit: int) -> int:
     (a chunked body's size is known only once it is in memory), 413 over `limit`."""
     length = headers.get(b"content-length")
     if length is None or b"transfer-encoding" in headers:
-        raise Problem(411, "length-required", "Length required",
-                      "send the body with a Content-Length header, not chunked")
+        raise Problem(
+            411,
+            "length-required",
+            "Length required",
+            "send the body with a Content-Length header, not chunked",
+        )
     if not length.isdigit() or len(length) > 12:
-        raise Problem(400, "bad-content-length", "Bad Content-Length",
-                      "Content-Length must be a number of bytes")
+        raise Problem(
+            400,
+            "bad-content-length",
+            "Bad Content-Length",
+            "Content-Length must be a number of bytes",
+        )
     if int(length) > limit:
         raise _too_large(limit)
     return int(length)
@@ -65,8 +79,13 @@ class ByteBudget:
     @contextlib.contextmanager
     def reserve(self, size: int) -> Iterator[None]:
         if self.used + size > self.limit:  # no await between check and take: no race
-            raise Problem(503, "busy", "Busy", "too many bodies are being received; retry",
-                          headers={"Retry-After": "1"})
+            raise Problem(
+                503,
+                "busy",
+                "Busy",
+                "too many bodies are being received; retry",
+                headers={"Retry-After": "1"},
+            )
         self.used += size
         try:
             yield
@@ -87,28 +106,48 @@ async def read_exactly(receive: Receive, length: int, deadline: float) -> bytear
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        raise Problem(400, "client-disconnected", "Client disconnected",
-                                      "the client went away before the body was complete")
+                        raise Problem(
+                            400,
+                            "client-disconnected",
+                            "Client disconnected",
+                            "the client went away before the body was complete",
+                        )
                     chunk = message.get("body", b"")
                     if got + len(chunk) > length:
-                        raise Problem(400, "bad-content-length", "Bad Content-Length",
-                                      "the body is longer than its Content-Length")
-                    view[got:got + len(chunk)] = chunk
+                        raise Problem(
+                            400,
+                            "bad-content-length",
+                            "Bad Content-Length",
+                            "the body is longer than its Content-Length",
+                        )
+                    view[got : got + len(chunk)] = chunk
                     got += len(chunk)
                     if not message.get("more_body", False):
                         break
     except TimeoutError:
-        raise Problem(408, "request-timeout", "Request timeout",
-                      f"the body did not arrive within {deadline:g} s") from None
+        raise Problem(
+            408,
+            "request-timeout",
+            "Request timeout",
+            f"the body did not arrive within {deadline:g} s",
+        ) from None
     if got != length:
-        raise Problem(400, "bad-content-length", "Bad Content-Length",
-                      "the body is shorter than its Content-Length")
+        raise Problem(
+            400,
+            "bad-content-length",
+            "Bad Content-Length",
+            "the body is shorter than its Content-Length",
+        )
     return body
 
 
-async def read_json(scope: Scope, receive: Receive, limit: int,
-                    headers: dict[bytes, bytes] | None = None,
-                    title: str = "Malformed request") -> object:
+async def read_json(
+    scope: Scope,
+    receive: Receive,
+    limit: int,
+    headers: dict[bytes, bytes] | None = None,
+    title: str = "Malformed request",
+) -> object:
     """A body of at most `limit` bytes (413 beyond) parsed as strict, shallow JSON (400
     otherwise): what every JSON POST endpoint reads."""
     return parse_json(await read_body(scope, receive, limit, headers), title=title)
@@ -129,8 +168,9 @@ def origin_allowed(headers: dict[bytes, bytes]) -> bool:
     return headers.get(b"sec-fetch-site", b"same-origin") in (b"same-origin", b"none")
 
 
-def parse_json(body: bytes | bytearray, kind: str = "malformed-body",
-               title: str = "Malformed request") -> object:
+def parse_json(
+    body: bytes | bytearray, kind: str = "malformed-body", title: str = "Malformed request"
+) -> object:
     """Strict, shallow JSON (veil.jsonbody), or the 400 problem saying what is wrong."""
     try:
         return jsonbody.decode(body)

@@ -57,8 +57,9 @@ class ConsentEndpoint:
         cfg = veil.config.consent
         self.cfg = cfg
         self.sid_name, self.opt_out_name = cookie_names(cfg.secure_cookie)
-        self.consent_purposes = tuple(p.key for p in veil.config.policy.purposes.values()
-                                      if p.needs_consent)
+        self.consent_purposes = tuple(
+            p.key for p in veil.config.policy.purposes.values() if p.needs_consent
+        )
 
     def _regime(self, client: Client | None) -> Regime:
         geo = self.veil.geo
@@ -68,15 +69,20 @@ class ConsentEndpoint:
     def _set(self, response: JSONResponse, name: str, value: str | None) -> None:
         """Set a cookie, or remove it when `value` is None."""
         max_age = self.cfg.cookie_days * 86400 if value else 0
-        response.headers.append("Set-Cookie", _cookie(name, value or "", max_age,
-                                                      self.cfg.secure_cookie))
+        response.headers.append(
+            "Set-Cookie", _cookie(name, value or "", max_age, self.cfg.secure_cookie)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive) -> JSONResponse:
         ledger = self.veil.ledger
         if ledger is None:
-            raise Problem(503, "not-ready", "Consent unavailable",
-                          "veil has no consent ledger here (not started, or forwarding to a "
-                          "collector)", headers={"Retry-After": "5"})
+            raise Problem(
+                503,
+                "not-ready",
+                "Consent unavailable",
+                "veil has no consent ledger here (not started, or forwarding to a collector)",
+                headers={"Retry-After": "5"},
+            )
         headers = dict(scope["headers"])
         cookies = read_cookies(headers.get(b"cookie"), self.cfg.secure_cookie)
         subject = ledger.subjects.browser(cookies.subject if cookies else None)
@@ -90,26 +96,43 @@ class ConsentEndpoint:
             cookies_out[self.sid_name] = None  # not one veil issued: tell the browser to drop it
         if scope["method"] == "POST":
             if not origin_allowed(headers):
-                raise Problem(403, "cross-site", "Cross-site consent refused",
-                              "consent can only be given from this site's own pages")
+                raise Problem(
+                    403,
+                    "cross-site",
+                    "Cross-site consent refused",
+                    "consent can only be given from this site's own pages",
+                )
             check_content_type(headers.get(b"content-type", b""))
-            action, scopes = self._parse(await read_json(
-                scope, receive, MAX_BODY_BYTES, headers, title="Malformed consent"))
+            action, scopes = self._parse(
+                await read_json(scope, receive, MAX_BODY_BYTES, headers, title="Malformed consent")
+            )
             if action is Action.WITHDRAW and scopes == "all":
-                scopes = list(dict.fromkeys([*self.consent_purposes, *(
-                    r.scope for r in history if holds(history, r.scope))]))
+                scopes = list(
+                    dict.fromkeys(
+                        [
+                            *self.consent_purposes,
+                            *(r.scope for r in history if holds(history, r.scope)),
+                        ]
+                    )
+                )
             if action is Action.GRANT and scopes:
                 # Only grants are limited: a refusal or withdrawal always goes through (it
                 # writes only what a limited grant made possible, or nothing).
-                self._charge(key, history, scopes if subject is None else changes(
-                    history, scopes, action, True, signal))
+                self._charge(
+                    key,
+                    history,
+                    scopes if subject is None else changes(history, scopes, action, True, signal),
+                )
                 if subject is None:
                     cookie_value, subject = ledger.subjects.issue()
                     cookies_out[self.sid_name] = cookie_value
             if subject is not None:
                 history += await self._append(subject, scopes, action, signal, regime)
-            changed_out = (opted_out - set(scopes) if action is Action.GRANT
-                           else opted_out | (set(scopes) & set(self.consent_purposes)))
+            changed_out = (
+                opted_out - set(scopes)
+                if action is Action.GRANT
+                else opted_out | (set(scopes) & set(self.consent_purposes))
+            )
             if subject is None and action is not Action.GRANT and changed_out != opted_out:
                 # A refusal by a visitor without a subject sticks by its cookie; the ledger
                 # keeps it as evidence while the network's budget allows (else it is counted).
@@ -121,12 +144,16 @@ class ConsentEndpoint:
             if changed_out != opted_out:
                 opted_out = changed_out
                 cookies_out[self.opt_out_name] = ".".join(sorted(opted_out)) or None
-            if action is Action.WITHDRAW and subject is not None and not any(
-                    holds(history, r.scope) for r in history):
+            if (
+                action is Action.WITHDRAW
+                and subject is not None
+                and not any(holds(history, r.scope) for r in history)
+            ):
                 cookies_out[self.sid_name] = None  # nothing left to remember them for
                 subject, history = None, []
-        response = JSONResponse(self._state(subject is not None, history, signal, regime,
-                                            opted_out))
+        response = JSONResponse(
+            self._state(subject is not None, history, signal, regime, opted_out)
+        )
         for name, value in cookies_out.items():
             self._set(response, name, value)
         response.headers["Cache-Control"] = "no-store"
@@ -136,66 +163,113 @@ class ConsentEndpoint:
         """Refuse (429) a grant that would write more than the network's budget of permanent
         rows allows, or more than the subject's daily cap; charge it otherwise."""
         if len(written) > self.cfg.burst:
-            raise Problem(400, "too-many-scopes", "Too many scopes",
-                          f"grant at most {self.cfg.burst} scopes at once", field="grant")
+            raise Problem(
+                400,
+                "too-many-scopes",
+                "Too many scopes",
+                f"grant at most {self.cfg.burst} scopes at once",
+                field="grant",
+            )
         day_ago = time.time() - 86400
         recent = sum(r.ts > day_ago and r.action == Action.GRANT for r in history)
         if recent + len(written) > self.cfg.max_changes_per_day:
-            raise Problem(429, "too-many-changes", "Too many consent changes",
-                          f"at most {self.cfg.max_changes_per_day} grants a day",
-                          headers={"Retry-After": "3600"})
+            raise Problem(
+                429,
+                "too-many-changes",
+                "Too many consent changes",
+                f"at most {self.cfg.max_changes_per_day} grants a day",
+                headers={"Retry-After": "3600"},
+            )
         if written and (wait := self.writes.allow(key, cost=len(written))):
-            raise too_many(wait, "Too many consent changes",
-                           "this network changed consent more often than the limit allows")
+            raise too_many(
+                wait,
+                "Too many consent changes",
+                "this network changed consent more often than the limit allows",
+            )
 
-    async def _append(self, subject: str | None, scopes: list[str], action: Action,
-                      signal: bool, regime: Regime) -> list:
+    async def _append(
+        self, subject: str | None, scopes: list[str], action: Action, signal: bool, regime: Regime
+    ) -> list:
         try:
-            return await self.veil.ledger.append(subject, scopes, action, Method.BANNER,
-                                                 explicit=True, signal=signal,
-                                                 jurisdiction=regime.key)
+            return await self.veil.ledger.append(
+                subject,
+                scopes,
+                action,
+                Method.BANNER,
+                explicit=True,
+                signal=signal,
+                jurisdiction=regime.key,
+            )
         except FieldError as exc:
-            raise Problem(400, "invalid-field", "Unknown consent scope", str(exc),
-                          field=str(action)) from None
+            raise Problem(
+                400, "invalid-field", "Unknown consent scope", str(exc), field=str(action)
+            ) from None
 
     def _opted_out(self, cookie: str | None) -> set[str]:
         """The purposes in the opt-out cookie that the policy still declares."""
         return set(cookie.split(".")) & set(self.consent_purposes) if cookie else set()
 
     def _parse(self, data: object) -> tuple[Action, list[str] | str]:
-        if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in (
-                "grant", "refuse", "withdraw"):
-            raise Problem(400, "malformed-body", "Malformed consent",
-                          'send exactly one of {"grant": [...]}, {"refuse": [...]}, '
-                          '{"withdraw": [...] or "all"}')
+        if (
+            not isinstance(data, dict)
+            or len(data) != 1
+            or next(iter(data)) not in ("grant", "refuse", "withdraw")
+        ):
+            raise Problem(
+                400,
+                "malformed-body",
+                "Malformed consent",
+                'send exactly one of {"grant": [...]}, {"refuse": [...]}, '
+                '{"withdraw": [...] or "all"}',
+            )
         key, scopes = next(iter(data.items()))
         if scopes == "all" and key == "withdraw":
             return Action.WITHDRAW, scopes
         if not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
-            raise Problem(400, "invalid-field", "Malformed consent",
-                          f"{key} must be a list of scope names", field=key)
+            raise Problem(
+                400,
+                "invalid-field",
+                "Malformed consent",
+                f"{key} must be a list of scope names",
+                field=key,
+            )
         scopes = list(dict.fromkeys(scopes))
         for scope in scopes:
             if scope not in self.consent_purposes and scope.partition(":")[0] != SPECIAL:
-                raise Problem(400, "invalid-field", "Not a browser's consent",
-                              f"a browser can consent to the consent-based purposes "
-                              f"({', '.join(self.consent_purposes)}) and special:<category>:"
-                              f"<purpose>; {scope[:64]!r} is not one of them", field=key)
+                raise Problem(
+                    400,
+                    "invalid-field",
+                    "Not a browser's consent",
+                    f"a browser can consent to the consent-based purposes "
+                    f"({', '.join(self.consent_purposes)}) and special:<category>:"
+                    f"<purpose>; {scope[:64]!r} is not one of them",
+                    field=key,
+                )
         return Action(key), scopes
 
-    def _state(self, has_subject: bool, history: list, signal: bool, regime: Regime,
-               opted_out: set[str]) -> dict:
+    def _state(
+        self, has_subject: bool, history: list, signal: bool, regime: Regime, opted_out: set[str]
+    ) -> dict:
         policy = self.veil.config.policy
         prior, now = opt_in(policy, regime), time.time()
         return {
-            "subject": has_subject, "signal": signal, "jurisdiction": regime.key,
-            "consent_model": policy.consent_model, "opted_out": sorted(opted_out),
+            "subject": has_subject,
+            "signal": signal,
+            "jurisdiction": regime.key,
+            "consent_model": policy.consent_model,
+            "opted_out": sorted(opted_out),
             "policy_version": policy.version,
-            "purposes": {p.key: {
-                "description": p.description, "needs_consent": p.needs_consent,
-                "fields": sorted(p.fields),
-                "granted": not p.needs_consent or holds(history, p.key, now, signal),
-                "collected": not p.needs_consent or collects(
-                    history, p.key, now, prior=prior, signal=signal, opted_out=opted_out),
-            } for p in policy.purposes.values()},
+            "purposes": {
+                p.key: {
+                    "description": p.description,
+                    "needs_consent": p.needs_consent,
+                    "fields": sorted(p.fields),
+                    "granted": not p.needs_consent or holds(history, p.key, now, signal),
+                    "collected": not p.needs_consent
+                    or collects(
+                        history, p.key, now, prior=prior, signal=signal, opted_out=opted_out
+                    ),
+                }
+                for p in policy.purposes.values()
+            },
         }

@@ -55,23 +55,36 @@ PINNED_SCRIPT_PATH = f"/veil/veil.{SCRIPT_HASH}.js"
 def not_open(veil) -> Problem:
     """The 503 for a request veil cannot store now: nothing of it was recorded."""
     if veil.failure is not None:  # permanent: an operator must fix it; don't hammer
-        return Problem(503, "not-collecting", "Not collecting",
-                       "veil cannot store anything on this server now; nothing was recorded",
-                       headers={"Retry-After": "300"})
-    return Problem(503, "not-ready", "Not ready",
-                   "veil's store is not open yet; nothing was recorded",
-                   headers={"Retry-After": "5"})
+        return Problem(
+            503,
+            "not-collecting",
+            "Not collecting",
+            "veil cannot store anything on this server now; nothing was recorded",
+            headers={"Retry-After": "300"},
+        )
+    return Problem(
+        503,
+        "not-ready",
+        "Not ready",
+        "veil's store is not open yet; nothing was recorded",
+        headers={"Retry-After": "5"},
+    )
 
 
 def method_not_allowed(allowed: tuple[str, ...]) -> Problem:
     """The 405 naming the methods a route takes, in `Allow` as RFC 9110 asks."""
-    return Problem(405, "method-not-allowed", "Method not allowed",
-                   f"use {' or '.join(m for m in allowed if m != 'HEAD')}",
-                   headers={"Allow": ", ".join(allowed)})
+    return Problem(
+        405,
+        "method-not-allowed",
+        "Method not allowed",
+        f"use {' or '.join(m for m in allowed if m != 'HEAD')}",
+        headers={"Allow": ", ".join(allowed)},
+    )
 
 
-def cached(scope: Scope, body: bytes, etag: str, media_type: str,
-           headers: dict[str, str]) -> Response:
+def cached(
+    scope: Scope, body: bytes, etag: str, media_type: str, headers: dict[str, str]
+) -> Response:
     """`body` with its ETag, or a 304 when the client already holds that version."""
     headers = {"ETag": etag, **headers}
     if etag in dict(scope["headers"]).get(b"if-none-match", b"").decode("latin-1"):
@@ -114,59 +127,96 @@ class Endpoints:
         except Exception as exc:  # a store locked by another process, or a bug: never a 500
             # where, not the message: a message may quote what the request carried
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            log.error("veil endpoint %s: %s at %s:%d", path, exc.__class__.__name__,
-                      where.filename, where.lineno)
-            response = Problem(503, "unavailable", "Temporarily unavailable",
-                               "veil could not complete this request now; nothing was "
-                               "recorded that was not answered", headers={"Retry-After": "5"}
-                               ).response()
+            log.error(
+                "veil endpoint %s: %s at %s:%d",
+                path,
+                exc.__class__.__name__,
+                where.filename,
+                where.lineno,
+            )
+            response = Problem(
+                503,
+                "unavailable",
+                "Temporarily unavailable",
+                "veil could not complete this request now; nothing was "
+                "recorded that was not answered",
+                headers={"Retry-After": "5"},
+            ).response()
         if method == "HEAD":  # GET's status and headers (its Content-Length too), no body
             response.body = b""
         await response(scope, receive, send)
 
     async def script(self, scope: Scope, receive: Receive) -> Response:
         """GET /veil/veil.js (a day's cache) or /veil/veil.<hash>.js (immutable)."""
-        cache = ("public, max-age=31536000, immutable" if scope["path"] == PINNED_SCRIPT_PATH
-                 else "public, max-age=86400")
-        return cached(scope, SCRIPT, f'"{SCRIPT_HASH}"', "text/javascript; charset=utf-8",
-                      {"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
+        cache = (
+            "public, max-age=31536000, immutable"
+            if scope["path"] == PINNED_SCRIPT_PATH
+            else "public, max-age=86400"
+        )
+        return cached(
+            scope,
+            SCRIPT,
+            f'"{SCRIPT_HASH}"',
+            "text/javascript; charset=utf-8",
+            {"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
+        )
 
     async def gpc(self, scope: Scope, receive: Receive) -> Response:
         """The GPC spec's site declaration: this site honours the signal."""
-        return JSONResponse({"gpc": True,
-                             "lastUpdate": self.veil.config.policy.effective.isoformat()})
+        return JSONResponse(
+            {"gpc": True, "lastUpdate": self.veil.config.policy.effective.isoformat()}
+        )
 
     async def consent(self, scope: Scope, receive: Receive) -> Response:
         return await self.consent_endpoint(scope, receive)
 
     async def notice(self, scope: Scope, receive: Receive) -> Response:
         """GET /veil/notice[?format=html|md]: the privacy notice rendered from the policy."""
-        fmt = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("format",
-                                                                            ["html"])[-1]
+        fmt = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("format", ["html"])[-1]
         if fmt not in FORMATS:
-            raise Problem(400, "unknown-format", "Unknown format",
-                          f"format must be one of {', '.join(FORMATS)}, got {fmt!r}",
-                          field="format")
+            raise Problem(
+                400,
+                "unknown-format",
+                "Unknown format",
+                f"format must be one of {', '.join(FORMATS)}, got {fmt!r}",
+                field="format",
+            )
         body = self.notices[fmt]
-        return cached(scope, body, f'"{hashlib.sha256(body).hexdigest()[:16]}"',
-                      MEDIA_TYPES[fmt],
-                      {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-                       "Content-Security-Policy":
-                           "default-src 'none'; style-src 'unsafe-inline'"})
+        return cached(
+            scope,
+            body,
+            f'"{hashlib.sha256(body).hexdigest()[:16]}"',
+            MEDIA_TYPES[fmt],
+            {
+                "Cache-Control": "no-cache",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            },
+        )
 
     async def _json_post(self, scope: Scope, receive: Receive, what: str) -> dict:
         """The JSON object body of a same-site POST, or the Problem saying what is wrong."""
         headers = dict(scope["headers"])
         if not origin_allowed(headers):
-            raise Problem(403, "cross-site", "Cross-site request refused",
-                          f"{what} can only come from this site's own pages")
+            raise Problem(
+                403,
+                "cross-site",
+                "Cross-site request refused",
+                f"{what} can only come from this site's own pages",
+            )
         check_content_type(headers.get(b"content-type", b""))
         if self.veil.guards is None:
-            raise Problem(503, "not-ready", "Not ready", "veil has no local store here",
-                          headers={"Retry-After": "5"})
+            raise Problem(
+                503,
+                "not-ready",
+                "Not ready",
+                "veil has no local store here",
+                headers={"Retry-After": "5"},
+            )
         if wait := self.writes.allow(client_of(self.resolver, scope, headers)[1]):
-            raise too_many(wait, "Too many requests",
-                           f"this network sent more {what} than the limit allows")
+            raise too_many(
+                wait, "Too many requests", f"this network sent more {what} than the limit allows"
+            )
         return json_object(await read_json(scope, receive, MAX_BODY_BYTES, headers))
 
     async def record(self, scope: Scope, receive: Receive) -> Response:
@@ -174,41 +224,64 @@ class Endpoints:
         cookie comes with the request (the snippet's `veil.record`)."""
         data = await self._json_post(scope, receive, "records")
         if set(data) != {"purpose", "fields"} or not isinstance(data["fields"], dict):
-            raise Problem(400, "malformed-body", "Malformed record",
-                          'send {"purpose": "<purpose>", "fields": {...}}')
+            raise Problem(
+                400,
+                "malformed-body",
+                "Malformed record",
+                'send {"purpose": "<purpose>", "fields": {...}}',
+            )
         headers = dict(scope["headers"])
         cookies = read_cookies(headers.get(b"cookie"), self.veil.config.consent.secure_cookie)
         # only a subject cookie veil issued counts; a browser never speaks for an app user
         subject = self.veil.ledger.subjects.browser(cookies.subject if cookies else None)
         if subject is None:
-            raise Problem(403, "no-subject", "No consent",
-                          "recording about a visitor needs their consent cookie first")
+            raise Problem(
+                403,
+                "no-subject",
+                "No consent",
+                "recording about a visitor needs their consent cookie first",
+            )
         try:
-            await self.veil.guards.record(subject, str(data["purpose"]), data["fields"],
-                                          signal=gpc_signal(headers))
+            await self.veil.guards.record(
+                subject, str(data["purpose"]), data["fields"], signal=gpc_signal(headers)
+            )
         except FieldError as exc:
             raise Problem(400, "invalid-field", "Invalid record", str(exc)) from None
         except Refused as exc:
-            raise Problem(403, exc.reason.replace("_", "-"), "Refused by the policy",
-                          str(exc)) from None
+            raise Problem(
+                403, exc.reason.replace("_", "-"), "Refused by the policy", str(exc)
+            ) from None
         return Response(status_code=202)
 
     async def human_review(self, scope: Scope, receive: Receive) -> Response:
         """POST {"decision": id, "reason": text}: contest an automated decision."""
         data = await self._json_post(scope, receive, "a review request")
         if set(data) != {"decision", "reason"}:
-            raise Problem(400, "malformed-body", "Malformed request",
-                          'send {"decision": "<decision id>", "reason": "<why>"}')
+            raise Problem(
+                400,
+                "malformed-body",
+                "Malformed request",
+                'send {"decision": "<decision id>", "reason": "<why>"}',
+            )
         for key in ("decision", "reason"):
             if not isinstance(data[key], str) or not 0 < len(data[key]) <= 1500:
-                raise Problem(400, "invalid-field", "Invalid field",
-                              f"{key} must be a non-empty string of at most 1500 characters",
-                              field=key)
+                raise Problem(
+                    400,
+                    "invalid-field",
+                    "Invalid field",
+                    f"{key} must be a non-empty string of at most 1500 characters",
+                    field=key,
+                )
         try:
             review = await self.veil.contest(data["decision"], data["reason"])
         except FieldError:
-            raise Problem(404, "unknown-decision", "Unknown decision",
-                          "no decision has that id", field="decision") from None
+            raise Problem(
+                404,
+                "unknown-decision",
+                "Unknown decision",
+                "no decision has that id",
+                field="decision",
+            ) from None
         return JSONResponse({"review": review, "status": "requested"}, status_code=202)
 
     async def ingest(self, scope: Scope, receive: Receive) -> Response:
@@ -219,13 +292,21 @@ class Endpoints:
         # keyed on the client's /24 or /48, in memory only; when its address cannot be
         # resolved (a broken X-Forwarded-For), the peer's: a bad header never skips the limit
         if wait := self.limiter.allow(client_of(self.resolver, scope, headers)[1]):
-            raise too_many(wait, "Too many beacons",
-                           "this network sent more beacons than the ingest limit allows")
+            raise too_many(
+                wait,
+                "Too many beacons",
+                "this network sent more beacons than the ingest limit allows",
+            )
         if not self.veil.capture_beacon(scope, beacon, headers):
             if not self.veil.is_open:  # closed while the body was read (a stop, a failure)
                 raise not_open(self.veil)
-            raise Problem(503, "queue-full", "Busy", "the ingest queue is full; try later",
-                          headers={"Retry-After": "1"})
+            raise Problem(
+                503,
+                "queue-full",
+                "Busy",
+                "the ingest queue is full; try later",
+                headers={"Retry-After": "1"},
+            )
         return Response(status_code=202)
 
 
@@ -248,14 +329,17 @@ class Route:
             object.__setattr__(self, "methods", (*self.methods, "HEAD"))
 
 
-ROUTES: dict[str, Route] = {route.path: route for route in (
-    Route(SCRIPT_PATH, Endpoints.script, ("GET",)),
-    Route(PINNED_SCRIPT_PATH, Endpoints.script, ("GET",)),
-    Route(BEACON_PATH, Endpoints.ingest, ("POST",), stores=True),
-    Route(CONSENT_PATH, Endpoints.consent, ("GET", "POST"), stores=True),
-    Route(NOTICE_PATH, Endpoints.notice, ("GET",)),
-    Route(HUMAN_REVIEW_PATH, Endpoints.human_review, ("POST",), stores=True),
-    Route(RECORD_PATH, Endpoints.record, ("POST",), stores=True),
-    Route(GPC_PATH, Endpoints.gpc, ("GET",)),
-)}
+ROUTES: dict[str, Route] = {
+    route.path: route
+    for route in (
+        Route(SCRIPT_PATH, Endpoints.script, ("GET",)),
+        Route(PINNED_SCRIPT_PATH, Endpoints.script, ("GET",)),
+        Route(BEACON_PATH, Endpoints.ingest, ("POST",), stores=True),
+        Route(CONSENT_PATH, Endpoints.consent, ("GET", "POST"), stores=True),
+        Route(NOTICE_PATH, Endpoints.notice, ("GET",)),
+        Route(HUMAN_REVIEW_PATH, Endpoints.human_review, ("POST",), stores=True),
+        Route(RECORD_PATH, Endpoints.record, ("POST",), stores=True),
+        Route(GPC_PATH, Endpoints.gpc, ("GET",)),
+    )
+}
 PATHS = frozenset(ROUTES)  # what the middleware hands to `Endpoints.serve`

@@ -38,8 +38,9 @@ def endpoints_for(veil: Veil) -> Endpoints:
 
 
 class VeilMiddleware:
-    def __init__(self, app: ASGIApp, veil: Veil | None = None,
-                 config: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, veil: Veil | None = None, config: str | os.PathLike | None = None
+    ) -> None:
         self.app = app
         self.veil = veil if veil is not None else Veil.shared(config)
         self.enabled = self.veil.enabled
@@ -70,9 +71,11 @@ class VeilMiddleware:
         self._placement_checked = True
         if "litestar_app" in scope and self.veil not in _WARNED_ROUTE_LEVEL:
             _WARNED_ROUTE_LEVEL.add(self.veil)
-            log.warning("VeilMiddleware is running as Litestar route middleware: /veil/* is "
-                        "not served there. Wrap the application instead: "
-                        "app = VeilMiddleware(Litestar(...), veil=veil)")
+            log.warning(
+                "VeilMiddleware is running as Litestar route middleware: /veil/* is "
+                "not served there. Wrap the application instead: "
+                "app = VeilMiddleware(Litestar(...), veil=veil)"
+            )
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False  # whether the app took the lifespan.startup message

@@ -17,8 +17,8 @@ from .problems import Problem
 
 class RateLimiter:
     def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
-        self.rate = rate      # tokens per second
-        self.burst = burst    # bucket size
+        self.rate = rate  # tokens per second
+        self.burst = burst  # bucket size
         self.max_keys = max_keys
         self._buckets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
 
@@ -40,12 +40,13 @@ def client_key(client: Client | None, peer: str | None) -> bytes:
     """The bucket of a resolved client (its /24 or /48 prefix: one network, one budget),
     else of the socket peer: a client whose address cannot be resolved is still limited."""
     if client is not None:
-        return client.packed[:3 if len(client.packed) == 4 else 6]
+        return client.packed[: 3 if len(client.packed) == 4 else 6]
     return b"peer:" + (peer or "").encode("latin-1", "replace")
 
 
-def client_of(resolver: ClientResolver, scope: Scope,
-              headers: dict[bytes, bytes]) -> tuple[Client | None, bytes]:
+def client_of(
+    resolver: ClientResolver, scope: Scope, headers: dict[bytes, bytes]
+) -> tuple[Client | None, bytes]:
     """The request's client (None when it cannot be resolved) and its bucket key."""
     peer = (scope.get("client") or (None, None))[0]
     found = resolver.resolve(peer, headers.get(b"x-forwarded-for", b""))
@@ -53,5 +54,6 @@ def client_of(resolver: ClientResolver, scope: Scope,
 
 
 def too_many(wait: float, title: str, detail: str) -> Problem:
-    return Problem(429, "rate-limited", title, detail,
-                   headers={"Retry-After": str(max(1, round(wait)))})
+    return Problem(
+        429, "rate-limited", title, detail, headers={"Retry-After": str(max(1, round(wait)))}
+    )

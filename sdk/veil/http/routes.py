@@ -15,4 +15,4 @@ def route_path(scope: dict) -> str:
     (an app mounted at /app serves /app/veil/veil.js). The middleware and the endpoints both
     route on this."""
     path, root = scope["path"], scope.get("root_path")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path

@@ -13,5 +13,12 @@ def open_store(cfg: Config) -> EventStore:
     return SQLiteStore(cfg.store.path)
 
 
-__all__ = ["Aggregate", "BatchRejected", "EventStore", "LocalStore", "RemoteStore",
-           "SQLiteStore", "open_store"]
+__all__ = [
+    "Aggregate",
+    "BatchRejected",
+    "EventStore",
+    "LocalStore",
+    "RemoteStore",
+    "SQLiteStore",
+    "open_store",
+]

@@ -9,11 +9,32 @@ from ..policy import Policy
 from ..terms import Terms
 
 # The consent ledger's record, as `append_consents` takes it and `consent_histories` gives it.
-CONSENT_COLUMNS = ("ts", "subject", "scope", "action", "method", "explicit", "gpc",
-                   "policy_version", "jurisdiction")
+CONSENT_COLUMNS = (
+    "ts",
+    "subject",
+    "scope",
+    "action",
+    "method",
+    "explicit",
+    "gpc",
+    "policy_version",
+    "jurisdiction",
+)
 # A provision register entry, as `provisions` gives it.
-PROVISION_COLUMNS = ("id", "ts", "recipient", "country", "role", "purpose", "categories",
-                     "subjects", "records", "basis", "safeguard", "transfer")
+PROVISION_COLUMNS = (
+    "id",
+    "ts",
+    "recipient",
+    "country",
+    "role",
+    "purpose",
+    "categories",
+    "subjects",
+    "records",
+    "basis",
+    "safeguard",
+    "transfer",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +48,16 @@ class EventStore(Protocol):
     async def open(self, policy: Policy) -> None:
         """Create or migrate the schema and register the policy's purposes."""
 
-    async def write(self, rows: Sequence[tuple], drops: Counter, day: str,
-                    batch: str | None = None) -> None:
+    async def write(
+        self, rows: Sequence[tuple], drops: Counter, day: str, batch: str | None = None
+    ) -> None:
         """Store rows and drop counts, or raise. Retrying the same rows is safe: an event id
         is stored once; `batch`, the same id on every retry of one batch, makes its drop
         counts count once too."""
 
-    async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
-                        min_group_size: int) -> Aggregate:
+    async def aggregate(
+        self, by: Sequence[str], purpose: str, since: float | None, min_group_size: int
+    ) -> Aggregate:
         """Events and distinct visitors per group, groups under k distinct visitors withheld."""
 
     async def drop_counts(self, since_day: str | None = None) -> dict[str, int]:
@@ -61,21 +84,42 @@ class LocalStore(EventStore, Protocol):
         land together). Each maps every column of CONSENT_COLUMNS to its value. The ledger
         is append-only: no method updates or deletes a record."""
 
-    async def consent_histories(self, subjects: Collection[str]
-                                ) -> dict[str, list[dict[str, object]]]:
+    async def consent_histories(
+        self, subjects: Collection[str]
+    ) -> dict[str, list[dict[str, object]]]:
         """The ledger records of each subject (every subject given is a key, [] when it has
         none), oldest first (by `ts`, then by order of appending). Each record maps
         CONSENT_COLUMNS to values, `explicit` and `gpc` as bool. Any number of subjects."""
 
-    async def add_record(self, *, ts: float, purpose: str, policy_version: str, subject: str,
-                         fields: str, key_id: str, sealed: bytes) -> None:
+    async def add_record(
+        self,
+        *,
+        ts: float,
+        purpose: str,
+        policy_version: str,
+        subject: str,
+        fields: str,
+        key_id: str,
+        sealed: bytes,
+    ) -> None:
         """Store an app record: the declared field names (comma-separated, sorted) and their
         values sealed under the subject's key `key_id`. Retention governs it by `purpose`."""
 
-    async def add_decision(self, *, decision_id: str, ts: float, decision_type: str,
-                           purpose: str, policy_version: str, subject: str,
-                           legal_effect: bool, basis: str, evidence: str | None, key_id: str,
-                           sealed: bytes) -> None:
+    async def add_decision(
+        self,
+        *,
+        decision_id: str,
+        ts: float,
+        decision_type: str,
+        purpose: str,
+        policy_version: str,
+        subject: str,
+        legal_effect: bool,
+        basis: str,
+        evidence: str | None,
+        key_id: str,
+        sealed: bytes,
+    ) -> None:
         """Log an automated decision under its (unique, unguessable) id: its basis
         (explicit_consent, contract, law, none_needed), the contract or law named as
         `evidence`, and its outcome, inputs and model sealed under the subject's key."""
@@ -83,14 +127,27 @@ class LocalStore(EventStore, Protocol):
     async def decision_subject(self, decision_id: str) -> str | None:
         """The subject a logged decision concerns; None when no decision has that id."""
 
-    async def add_review(self, *, ts: float, decision_id: str, status: str, key_id: str,
-                         sealed: bytes) -> int:
+    async def add_review(
+        self, *, ts: float, decision_id: str, status: str, key_id: str, sealed: bytes
+    ) -> int:
         """Request human review of a logged decision (`status` "requested"), the subject's
         reason sealed under their key; the review's id."""
 
-    async def add_provision(self, *, ts: float, recipient: str, country: str, role: str,
-                            purpose: str, categories: str, subjects: int, records: int,
-                            basis: str, safeguard: str, transfer: str | None) -> int:
+    async def add_provision(
+        self,
+        *,
+        ts: float,
+        recipient: str,
+        country: str,
+        role: str,
+        purpose: str,
+        categories: str,
+        subjects: int,
+        records: int,
+        basis: str,
+        safeguard: str,
+        transfer: str | None,
+    ) -> int:
         """Enter a provision to a third party in the register; its register id (ids grow
         with every entry)."""
 
@@ -105,9 +162,12 @@ class LocalStore(EventStore, Protocol):
     async def promised_retentions(self) -> dict[tuple[str, str], int]:
         """Retention in seconds promised by each (purpose, policy version) this store ran."""
 
-    async def dispose(self, cutoffs: Mapping[str, float], *,
-                      by_version: Mapping[tuple[str, str], float] | None = None
-                      ) -> dict[str, int]:
+    async def dispose(
+        self,
+        cutoffs: Mapping[str, float],
+        *,
+        by_version: Mapping[tuple[str, str], float] | None = None,
+    ) -> dict[str, int]:
         """Delete the rows retention governs (events and app records) older than their
         purpose's cutoff, and rows of a (purpose, policy version) older than its own cutoff,
         unrecoverably (no copy left in any file); rows deleted per purpose. The consent

@@ -71,8 +71,10 @@ def _decode_master(text: str, where: str) -> bytes:
     except ValueError:
         raw = b""
     if len(raw) != 32:
-        raise KeyStoreError(f"{where}: the master key must be 32 bytes, as 64 hex characters or "
-                            "base64; generate one with: veil keys generate-master")
+        raise KeyStoreError(
+            f"{where}: the master key must be 32 bytes, as 64 hex characters or "
+            "base64; generate one with: veil keys generate-master"
+        )
     return raw
 
 
@@ -89,8 +91,9 @@ def load_master_key(cfg: KeysConfig) -> bytes:
         try:
             return _decode_master(cfg.master_key_file.read_text(), "keys.master_key_file")
         except OSError as exc:
-            raise KeyStoreError(f"keys.master_key_file: cannot read {cfg.master_key_file}: "
-                                f"{exc.strerror}") from None
+            raise KeyStoreError(
+                f"keys.master_key_file: cannot read {cfg.master_key_file}: {exc.strerror}"
+            ) from None
     dev = cfg.path.parent / "master.key"
     if not dev.exists():
         private_dir(dev.parent)
@@ -98,9 +101,11 @@ def load_master_key(cfg: KeysConfig) -> bytes:
         with os.fdopen(fd, "w") as f:
             f.write(new_master_key() + "\n")
     tighten(dev)
-    log.warning("using the development master key %s: it sits beside the keystore, so it "
-                "protects nothing; set VEIL_MASTER_KEY or keys.master_key_file in production",
-                dev)
+    log.warning(
+        "using the development master key %s: it sits beside the keystore, so it "
+        "protects nothing; set VEIL_MASTER_KEY or keys.master_key_file in production",
+        dev,
+    )
     return _decode_master(dev.read_text(), str(dev))
 
 
@@ -117,8 +122,9 @@ class KeyStore:
         self._retention = {"visitor": dt.timedelta(days=2), "seal": seal_retention}
         try:
             private_sqlite(path)  # 0600 (its journal follows), in a 0700 directory if new
-            self._db = sqlite3.connect(path, timeout=10, isolation_level=None,
-                                       check_same_thread=False)
+            self._db = sqlite3.connect(
+                path, timeout=10, isolation_level=None, check_same_thread=False
+            )
             # Rollback journal, not WAL: a WAL file would keep old pages (wrapped keys) around
             # after destruction until a checkpoint.
             self._db.execute("PRAGMA journal_mode=DELETE")
@@ -145,8 +151,10 @@ class KeyStore:
         try:
             self._aead.decrypt(row[0][:12], row[0][12:], b"verifier")
         except InvalidTag:
-            raise KeyStoreError(f"the master key does not match the keystore {self.path}: "
-                                "was VEIL_MASTER_KEY or keys.master_key_file changed?") from None
+            raise KeyStoreError(
+                f"the master key does not match the keystore {self.path}: "
+                "was VEIL_MASTER_KEY or keys.master_key_file changed?"
+            ) from None
 
     def _create(self, key_id: str, kind: str, epoch: str, expires: str) -> None:
         """A new random key, wrapped. INSERT OR IGNORE: another process may race us to it."""
@@ -156,8 +164,15 @@ class KeyStore:
         self._db.execute(
             "INSERT OR IGNORE INTO keys (id, kind, epoch, created_at, expires_at, wrapped) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (key_id, kind, epoch, _iso(dt.datetime.now(dt.UTC)), expires,
-             nonce + self._aead.encrypt(nonce, key, key_id.encode())))
+            (
+                key_id,
+                kind,
+                epoch,
+                _iso(dt.datetime.now(dt.UTC)),
+                expires,
+                nonce + self._aead.encrypt(nonce, key, key_id.encode()),
+            ),
+        )
 
     def key_for(self, kind: str, day: dt.date) -> tuple[str, bytes] | None:
         """(id, key bytes) for `kind` on `day`, created on first use; None once destroyed."""
@@ -184,8 +199,9 @@ class KeyStore:
         try:
             return self._aead.decrypt(row[0][:12], row[0][12:], key_id.encode())
         except InvalidTag:
-            raise KeyStoreError(f"key {key_id} failed authentication: the keystore "
-                                "was altered") from None
+            raise KeyStoreError(
+                f"key {key_id} failed authentication: the keystore was altered"
+            ) from None
 
     def rotate(self, now: dt.datetime | None = None) -> list[str]:
         """Destroy every key past its life and make today's; return the destroyed ids.
@@ -218,11 +234,17 @@ class KeyStore:
         try:
             db.execute("PRAGMA secure_delete=ON")  # per connection: this one overwrites
             db.execute("BEGIN IMMEDIATE")
-            expired = [r[0] for r in db.execute(
-                "SELECT id FROM keys WHERE destroyed_at IS NULL AND expires_at <= ?",
-                (_iso(now),))]
-            db.executemany("UPDATE keys SET wrapped=NULL, destroyed_at=? WHERE id=?",
-                           [(_iso(now), key_id) for key_id in expired])
+            expired = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM keys WHERE destroyed_at IS NULL AND expires_at <= ?",
+                    (_iso(now),),
+                )
+            ]
+            db.executemany(
+                "UPDATE keys SET wrapped=NULL, destroyed_at=? WHERE id=?",
+                [(_iso(now), key_id) for key_id in expired],
+            )
             db.execute("COMMIT")
             if expired:
                 # secure_delete has zeroed the wrapped bytes already (destroy); rebuilding the
@@ -241,11 +263,17 @@ class KeyStore:
         (0.25 s for a keystore of 200,000 subject keys); `destroy_expired` does it off the
         loop."""
         now = now or dt.datetime.now(dt.UTC)
-        self._db.execute("UPDATE keys SET wrapped=NULL, destroyed_at=? WHERE id=? AND "
-                         "destroyed_at IS NULL", (_iso(now), key_id))
+        self._db.execute(
+            "UPDATE keys SET wrapped=NULL, destroyed_at=? WHERE id=? AND destroyed_at IS NULL",
+            (_iso(now), key_id),
+        )
         log.info("destroyed key %s", key_id)
 
     def list(self) -> list[KeyInfo]:
-        return [KeyInfo(*r) for r in self._db.execute(
-            "SELECT id, kind, epoch, created_at, expires_at, destroyed_at FROM keys "
-            "ORDER BY epoch, kind")]
+        return [
+            KeyInfo(*r)
+            for r in self._db.execute(
+                "SELECT id, kind, epoch, created_at, expires_at, destroyed_at FROM keys "
+                "ORDER BY epoch, kind"
+            )
+        ]

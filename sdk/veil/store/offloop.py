@@ -95,30 +95,40 @@ async def _interruptible(db: aiosqlite.Connection, call: Awaitable[T]) -> T:
         raise
 
 
-async def delete_expired(path: Path, gate: asyncio.Lock, expiries: Iterable[Expiry]
-                         ) -> dict[str, int]:
+async def delete_expired(
+    path: Path, gate: asyncio.Lock, expiries: Iterable[Expiry]
+) -> dict[str, int]:
     """Delete every expired row in chunks, then truncate the WAL; rows deleted per purpose."""
     deleted: dict[str, int] = {}
     size = ChunkSize()
-    async with aiosqlite.connect(_uri(path, "rw"), uri=True, isolation_level=None,
-                                 timeout=BUSY_WAIT) as db:
+    async with aiosqlite.connect(
+        _uri(path, "rw"), uri=True, isolation_level=None, timeout=BUSY_WAIT
+    ) as db:
         for pragma in ("secure_delete=ON", "foreign_keys=ON", "synchronous=NORMAL"):
             await db.execute(f"PRAGMA {pragma}")
         for e in expiries:
             deleted.setdefault(e.purpose, 0)
             low = -math.inf
             while True:
-                [(high, found)] = await _interruptible(db, db.execute_fetchall(
-                    f"SELECT max({e.ts}), count(*) FROM (SELECT {e.ts} FROM {e.table} "
-                    f"WHERE {e.where} AND {e.ts} > ? AND {e.ts} < ? ORDER BY {e.ts} LIMIT ?)",
-                    (*e.params, low, e.cutoff, size.rows)))
+                [(high, found)] = await _interruptible(
+                    db,
+                    db.execute_fetchall(
+                        f"SELECT max({e.ts}), count(*) FROM (SELECT {e.ts} FROM {e.table} "
+                        f"WHERE {e.where} AND {e.ts} > ? AND {e.ts} < ? ORDER BY {e.ts} LIMIT ?)",
+                        (*e.params, low, e.cutoff, size.rows),
+                    ),
+                )
                 if high is None:
                     break
                 started = time.perf_counter()
                 async with gate:
-                    cursor = await _interruptible(db, db.execute(
-                        f"DELETE FROM {e.table} WHERE {e.where} AND {e.ts} > ? AND {e.ts} <= ?",
-                        (*e.params, low, high)))
+                    cursor = await _interruptible(
+                        db,
+                        db.execute(
+                            f"DELETE FROM {e.table} WHERE {e.where} AND {e.ts} > ? AND {e.ts} <= ?",
+                            (*e.params, low, high),
+                        ),
+                    )
                 size.took(time.perf_counter() - started, found)
                 deleted[e.purpose] += cursor.rowcount
                 low = high
@@ -142,13 +152,17 @@ async def truncate_wal(db: aiosqlite.Connection, gate: asyncio.Lock) -> bool:
     while True:
         async with gate:
             [(busy, _, _)] = await _interruptible(
-                db, db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))
+                db, db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            )
         if not busy:
             return True
         if time.monotonic() >= give_up_at:
-            log.warning("retention: the WAL could not be truncated for %.0f s (a long read "
-                        "is running); the rows deleted may remain in its old frames until the "
-                        "next checkpoint", CHECKPOINT_PATIENCE)
+            log.warning(
+                "retention: the WAL could not be truncated for %.0f s (a long read "
+                "is running); the rows deleted may remain in its old frames until the "
+                "next checkpoint",
+                CHECKPOINT_PATIENCE,
+            )
             return False
         await asyncio.sleep(pause)
         pause = min(pause * 2, 2.0)

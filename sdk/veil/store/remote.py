@@ -27,8 +27,10 @@ class RemoteStore:
     def __init__(self, cfg: RemoteConfig) -> None:
         secret = load_secret(cfg.secret_file)
         if secret is None:
-            raise StoreError("remote.url is set but no shared secret: set $VEIL_REMOTE_SECRET "
-                             "or remote.secret_file")
+            raise StoreError(
+                "remote.url is set but no shared secret: set $VEIL_REMOTE_SECRET "
+                "or remote.secret_file"
+            )
         self.url = cfg.url
         self._secret = secret
         self._timeout = cfg.timeout
@@ -37,25 +39,29 @@ class RemoteStore:
     async def open(self, policy: Policy | None = None) -> None:
         self._client = httpx.AsyncClient(timeout=self._timeout)
 
-    async def write(self, rows: Sequence[tuple], drops: Counter, day: str,
-                    batch: str | None = None) -> None:
+    async def write(
+        self, rows: Sequence[tuple], drops: Counter, day: str, batch: str | None = None
+    ) -> None:
         body = encode_batch(list(rows), drops, day, batch)
         try:
-            r = await self._client.post(self.url, content=body,
-                                        headers=signed_headers(self._secret, body))
+            r = await self._client.post(
+                self.url, content=body, headers=signed_headers(self._secret, body)
+            )
         except httpx.HTTPError as exc:
             raise StoreError(f"collector unreachable: {exc.__class__.__name__}") from None
         if r.is_success:
             return
-        detail = r.json().get("detail", "") if r.headers.get("content-type", "").endswith(
-            "json") else ""
+        detail = (
+            r.json().get("detail", "") if r.headers.get("content-type", "").endswith("json") else ""
+        )
         message = f"collector answered {r.status_code}: {detail}".rstrip(": ")
         if r.status_code >= 500 or r.status_code in _TRANSIENT:
             raise StoreError(message)
         raise BatchRejected(message)
 
-    async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
-                        min_group_size: int) -> Aggregate:
+    async def aggregate(
+        self, by: Sequence[str], purpose: str, since: float | None, min_group_size: int
+    ) -> Aggregate:
         raise QueryError(f"this app forwards its events to {self.url}: query the collector")
 
     async def drop_counts(self, since_day: str | None = None) -> dict[str, int]:

@@ -38,8 +38,10 @@ BUSY_TIMEOUT = 0.2  # seconds the loop may wait for another process's write lock
 BATCH_MEMORY = 3600.0
 # A retried batch carries the same event ids: stored once. Only that conflict is ignored;
 # NOT NULL, CHECK and foreign-key failures still fail the transaction.
-_INSERT = (f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(ROW_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING")
+_INSERT = (
+    f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ROW_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
+)
 _DIMENSION_SQL = {d: d for d in DIMENSIONS} | {"day": "date(ts, 'unixepoch')"}
 # Bound parameters per statement: SQLite before 3.32 allows 999.
 MAX_PARAMS = 500
@@ -60,10 +62,15 @@ class SQLiteStore:
     async def open(self, policy: Policy | None = None) -> None:
         try:
             private_sqlite(self.path)  # 0600 (-wal, -shm follow), in a 0700 directory if new
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT,
-                                       check_same_thread=False)
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON",
-                           "foreign_keys=ON"):
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=BUSY_TIMEOUT, check_same_thread=False
+            )
+            for pragma in (
+                "journal_mode=WAL",
+                "synchronous=NORMAL",
+                "secure_delete=ON",
+                "foreign_keys=ON",
+            ):
                 self._db.execute(f"PRAGMA {pragma}")
             self._migrate()
             if policy is not None:
@@ -75,9 +82,17 @@ class SQLiteStore:
                         "needs_consent=excluded.needs_consent, "
                         "retention_seconds=excluded.retention_seconds, "
                         "policy_version=excluded.policy_version",
-                        [(p.key, p.legal_basis, p.needs_consent,
-                          int(p.retention.total_seconds()), policy.version)
-                         for p in policy.purposes.values()])
+                        [
+                            (
+                                p.key,
+                                p.legal_basis,
+                                p.needs_consent,
+                                int(p.retention.total_seconds()),
+                                policy.version,
+                            )
+                            for p in policy.purposes.values()
+                        ],
+                    )
         except (OSError, sqlite3.Error) as exc:
             await self.close()
             raise StoreError(f"store.url: cannot open {self.path}: {exc}") from None
@@ -116,8 +131,10 @@ class SQLiteStore:
     def _migrate(self) -> None:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
         if version > len(MIGRATIONS):
-            raise StoreError(f"{self.path} has schema version {version}, newer than this veil "
-                             f"({len(MIGRATIONS)}): upgrade veil")
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this veil "
+                f"({len(MIGRATIONS)}): upgrade veil"
+            )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits first; the version bump rides in the same script.
             self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
@@ -132,8 +149,9 @@ class SQLiteStore:
             raise StoreError("the store is not open")
         return self._db
 
-    async def write(self, rows: Sequence[tuple], drops: Counter, day: str,
-                    batch: str | None = None) -> None:
+    async def write(
+        self, rows: Sequence[tuple], drops: Counter, day: str, batch: str | None = None
+    ) -> None:
         """Rows in transactions of CHUNK, yielding between them; drop counts with the last.
 
         A failure leaves earlier chunks stored: retrying the same rows is safe, their event
@@ -145,15 +163,15 @@ class SQLiteStore:
             async with self._writing() as db:
                 if rows:
                     try:
-                        db.executemany(_INSERT, rows[start:start + CHUNK])
+                        db.executemany(_INSERT, rows[start : start + CHUNK])
                     except sqlite3.IntegrityError as exc:  # names the constraint, not values
-                        raise RowsRefused(f"rows break a constraint of the store: {exc}"
-                                          ) from None
+                        raise RowsRefused(f"rows break a constraint of the store: {exc}") from None
                 if last and drops and self._first_time(db, batch):
                     db.executemany(
                         "INSERT INTO drops VALUES (?, ?, ?) ON CONFLICT (day, reason) "
                         "DO UPDATE SET count = count + excluded.count",
-                        [(day, str(reason), n) for reason, n in drops.items()])
+                        [(day, str(reason), n) for reason, n in drops.items()],
+                    )
             if not last:
                 await asyncio.sleep(0)
 
@@ -164,86 +182,174 @@ class SQLiteStore:
         if not records:
             return
         async with self._writing() as db:
-            db.executemany(f"INSERT INTO consent_ledger ({', '.join(CONSENT_COLUMNS)}) "
-                           f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})",
-                           [tuple(r[c] for c in CONSENT_COLUMNS) for r in records])
+            db.executemany(
+                f"INSERT INTO consent_ledger ({', '.join(CONSENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})",
+                [tuple(r[c] for c in CONSENT_COLUMNS) for r in records],
+            )
 
-    async def consent_histories(self, subjects: Collection[str]
-                                ) -> dict[str, list[dict[str, object]]]:
+    async def consent_histories(
+        self, subjects: Collection[str]
+    ) -> dict[str, list[dict[str, object]]]:
         """Each subject's ledger records, oldest first; chunked under SQLite's parameter
         limit, the chunks read in one snapshot (one statement is one already)."""
         out: dict[str, list[dict[str, object]]] = {s: [] for s in subjects}
         wanted = list(out)
         with self._snapshot(len(wanted) > MAX_PARAMS) as db:
             for start in range(0, len(wanted), MAX_PARAMS):
-                chunk = wanted[start:start + MAX_PARAMS]
+                chunk = wanted[start : start + MAX_PARAMS]
                 for row in db.execute(
-                        f"SELECT {', '.join(CONSENT_COLUMNS)} FROM consent_ledger "
-                        f"WHERE subject IN ({', '.join('?' * len(chunk))}) ORDER BY ts, id",
-                        chunk):
+                    f"SELECT {', '.join(CONSENT_COLUMNS)} FROM consent_ledger "
+                    f"WHERE subject IN ({', '.join('?' * len(chunk))}) ORDER BY ts, id",
+                    chunk,
+                ):
                     record = dict(zip(CONSENT_COLUMNS, row, strict=True))
-                    record["explicit"], record["gpc"] = (bool(record["explicit"]),
-                                                         bool(record["gpc"]))
+                    record["explicit"], record["gpc"] = (
+                        bool(record["explicit"]),
+                        bool(record["gpc"]),
+                    )
                     out[row[1]].append(record)
         return out
 
-    async def add_record(self, *, ts: float, purpose: str, policy_version: str, subject: str,
-                         fields: str, key_id: str, sealed: bytes) -> None:
-        await self._insert("records", {
-            "ts": ts, "purpose": purpose, "policy_version": policy_version,
-            "subject": subject, "fields": fields, "key_id": key_id, "sealed": sealed})
+    async def add_record(
+        self,
+        *,
+        ts: float,
+        purpose: str,
+        policy_version: str,
+        subject: str,
+        fields: str,
+        key_id: str,
+        sealed: bytes,
+    ) -> None:
+        await self._insert(
+            "records",
+            {
+                "ts": ts,
+                "purpose": purpose,
+                "policy_version": policy_version,
+                "subject": subject,
+                "fields": fields,
+                "key_id": key_id,
+                "sealed": sealed,
+            },
+        )
 
-    async def add_decision(self, *, decision_id: str, ts: float, decision_type: str,
-                           purpose: str, policy_version: str, subject: str,
-                           legal_effect: bool, basis: str, evidence: str | None, key_id: str,
-                           sealed: bytes) -> None:
-        await self._insert("decisions", {
-            "id": decision_id, "ts": ts, "type": decision_type, "purpose": purpose,
-            "policy_version": policy_version, "subject": subject,
-            "legal_effect": legal_effect, "basis": basis, "evidence": evidence,
-            "key_id": key_id, "sealed": sealed})
+    async def add_decision(
+        self,
+        *,
+        decision_id: str,
+        ts: float,
+        decision_type: str,
+        purpose: str,
+        policy_version: str,
+        subject: str,
+        legal_effect: bool,
+        basis: str,
+        evidence: str | None,
+        key_id: str,
+        sealed: bytes,
+    ) -> None:
+        await self._insert(
+            "decisions",
+            {
+                "id": decision_id,
+                "ts": ts,
+                "type": decision_type,
+                "purpose": purpose,
+                "policy_version": policy_version,
+                "subject": subject,
+                "legal_effect": legal_effect,
+                "basis": basis,
+                "evidence": evidence,
+                "key_id": key_id,
+                "sealed": sealed,
+            },
+        )
 
     async def decision_subject(self, decision_id: str) -> str | None:
-        row = self.db.execute("SELECT subject FROM decisions WHERE id = ?",
-                              (decision_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT subject FROM decisions WHERE id = ?", (decision_id,)
+        ).fetchone()
         return None if row is None else row[0]
 
-    async def add_review(self, *, ts: float, decision_id: str, status: str, key_id: str,
-                         sealed: bytes) -> int:
-        return await self._insert("reviews", {
-            "ts": ts, "decision_id": decision_id, "status": status, "key_id": key_id,
-            "sealed": sealed})
+    async def add_review(
+        self, *, ts: float, decision_id: str, status: str, key_id: str, sealed: bytes
+    ) -> int:
+        return await self._insert(
+            "reviews",
+            {
+                "ts": ts,
+                "decision_id": decision_id,
+                "status": status,
+                "key_id": key_id,
+                "sealed": sealed,
+            },
+        )
 
-    async def add_provision(self, *, ts: float, recipient: str, country: str, role: str,
-                            purpose: str, categories: str, subjects: int, records: int,
-                            basis: str, safeguard: str, transfer: str | None) -> int:
-        return await self._insert("provisions", {
-            "ts": ts, "recipient": recipient, "country": country, "role": role,
-            "purpose": purpose, "categories": categories, "subjects": subjects,
-            "records": records, "basis": basis, "safeguard": safeguard, "transfer": transfer})
+    async def add_provision(
+        self,
+        *,
+        ts: float,
+        recipient: str,
+        country: str,
+        role: str,
+        purpose: str,
+        categories: str,
+        subjects: int,
+        records: int,
+        basis: str,
+        safeguard: str,
+        transfer: str | None,
+    ) -> int:
+        return await self._insert(
+            "provisions",
+            {
+                "ts": ts,
+                "recipient": recipient,
+                "country": country,
+                "role": role,
+                "purpose": purpose,
+                "categories": categories,
+                "subjects": subjects,
+                "records": records,
+                "basis": basis,
+                "safeguard": safeguard,
+                "transfer": transfer,
+            },
+        )
 
     async def provisions(self) -> list[dict[str, object]]:
         """The register, read off the loop: an export may be long."""
-        rows = await self.scan(f"SELECT {', '.join(PROVISION_COLUMNS)} FROM provisions "
-                               "ORDER BY id")
+        rows = await self.scan(f"SELECT {', '.join(PROVISION_COLUMNS)} FROM provisions ORDER BY id")
         return [dict(zip(PROVISION_COLUMNS, row, strict=True)) for row in rows]
 
     async def policy_terms(self, version: str) -> dict[str, Terms]:
-        return {purpose: Terms.from_row(fields, seconds, recipients)
-                for purpose, fields, seconds, recipients in self.db.execute(
-                    "SELECT purpose, fields, retention_seconds, recipients FROM policy_terms "
-                    "WHERE version = ?", (version,))}
+        return {
+            purpose: Terms.from_row(fields, seconds, recipients)
+            for purpose, fields, seconds, recipients in self.db.execute(
+                "SELECT purpose, fields, retention_seconds, recipients FROM policy_terms "
+                "WHERE version = ?",
+                (version,),
+            )
+        }
 
     async def promised_retentions(self) -> dict[tuple[str, str], int]:
-        return {(purpose, version): seconds for version, purpose, seconds in self.db.execute(
-            "SELECT version, purpose, retention_seconds FROM policy_terms")}
+        return {
+            (purpose, version): seconds
+            for version, purpose, seconds in self.db.execute(
+                "SELECT version, purpose, retention_seconds FROM policy_terms"
+            )
+        }
 
     async def _insert(self, table: str, values: dict[str, object]) -> int:
         """One row into one of veil's own tables, in its own transaction; its row id."""
         async with self._writing() as db:
-            return db.execute(f"INSERT INTO {table} ({', '.join(values)}) "
-                              f"VALUES ({', '.join('?' * len(values))})",
-                              tuple(values.values())).lastrowid
+            return db.execute(
+                f"INSERT INTO {table} ({', '.join(values)}) "
+                f"VALUES ({', '.join('?' * len(values))})",
+                tuple(values.values()),
+            ).lastrowid
 
     @contextlib.contextmanager
     def _snapshot(self, needed: bool = True) -> Iterator[sqlite3.Connection]:
@@ -269,12 +375,20 @@ class SQLiteStore:
         if now >= self._prune_batches_at:  # a few times an hour: the table stays small
             db.execute("DELETE FROM applied_batches WHERE applied < ?", (now - BATCH_MEMORY,))
             self._prune_batches_at = now + BATCH_MEMORY / 12
-        return db.execute("INSERT INTO applied_batches VALUES (?, ?) ON CONFLICT (id) "
-                          "DO NOTHING", (batch, now)).rowcount == 1
+        return (
+            db.execute(
+                "INSERT INTO applied_batches VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                (batch, now),
+            ).rowcount
+            == 1
+        )
 
-    async def dispose(self, cutoffs: Mapping[str, float], *,
-                      by_version: Mapping[tuple[str, str], float] | None = None
-                      ) -> dict[str, int]:
+    async def dispose(
+        self,
+        cutoffs: Mapping[str, float],
+        *,
+        by_version: Mapping[tuple[str, str], float] | None = None,
+    ) -> dict[str, int]:
         """Delete rows of the GOVERNED tables older than their purpose's cutoff, and rows of a
         (purpose, policy_version) older than its own later cutoff; zero them out of the WAL
         too.
@@ -285,15 +399,23 @@ class SQLiteStore:
         while a month of rows is deleted."""
         if self._db is None:
             raise StoreError("the store is not open")
-        expiries = [offloop.Expiry(purpose, table, ts, f"{purpose_column} = ?", (purpose,),
-                                   cutoff)
-                    for purpose, cutoff in cutoffs.items()
-                    for table, ts, purpose_column in GOVERNED]
-        expiries += [offloop.Expiry(purpose, table, ts,  # every governed table has the column
-                                    f"{purpose_column} = ? AND policy_version = ?",
-                                    (purpose, version), cutoff)
-                     for (purpose, version), cutoff in (by_version or {}).items()
-                     for table, ts, purpose_column in GOVERNED]
+        expiries = [
+            offloop.Expiry(purpose, table, ts, f"{purpose_column} = ?", (purpose,), cutoff)
+            for purpose, cutoff in cutoffs.items()
+            for table, ts, purpose_column in GOVERNED
+        ]
+        expiries += [
+            offloop.Expiry(
+                purpose,
+                table,
+                ts,  # every governed table has the column
+                f"{purpose_column} = ? AND policy_version = ?",
+                (purpose, version),
+                cutoff,
+            )
+            for (purpose, version), cutoff in (by_version or {}).items()
+            for table, ts, purpose_column in GOVERNED
+        ]
         return await offloop.delete_expired(self.path, self._gate, expiries)
 
     async def select(self, sql: str, params: Sequence = ()) -> list[dict]:
@@ -309,8 +431,9 @@ class SQLiteStore:
         interrupts the query."""
         return await offloop.read(self.path, sql, params)
 
-    async def aggregate(self, by: Sequence[str], purpose: str, since: float | None,
-                        min_group_size: int) -> Aggregate:
+    async def aggregate(
+        self, by: Sequence[str], purpose: str, since: float | None, min_group_size: int
+    ) -> Aggregate:
         unknown = [d for d in by if d not in _DIMENSION_SQL]
         if unknown:
             raise QueryError(f"cannot group by {unknown}: choose from {', '.join(DIMENSIONS)}")
@@ -320,9 +443,11 @@ class SQLiteStore:
             where += " AND ts >= ?"
             params.append(since)
         # a row with a subject carries no visitor pseudonym: the subject is its unit
-        sql = (f"SELECT {groups}, COUNT(*), COUNT(DISTINCT COALESCE(subject, visitor)) "
-               f"FROM event_log "
-               f"WHERE {where} GROUP BY {groups} ORDER BY COUNT(*) DESC")
+        sql = (
+            f"SELECT {groups}, COUNT(*), COUNT(DISTINCT COALESCE(subject, visitor)) "
+            f"FROM event_log "
+            f"WHERE {where} GROUP BY {groups} ORDER BY COUNT(*) DESC"
+        )
 
         kept, suppressed = [], 0
         for row in await self.scan(sql, params):
@@ -330,12 +455,16 @@ class SQLiteStore:
                 kept.append(tuple(row))
             else:
                 suppressed += 1
-        return Aggregate(columns=(*by, "events", "visitors"), rows=kept,
-                         suppressed_groups=suppressed)
+        return Aggregate(
+            columns=(*by, "events", "visitors"), rows=kept, suppressed_groups=suppressed
+        )
 
     async def drop_counts(self, since_day: str | None = None) -> dict[str, int]:
-        rows = await self.select("SELECT reason, SUM(count) AS n FROM drops WHERE day >= ? "
-                                 "GROUP BY reason ORDER BY reason", (since_day or "",))
+        rows = await self.select(
+            "SELECT reason, SUM(count) AS n FROM drops WHERE day >= ? "
+            "GROUP BY reason ORDER BY reason",
+            (since_day or "",),
+        )
         return {r["reason"]: r["n"] for r in rows}
 
     async def close(self) -> None:

@@ -23,8 +23,12 @@ from ..terms import Terms, broadened, terms_of
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                      (name,)).fetchone() is not None
+    return (
+        db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        is not None
+    )
 
 
 def _known(db: sqlite3.Connection) -> dict[str, str]:
@@ -34,26 +38,33 @@ def _known(db: sqlite3.Connection) -> dict[str, str]:
     return dict(db.execute("SELECT version, digest FROM policy_versions ORDER BY first_seen"))
 
 
-def problems(db: sqlite3.Connection | None, policy: Policy, today: dt.date | None = None
-             ) -> list[str]:
+def problems(
+    db: sqlite3.Connection | None, policy: Policy, today: dt.date | None = None
+) -> list[str]:
     """Why this store (None: no store yet) must not run `policy` now, each naming the key to
     fix; [] when it may."""
     today = today or dt.datetime.now(dt.UTC).date()
     out = []
     if policy.effective > today:
-        out.append(f"policy.effective: version {policy.version!r} takes effect on "
-                   f"{policy.effective} (UTC) and veil does not enforce a policy before its "
-                   "effective date: keep the previous version running until then")
+        out.append(
+            f"policy.effective: version {policy.version!r} takes effect on "
+            f"{policy.effective} (UTC) and veil does not enforce a policy before its "
+            "effective date: keep the previous version running until then"
+        )
     known = _known(db) if db is not None else {}
     if policy.version in known:
         if known[policy.version] != policy_digest(policy):
-            out.append(f"policy.version: the policy changed but its version {policy.version!r} "
-                       "did not; bump policy.version and add a [[policy.changes]] entry saying "
-                       "what changed")
+            out.append(
+                f"policy.version: the policy changed but its version {policy.version!r} "
+                "did not; bump policy.version and add a [[policy.changes]] entry saying "
+                "what changed"
+            )
     elif known and all(c.version != policy.version for c in policy.changes):
-        out.append(f"policy.changes: version {policy.version!r} is new to this store (it has "
-                   f"run {', '.join(known)}) and has no [[policy.changes]] entry: add one with "
-                   f"version = {policy.version!r}, its effective date and what changed")
+        out.append(
+            f"policy.changes: version {policy.version!r} is new to this store (it has "
+            f"run {', '.join(known)}) and has no [[policy.changes]] entry: add one with "
+            f"version = {policy.version!r}, its effective date and what changed"
+        )
     return out
 
 
@@ -64,15 +75,22 @@ def lapsing(db: sqlite3.Connection, policy: Policy) -> list[str]:
     if not others or not _has_table(db, "policy_terms"):
         return []
     last = others[-1]
-    old = {p: Terms.from_row(f, s, r) for p, f, s, r in db.execute(
-        "SELECT purpose, fields, retention_seconds, recipients FROM policy_terms "
-        "WHERE version = ?", (last,))}
+    old = {
+        p: Terms.from_row(f, s, r)
+        for p, f, s, r in db.execute(
+            "SELECT purpose, fields, retention_seconds, recipients FROM policy_terms "
+            "WHERE version = ?",
+            (last,),
+        )
+    }
     out = []
     for purpose, now in terms_of(policy).items():
         if purpose in old and (why := broadened(old[purpose], now)):
-            out.append(f"policy.purposes.{purpose}: {'; '.join(why)} since version {last!r}: "
-                       "consents covering it given under that version no longer hold until "
-                       "given again")
+            out.append(
+                f"policy.purposes.{purpose}: {'; '.join(why)} since version {last!r}: "
+                "consents covering it given under that version no longer hold until "
+                "given again"
+            )
     return out
 
 
@@ -85,15 +103,18 @@ def check_store(path: Path, policy: Policy) -> tuple[list[str], list[str]]:
     # file: read it as immutable, so the check leaves no -wal/-shm file behind either.
     wal = path.with_name(path.name + "-wal").exists()
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'' if wal else '&immutable=1'}",
-                             uri=True)
+        db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro{'' if wal else '&immutable=1'}", uri=True
+        )
         try:
             return problems(db, policy), lapsing(db, policy)
         finally:
             db.close()
     except sqlite3.Error as exc:
-        return problems(None, policy), [f"store.url: cannot read {path} to compare the policy "
-                                        f"with the versions it has run: {exc}"]
+        return problems(None, policy), [
+            f"store.url: cannot read {path} to compare the policy "
+            f"with the versions it has run: {exc}"
+        ]
 
 
 def register(db: sqlite3.Connection, policy: Policy) -> None:
@@ -101,12 +122,14 @@ def register(db: sqlite3.Connection, policy: Policy) -> None:
     then remember its digest and its terms."""
     if found := problems(db, policy):
         raise StoreError("; ".join(found))
-    db.execute("INSERT INTO policy_versions VALUES (?, ?, ?, ?) ON CONFLICT (version) DO NOTHING",
-               (policy.version, policy.effective.isoformat(), policy_digest(policy),
-                time.time()))
+    db.execute(
+        "INSERT INTO policy_versions VALUES (?, ?, ?, ?) ON CONFLICT (version) DO NOTHING",
+        (policy.version, policy.effective.isoformat(), policy_digest(policy), time.time()),
+    )
     # A version registered before terms were kept has only its retention: complete it.
     db.executemany(
         "INSERT INTO policy_terms VALUES (?, ?, ?, ?, ?) ON CONFLICT (version, purpose) DO "
         "UPDATE SET fields = excluded.fields, recipients = excluded.recipients "
         "WHERE policy_terms.fields IS NULL",
-        [(policy.version, purpose, *terms.row()) for purpose, terms in terms_of(policy).items()])
+        [(policy.version, purpose, *terms.row()) for purpose, terms in terms_of(policy).items()],
+    )

@@ -65,8 +65,13 @@ def load_secret(secret_file: Path | None) -> bytes | None:
     if text is None:
         return None
     if len(text) < _MIN_SECRET:
-        raise ConfigError([f"the shared secret must be at least {_MIN_SECRET} characters "
-                           "(veil keys generate-master makes a good one)"], where)
+        raise ConfigError(
+            [
+                f"the shared secret must be at least {_MIN_SECRET} characters "
+                "(veil keys generate-master makes a good one)"
+            ],
+            where,
+        )
     return text.encode()
 
 
@@ -88,16 +93,21 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 
 def signed_headers(secret: bytes, body: bytes) -> dict[str, str]:
     ts = str(int(time.time()))
-    return {"Content-Type": "application/json", "X-Veil-Key": key_id(secret),
-            "X-Veil-Timestamp": ts, "X-Veil-Signature": signature(secret, ts, body)}
+    return {
+        "Content-Type": "application/json",
+        "X-Veil-Key": key_id(secret),
+        "X-Veil-Timestamp": ts,
+        "X-Veil-Signature": signature(secret, ts, body),
+    }
 
 
 def _unauthorised(kind: str, title: str, detail: str) -> BatchUnauthenticated:
     return BatchUnauthenticated(kind, title, detail)
 
 
-def check_headers(secret: bytes, headers: dict[bytes, bytes],
-                  now: float | None = None) -> SignedHeaders:
+def check_headers(
+    secret: bytes, headers: dict[bytes, bytes], now: float | None = None
+) -> SignedHeaders:
     """Everything about a batch's authentication that can be checked before its body is read:
     raise BatchUnauthenticated unless the three headers are well-formed, the key id names `secret`
     and the timestamp is inside the replay window."""
@@ -105,30 +115,42 @@ def check_headers(secret: bytes, headers: dict[bytes, bytes],
     ts = headers.get(b"x-veil-timestamp")
     given = headers.get(b"x-veil-signature")
     if key is None or ts is None or given is None:
-        raise _unauthorised("unsigned", "Unsigned batch",
-                            "send X-Veil-Key, X-Veil-Timestamp and X-Veil-Signature headers "
-                            "(an app and its collector must run the same veil version)")
+        raise _unauthorised(
+            "unsigned",
+            "Unsigned batch",
+            "send X-Veil-Key, X-Veil-Timestamp and X-Veil-Signature headers "
+            "(an app and its collector must run the same veil version)",
+        )
     match = _SIGNATURE.fullmatch(given)
     if not (_KEY_ID.fullmatch(key) and _TIMESTAMP.fullmatch(ts) and match):
-        raise _unauthorised("malformed-signature", "Malformed signature headers",
-                            "X-Veil-Key must be 16 hex digits, X-Veil-Timestamp unix seconds "
-                            "and X-Veil-Signature sha256=<64 hex digits>")
+        raise _unauthorised(
+            "malformed-signature",
+            "Malformed signature headers",
+            "X-Veil-Key must be 16 hex digits, X-Veil-Timestamp unix seconds "
+            "and X-Veil-Signature sha256=<64 hex digits>",
+        )
     if not hmac.compare_digest(key, key_id(secret).encode()):
-        raise _unauthorised("unknown-key", "Unknown key",
-                            "X-Veil-Key does not name this collector's shared secret")
+        raise _unauthorised(
+            "unknown-key", "Unknown key", "X-Veil-Key does not name this collector's shared secret"
+        )
     now = time.time() if now is None else now
     if abs(now - int(ts)) > REPLAY_WINDOW:
-        raise _unauthorised("stale-timestamp", "Stale batch",
-                            f"X-Veil-Timestamp is more than {REPLAY_WINDOW} s from the "
-                            "collector's clock")
+        raise _unauthorised(
+            "stale-timestamp",
+            "Stale batch",
+            f"X-Veil-Timestamp is more than {REPLAY_WINDOW} s from the collector's clock",
+        )
     return SignedHeaders(ts, match[1])
 
 
 def verify(secret: bytes, signed: SignedHeaders, body: bytes | bytearray) -> None:
     """Raise BatchUnauthenticated unless `body` carries the signature `check_headers` accepted."""
     if not hmac.compare_digest(signed.signature, _mac(secret, signed.timestamp, body).encode()):
-        raise _unauthorised("bad-signature", "Bad signature",
-                            "X-Veil-Signature does not match the body and the shared secret")
+        raise _unauthorised(
+            "bad-signature",
+            "Bad signature",
+            "X-Veil-Signature does not match the body and the shared secret",
+        )
 
 
 class Batch(NamedTuple):
@@ -142,19 +164,26 @@ def new_batch_id() -> str:
     return secrets.token_urlsafe(18)  # 24 characters, 144 random bits
 
 
-def encode_batch(rows: list[tuple], drops: Counter, day: str, batch: str | None = None
-                 ) -> bytes:
+def encode_batch(rows: list[tuple], drops: Counter, day: str, batch: str | None = None) -> bytes:
     """The wire form; `batch` must be the same on every retry of one batch (a fresh id when
     None), so the collector adds its drop counts once."""
+
     def portable(row: tuple) -> list:
         out = list(row)
         if out[_BLOB] is not None:
             out[_BLOB] = base64.b64encode(out[_BLOB]).decode()
         return out
 
-    return json.dumps({"batch": batch or new_batch_id(), "columns": ROW_COLUMNS, "day": day,
-                       "drops": dict(drops), "rows": [portable(r) for r in rows]},
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "batch": batch or new_batch_id(),
+            "columns": ROW_COLUMNS,
+            "day": day,
+            "drops": dict(drops),
+            "rows": [portable(r) for r in rows],
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def _malformed(detail: str, field: str | None = None) -> BatchMalformed:
@@ -179,17 +208,22 @@ def decode_batch(body: bytes | bytearray) -> Batch:
     if not isinstance(data, dict):
         raise _malformed("the body must be a JSON object")
     if data.get("columns") != list(ROW_COLUMNS):
-        raise BatchMalformed("schema-mismatch", "Schema mismatch",
-                             "the batch's columns differ from this collector's: run the same "
-                             "veil version in the app and the collector", "columns")
+        raise BatchMalformed(
+            "schema-mismatch",
+            "Schema mismatch",
+            "the batch's columns differ from this collector's: run the same "
+            "veil version in the app and the collector",
+            "columns",
+        )
     batch, day, drops, rows = (data.get(k) for k in ("batch", "day", "drops", "rows"))
     if not isinstance(batch, str) or not BATCH_ID.fullmatch(batch):
         raise _malformed("batch must be an id of 16 to 64 letters, digits, '-' or '_'", "batch")
     if not _is_day(day):
         raise _malformed("day must be a YYYY-MM-DD date", "day")
     if not isinstance(drops, dict) or not all(
-            isinstance(k, str) and _REASON.fullmatch(k) and type(v) is int
-            and 0 < v <= MAX_DROP_COUNT for k, v in drops.items()):
+        isinstance(k, str) and _REASON.fullmatch(k) and type(v) is int and 0 < v <= MAX_DROP_COUNT
+        for k, v in drops.items()
+    ):
         raise _malformed("drops must map reasons (a-z and _) to positive counts", "drops")
     if not isinstance(rows, list):
         raise _malformed("rows must be an array", "rows")
