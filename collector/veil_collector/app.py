@@ -150,7 +150,8 @@ def create_app(config: Config) -> Starlette:
                 body = await read_exactly(request.receive, length, BODY_DEADLINE)
                 verify(secret, signed, body)
             rows, drops, day, batch_id = decode_batch(body)
-            if not veil.is_open:  # not open yet, or stopping: not a 200 for what is not stored
+            store = veil.store  # set whenever veil is open
+            if store is None or not veil.is_open:  # not open yet, or stopping: not a 200
                 raise Problem(
                     503,
                     "not-ready",
@@ -159,7 +160,7 @@ def create_app(config: Config) -> Starlette:
                     headers={"Retry-After": "1"},
                 )
             try:
-                await veil.store.write(rows, drops, day, batch=batch_id)
+                await store.write(rows, drops, day, batch=batch_id)
             except RowsRefused as exc:  # for good: the sender must not retry these rows
                 raise Problem(422, "not-stored", "Batch not stored", str(exc)) from None
             except Exception as exc:  # the store failed now: the sender retries

@@ -141,6 +141,11 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, int]:
         async with existing_store(cfg) as store:
+            if not isinstance(store, LocalStore):
+                raise QueryError(
+                    f"this app forwards its events to {cfg.remote.url}: "
+                    "retention runs on the collector"
+                )
             keystore = KeyStore.open(cfg.keys)
             try:
                 return await retention.enforce(store, keystore, cfg.policy)

@@ -8,10 +8,10 @@ in this list, never from a later one (no cycle, and no `TYPE_CHECKING` import to
 
 1. leaves: errors, registry, vocabulary, tables, countries, jurisdiction, languages, files,
    proxy, geo, capture, http.routes (the URL paths), http.problems;
-2. the policy and its terms: paths, policy, config, starter, terms, jsonbody, agents, keys,
-   pseudonymise, subjects;
-3. store/: columns (the row layout), schema, wire (the batch format), base (the EventStore
-   and LocalStore contracts), versions, offloop, sqlite, remote. All SQL lives here;
+2. the policy and its terms: paths, policy, config, starter, terms, jsonbody, agents;
+3. store/: keys (the keystore, a file of its own), columns (the row layout), schema, wire
+   (the batch format), base (the EventStore and LocalStore contracts), versions, offloop,
+   sqlite, remote. All SQL lives here. Then pseudonymise and subjects, which use the keys;
 4. the domain: consent, then guards, retention, pipeline, query, notice;
 5. writer, then runtime (`Veil`);
 6. http/: body, beacon, ratelimit, consent, endpoints, middleware; then this package.

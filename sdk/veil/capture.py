@@ -7,10 +7,13 @@ consented, the opt-out cookie of a visitor who refused): other cookies, authoriz
 rest of the request never are.
 """
 
+import asyncio
 import re
 import time
 from collections import deque
 from typing import NamedTuple
+
+from starlette.types import Scope
 
 
 class Captured(NamedTuple):
@@ -27,7 +30,7 @@ class Captured(NamedTuple):
     sec_dnt: bytes | None  # DNT
     forwarded: bytes  # X-Forwarded-For
     host: bytes
-    beacon: dict | None  # the validated beacon body; None for a request
+    beacon: dict[str, object] | None  # the validated beacon body; None for a request
     request_path: str | None  # a request's path; None for a beacon
     cookies: "VeilCookies | None"
 
@@ -62,7 +65,7 @@ def read_cookies(header: bytes | None, secure: bool) -> VeilCookies | None:
     `secure`, only `__Host-` cookies count (an unprefixed one may have been tossed)."""
     if not header or b"veil_" not in header:
         return None
-    found = {}
+    found: dict[bytes, str] = {}
     for prefix, name, value in _COOKIE.findall(header):
         if bool(prefix) == secure:
             found.setdefault(name, value.decode("latin-1"))
@@ -83,16 +86,17 @@ class CaptureBuffer:
         self.secure = secure_cookies
         self.overflow = 0  # refused: buffer full
         self.errors = 0  # refused: the scope could not be read
-        self.wake = None  # an asyncio.Event the writer sets up; set when a batch is ready
+        # set up by the writer; set when a batch is ready
+        self.wake: asyncio.Event | None = None
 
     def __len__(self) -> int:
         return len(self._items)
 
     def capture(
         self,
-        scope: dict,
+        scope: Scope,
         purpose: str,
-        beacon: dict | None = None,
+        beacon: dict[str, object] | None = None,
         headers: dict[bytes, bytes] | None = None,
     ) -> bool:
         """Queue one event; False when the buffer is full (the event is counted, not kept)."""

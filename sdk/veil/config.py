@@ -23,7 +23,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    url: str = DEFAULT_STORE_URL
     path: Path = Path(DEFAULT_STORE_URL.removeprefix("sqlite:///"))
 
 
@@ -92,7 +91,7 @@ class Config:
     warnings: tuple[str, ...] = ()
 
 
-def locate(explicit: str | os.PathLike | None = None) -> Path | None:
+def locate(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The config file to read, or None for built-in defaults."""
     if explicit is not None:
         return Path(explicit)
@@ -102,7 +101,7 @@ def locate(explicit: str | os.PathLike | None = None) -> Path | None:
     return default if default.exists() else None
 
 
-def load(explicit: str | os.PathLike | None = None) -> Config:
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate the config; raise ConfigError listing every problem found."""
     path = locate(explicit)
     if path is None:
@@ -133,7 +132,7 @@ def _store(t: Table, base: Path) -> StoreConfig:
     url = t.get("url", str, DEFAULT_STORE_URL)
     t.close()
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-        return StoreConfig(url, base / url.removeprefix("sqlite:///"))
+        return StoreConfig(base / url.removeprefix("sqlite:///"))
     scheme = url.split(":", 1)[0]
     if scheme in ("postgres", "postgresql"):
         t.problem(
@@ -157,7 +156,7 @@ def _keys(t: Table, base: Path) -> KeysConfig:
     return keys
 
 
-def from_dict(data: dict, base: Path, source: Path | None = None) -> Config:
+def from_dict(data: dict[str, object], base: Path, source: Path | None = None) -> Config:
     problems: list[str] = []
     root = Table(data, "", problems)
     site = root.get(

@@ -73,10 +73,10 @@ def scope_problem(policy: Policy, scope: str) -> str | None:
             else (f"purpose {scope!r} does not rest on consent ({purpose.legal_basis})")
         )
     if kind == "special":
-        category, _, purpose = rest.partition(":")
+        category, _, key = rest.partition(":")
         if category not in SPECIAL_CATEGORIES:
             return f"unknown special category {category!r}"
-        return None if purpose in policy.purposes else f"unknown purpose {purpose!r}"
+        return None if key in policy.purposes else f"unknown purpose {key!r}"
     if kind == "decision":
         return None if rest in policy.decisions else f"undeclared decision type {rest!r}"
     if kind == "provision":

@@ -12,6 +12,13 @@ import maxminddb
 log = logging.getLogger("veil.geo")
 
 
+def _iso_code(value: object) -> str | None:
+    """`value["iso_code"]` of a record's country or subdivision: maxminddb types every value
+    as its whole record union, so each level is checked here, not assumed."""
+    code = value.get("iso_code") if isinstance(value, dict) else None
+    return code if isinstance(code, str) else None
+
+
 class GeoLookup:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -24,9 +31,11 @@ class GeoLookup:
             return None, None
         if not isinstance(record, dict):
             return None, None
-        country = (record.get("country") or {}).get("iso_code")
-        subdivisions = record.get("subdivisions") or [{}]
-        region = subdivisions[0].get("iso_code") if isinstance(subdivisions, list) else None
+        country = _iso_code(record.get("country"))
+        subdivisions = record.get("subdivisions")
+        region = (
+            _iso_code(subdivisions[0]) if isinstance(subdivisions, list) and subdivisions else None
+        )
         return country, region
 
     def close(self) -> None:

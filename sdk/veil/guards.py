@@ -258,11 +258,11 @@ class Guards:
                 categories.add(declared.category)
         subjects: dict[str, bool] = {}  # pseudonym → GPC seen on any of their records
         for r in records:
-            if not isinstance(r.get("subject"), str):
+            if not isinstance(subject_id := r.get("subject"), str):
                 raise FieldError(
                     'every record provided needs a "subject": the app\'s id for the person'
                 )
-            subject = self.ledger.subjects.app(r["subject"])
+            subject = self.ledger.subjects.app(subject_id)
             subjects[subject] = subjects.get(subject, False) or r.get("gpc") is True
         basis = await self._provision_basis(to.name, subjects, exception, consent_obtainable)
         countries = {r.get("country") for r in records}

@@ -145,15 +145,15 @@ def _field_rows(policy: Policy, purpose: Purpose) -> tuple[tuple[Inline, ...], .
     for f in FIELDS.values():
         if f.name in purpose.fields:
             rows.append((Code(f.name), f.description, Code(f.category), f.stored_as))
-    for f in policy.app_fields.values():
-        if f.name in purpose.fields:
-            stored = f"as the application records it (a {f.type})"
-            if f.special:
+    for af in policy.app_fields.values():
+        if af.name in purpose.fields:
+            stored = f"as the application records it (a {af.type})"
+            if af.special:
                 stored += (
-                    f"; special category ({SPECIAL_CATEGORIES[f.special]}): only with "
+                    f"; special category ({SPECIAL_CATEGORIES[af.special]}): only with "
                     "your explicit prior consent for it"
                 )
-            rows.append((Code(f.name), f.description, Code(f.category), stored))
+            rows.append((Code(af.name), af.description, Code(af.category), stored))
     return tuple(rows)
 
 

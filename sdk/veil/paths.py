@@ -80,7 +80,11 @@ def rule_for(rules: tuple[PathRule, ...], path: str) -> PathRule | None:
     if not rules:
         return None
     m = _matcher(rules).fullmatch(normal_form(path))
-    return rules[int(m.lastgroup[1:])] if m else None
+    if m is None:
+        return None
+    if m.lastgroup is None:  # every alternative is a named group r<i>: a match names one
+        raise AssertionError(f"a path rule matched without naming its group: {m.re.pattern!r}")
+    return rules[int(m.lastgroup[1:])]
 
 
 def rewrite(rules: tuple[PathRule, ...], path: str | None) -> str | None:

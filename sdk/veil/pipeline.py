@@ -349,7 +349,8 @@ class Pipeline:
             e.path = self.policy.stored_path(e.request_path[:512])  # [[policy.paths]] first
 
     def locate(self, e: Event) -> None:
-        e.country, e.region = self._geo.locate(e.ip_text)
+        if self._geo is not None:  # always: a step only when there is a lookup (_steps_for)
+            e.country, e.region = self._geo.locate(e.ip_text)
 
     def pseudonymise(self, e: Event) -> Drop | None:
         """The day's visitor and network pseudonyms in place of the address: countable within

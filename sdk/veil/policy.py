@@ -239,14 +239,16 @@ def _purpose(key: str, t: Table, app_fields: dict[str, AppField]) -> Purpose:
             f"{bad} may only be collected under a purpose that needs "
             "consent (the policy's cookie section)",
         )
-    retention = t.get("retention", str, check=duration_problem)
+    retention_text = t.get("retention", str, check=duration_problem)
+    # a text that passed duration_problem parses; an absent or bad one (reported) reads as 0
+    retention = (parse_duration(retention_text) if retention_text else None) or dt.timedelta(0)
     p = Purpose(
         key=key,
         description=t.get("description", str),
         data_use=t.get("data_use", str),
         legal_basis=basis,
         needs_consent=consent,
-        retention=parse_duration(retention) if retention else dt.timedelta(0),
+        retention=retention,
         fields=frozenset(names),
     )
     t.close()

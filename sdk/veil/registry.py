@@ -1,23 +1,17 @@
-"""The closed list of fields veil may collect, each with its data category and sensitivity.
+"""The closed list of fields veil may collect, each with its data category and what is stored.
 
 This is the privacy policy's "Automatic Acquisition" list turned into code: a field that is not
 here cannot be collected, and a purpose may only name fields that are here. Categories use
-fideslang's taxonomy keys; sensitivity follows Glean's `data_sensitivity` scale.
+fideslang's taxonomy keys.
 """
 
 from dataclasses import dataclass
-from typing import Literal
-
-Source = Literal["request", "beacon"]
-Sensitivity = Literal["technical", "interaction", "highly_sensitive"]
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
     name: str
-    source: Source
     category: str
-    sensitivity: Sensitivity
     description: str
     stored_as: str
 
@@ -27,82 +21,62 @@ FIELDS: dict[str, Field] = {
     for f in (
         Field(
             "ip_address",
-            "request",
             "user.device.ip_address",
-            "highly_sensitive",
             "Global IP address of the client (policy: Automatic Acquisition 1).",
             "visitor and network (/24, /48) pseudonyms (keyed hashes, key rotated daily), "
             "country and region; optionally sealed with AES-GCM under a short-retention key",
         ),
         Field(
             "port",
-            "request",
             "user.device",
-            "highly_sensitive",
             "Source port of the client's connection (policy: Automatic Acquisition 1).",
             "never in clear; only inside the optional sealed endpoint",
         ),
         Field(
             "user_agent",
-            "request",
             "user.device",
-            "interaction",
             "User-Agent header: OS, browser and hardware device (Automatic Acquisition 2).",
             "OS family+major, browser family+major, device family/brand/model; raw string never",
         ),
         Field(
             "accept_language",
-            "request",
             "user.demographic.language",
-            "technical",
             "Accept-Language header: language settings (Automatic Acquisition 2).",
             "up to 3 primary language subtags",
         ),
         Field(
             "gpc",
-            "request",
             "user.privacy_preferences",
-            "technical",
             "Sec-GPC header: the Global Privacy Control opt-out signal.",
             "boolean",
         ),
         Field(
             "dnt",
-            "request",
             "user.privacy_preferences",
-            "technical",
             "DNT header: the Do Not Track hint.",
             "boolean",
         ),
         Field(
             "screen",
-            "beacon",
             "user.device",
-            "technical",
             "Screen width and height in CSS pixels (Automatic Acquisition 3).",
             "width class (breakpoint at or below it); the height is not kept",
         ),
         Field(
             "pixel_ratio",
-            "beacon",
             "user.device",
-            "technical",
             "Device pixel ratio of the monitor (Automatic Acquisition 3).",
             "class: 1, 1.5, 2 or 3",
         ),
         Field(
             "navigator_language",
-            "beacon",
             "user.demographic.language",
-            "technical",
             "navigator.language from the browser (Automatic Acquisition 2 and 4).",
             "primary language subtag",
         ),
         Field(
             "path",
-            "beacon",
             "user.behavior.browsing_history",
-            "interaction",
             "Path of the page viewed (policy: Use of Cookie, browsing history).",
             "path without query string or fragment",
         ),

@@ -31,6 +31,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeGuard
+
+from starlette.types import Scope
 
 from . import agents
 from . import config as config_mod
@@ -43,7 +46,7 @@ from .guards import Guards
 from .pipeline import Pipeline
 from .proxy import ClientResolver
 from .pseudonymise import Pseudonymiser
-from .store import EventStore, open_store
+from .store import EventStore, LocalStore, open_store
 from .store.keys import KeyStore
 from .subjects import Subjects
 from .writer import BatchWriter
@@ -81,7 +84,7 @@ def disabled_by_env() -> bool:
     return os.environ.get("VEIL_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def is_permanent(exc: BaseException) -> bool:
+def is_permanent(exc: BaseException) -> TypeGuard[VeilError]:
     """An open failure that retrying cannot fix: the operator must change the master key (or
     its file), the policy (or its version) or veil itself. A keystore or store error raised
     over a SQLite I/O or lock error (a directory not mounted or not writable yet, a database
@@ -120,7 +123,7 @@ class Veil:
         self.running: Running | None = None  # set by each successful open
         self.failure: VeilError | None = None  # the permanent open failure, while it holds
         self.not_captured = 0  # requests refused at capture: stopped, or the store cannot open
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._first_attempt = asyncio.Event()
         # The loop on which veil stays closed (stopped, or a permanent failure): no lazy
         # restart there by a late request; another loop (the next test client's) may start.
@@ -132,12 +135,12 @@ class Veil:
 
     @classmethod
     def from_config(
-        cls, path: str | os.PathLike | None = None, *, enabled: bool | None = None
+        cls, path: str | os.PathLike[str] | None = None, *, enabled: bool | None = None
     ) -> "Veil":
         return cls(config_mod.load(path), enabled=enabled)
 
     @classmethod
-    def shared(cls, path: str | os.PathLike | None = None) -> "Veil":
+    def shared(cls, path: str | os.PathLike[str] | None = None) -> "Veil":
         """The process's one Veil for a config file (located as `config.load` does), made on
         first use. `VeilMiddleware` without a `veil` uses it, so a framework that builds one
         middleware per route (Litestar) or per app still gets one writer per store."""
@@ -151,14 +154,14 @@ class Veil:
 
     # -- hot path ----------------------------------------------------------------------------
 
-    def capture_request(self, scope: dict) -> None:
+    def capture_request(self, scope: Scope) -> None:
         if self._task is None and not self._start_soon():
             self.not_captured += 1  # it could never be stored: counted, not queued
             return
         self.buffer.capture(scope, self.purpose.key)
 
     def capture_beacon(
-        self, scope: dict, beacon: dict, headers: dict[bytes, bytes] | None = None
+        self, scope: Scope, beacon: dict[str, object], headers: dict[bytes, bytes] | None = None
     ) -> bool:
         """Queue a validated beacon under the connection purpose; False when the queue is full
         or veil cannot store it (the endpoint then answers 503, never 202).
@@ -250,7 +253,7 @@ class Veil:
         if required and self.failure is not None:
             raise self.failure
 
-    async def _forget(self, task: asyncio.Task) -> None:
+    async def _forget(self, task: asyncio.Task[None]) -> None:
         """The writer of an earlier event loop that ended without stop(). Its loop cancelled
         it, which flushed and closed (see _run); a loop stopped without cancelling its tasks
         left the store open: close it here. Either way the next writer starts afresh."""
@@ -283,9 +286,12 @@ class Veil:
         pipeline = Pipeline(
             cfg.policy, cfg.site, self.resolver, pseudonymiser, geo, cfg.keys.seal_ip
         )
-        # The ledger lives in a local store; an app forwarding to a collector has none.
-        ledger = None if cfg.remote.url else Ledger(store, cfg.policy, Subjects(keystore))
-        guards = None if ledger is None else Guards(store, keystore, cfg.policy, ledger)
+        # The ledger lives in a local store (open_store's unless `remote.url` is set); an app
+        # forwarding to a collector has none.
+        ledger = guards = None
+        if isinstance(store, LocalStore):
+            ledger = Ledger(store, cfg.policy, Subjects(keystore))
+            guards = Guards(store, keystore, cfg.policy, ledger)
         writer = BatchWriter(
             self.buffer,
             pipeline,
@@ -298,7 +304,8 @@ class Veil:
         )
         return Running(writer, store, keystore, ledger, guards, geo)
 
-    async def _try_open(self) -> bool:
+    async def _try_open(self) -> Running | None:
+        """One attempt to open: what it gave (also in `self.running`), or None."""
         self.running = None
         try:
             self.running = await self._open()
@@ -315,7 +322,7 @@ class Veil:
                 )
         finally:
             self._first_attempt.set()
-        return self.writer is not None
+        return self.running
 
     def _fail(self, exc: VeilError) -> None:
         """A permanent open failure: stay closed on this loop, and drop what was queued
@@ -336,22 +343,23 @@ class Veil:
 
     async def _run(self) -> None:
         try:
-            while not await self._try_open():
+            while (running := await self._try_open()) is None:
                 if self.failure is not None:
                     return  # permanent: retrying cannot help
                 await asyncio.sleep(RETRY_OPEN_SECONDS)
-            await self.writer.run()
+            await running.writer.run()
         except asyncio.CancelledError:
             # The loop is closing without stop() (an app without lifespan events, a test
             # client used without `with`): write what is queued and close, or the store's
             # thread would keep the process from exiting.
             closing = self._closed_on is asyncio.get_running_loop()  # stop() cancelled us
-            if not closing and (self.writer is not None or await self._try_open()):
+            last = None if closing else (self.running or await self._try_open())
+            if last is not None:
                 # A stopped writer's run is one last flush that also ends its own background
                 # work (the day's retention), which a loop being torn down would not finish.
-                self.writer.stop()
+                last.writer.stop()
                 with contextlib.suppress(Exception):
-                    await self.writer.run()
+                    await last.writer.run()
                 await self._close()
             raise
         finally:
@@ -386,16 +394,18 @@ class Veil:
             self._task = task
             await self._forget(task)
             return
-        if self.writer is None:  # still retrying to open: one last try, to save the queue
+        running = self.running
+        if running is None:  # still retrying to open: one last try, to save the queue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             queued = len(self.buffer)
-            if not await self._try_open():
+            running = await self._try_open()
+            if running is None:
                 log.error("veil stopped without a store: %d queued event(s) lost", queued)
                 return
-            task = asyncio.create_task(self.writer.run())
-        self.writer.stop()
+            task = asyncio.create_task(running.writer.run())
+        running.writer.stop()
         await task
         await self._close()
         # self.writer stays: its counters still answer stats() after the stop
@@ -441,10 +451,11 @@ class Veil:
     ) -> list[ConsentRecord]:
         ledger, _ = self._running()
         # only a refusal may come from nobody in particular; a grant is always someone's
+        # (a missing id gets the FieldError of an empty one, naming subject_id)
         subject = (
             None
             if subject_id is None and action is Action.REFUSE
-            else (ledger.subjects.app(subject_id))
+            else ledger.subjects.app(subject_id or "")
         )
         return await ledger.append(
             subject,

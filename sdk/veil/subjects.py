@@ -17,7 +17,7 @@ import hmac
 import re
 import secrets
 
-from .errors import FieldError
+from .errors import FieldError, KeyStoreError
 from .store.keys import KeyStore
 
 APP_KEY = "subject-hash"
@@ -39,10 +39,16 @@ class Subjects:
         self._hashers: dict[str, hashlib.blake2b] = {}
         self._mac_key: bytes | None = None
 
+    def _key(self, key_name: str) -> bytes:
+        key = self._keystore.named_key(key_name)
+        if key is None:  # named keys live forever: only a damaged keystore loses one
+            raise KeyStoreError(f"key {key_name} is missing from the keystore")
+        return key
+
     def _hash(self, key_name: str, value: str) -> str:
         base = self._hashers.get(key_name)
         if base is None:
-            base = hashlib.blake2b(key=self._keystore.named_key(key_name), digest_size=16)
+            base = hashlib.blake2b(key=self._key(key_name), digest_size=16)
             self._hashers[key_name] = base
         h = base.copy()
         h.update(value.encode())
@@ -50,7 +56,7 @@ class Subjects:
 
     def _mac(self, cookie_id: str) -> str:
         if self._mac_key is None:
-            self._mac_key = self._keystore.named_key(COOKIE_MAC_KEY)
+            self._mac_key = self._key(COOKIE_MAC_KEY)
         digest = hmac.new(self._mac_key, _MAC_CONTEXT + cookie_id.encode(), hashlib.sha256)
         return _b64(digest.digest()[:16])
 

@@ -68,6 +68,8 @@ def broadened(old: Terms | None, new: Terms) -> list[str]:
     Terms not on record count as broadened: a consent cannot be shown to cover `new`."""
     if old is None or old.fields is None or old.recipients is None:
         return ["its terms under that version are not on record"]
+    if new.fields is None or new.recipients is None:  # terms_of always records both
+        raise AssertionError("the new terms must be a current policy's (terms_of)")
     out = []
     if added := sorted(new.fields - old.fields):
         out.append(f"field(s) {', '.join(added)} added")

@@ -13,8 +13,11 @@ the vocabulary follows whichever ua-parser rules are installed, with no list to 
 import itertools
 import re
 from collections.abc import Iterable
-from re import _constants as sre  # the stdlib's regex parser: private, stable since 3.11
-from re import _parser as sre_parse  # (a test checks the vocabularies hold the known names)
+
+# The stdlib's regex parser: private, stable since 3.11 (a test checks the vocabularies hold
+# the known names). typeshed stubs it only as the deprecated sre_* modules: hence the ignores.
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 
 MAX_VALUES = 256  # a group or template with more alternatives counts as open
 _MAX_REPEAT = 3  # {0,3} is enumerable; + and * are not
@@ -27,7 +30,7 @@ def _language(items: Iterable) -> set[str] | None:
     out = {""}
     for op, av in items:
         if op is sre.LITERAL:
-            options = {chr(av)}
+            options: set[str] | None = {chr(av)}
         elif op is sre.IN:
             options = set()
             for kind, arg in av:

@@ -58,10 +58,10 @@ class BatchWriter:
         self.shutdown_grace = shutdown_grace
         self.ledger = ledger
         self.stored = 0
-        self.drops: Counter = Counter()  # every drop since start, by reason
-        self._unwritten: Counter = Counter()  # drops not yet persisted in the store
+        self.drops: Counter[str] = Counter()  # every drop since start, by reason
+        self._unwritten: Counter[str] = Counter()  # drops not yet persisted in the store
         self._rotated_on: dt.date | None = None
-        self._maintenance: asyncio.Task | None = None  # the day's retention and key rotation
+        self._maintenance: asyncio.Task[None] | None = None  # the day's retention and key rotation
         self._stopping = False
         self._deadline: float | None = None  # the loop's time() when the shutdown grace ends
         self._stop_requested = asyncio.Event()  # cuts short a retry's pause while running
@@ -126,7 +126,9 @@ class BatchWriter:
         month of rows is deleted, and the capture buffer does not fill up meanwhile."""
         try:
             if self.ledger is not None:  # a local store: dispose of what is past retention
-                done = await retention.enforce(self.store, self.keystore, self.pipeline.policy)
+                # the ledger's store is this writer's (runtime builds both on one store)
+                local = self.ledger.store
+                done = await retention.enforce(local, self.keystore, self.pipeline.policy)
                 log.info("retention: %s", done)
             else:
                 await self.keystore.rotate_off_loop()
@@ -149,7 +151,8 @@ class BatchWriter:
         while True:
             batch = self.buffer.take(self.cfg.batch_size)
             consent = await self._consent_view(batch)
-            rows, drops = [], Counter()
+            rows: list[tuple[object, ...]] = []
+            drops: Counter[str] = Counter()
             # In slices, yielding between them: the pipeline runs on the app's event loop and
             # must not hold it for a whole batch (~10 ms per 1,000 events).
             for i in range(0, len(batch), PROCESS_SLICE):
@@ -175,7 +178,11 @@ class BatchWriter:
         """The ledger's records for the subjects whose cookie veil issued, in this batch."""
         if self.ledger is None:
             return NO_CONSENT
-        values = {item.cookies.subject for item in batch if item.cookies} - {None}
+        values = {
+            item.cookies.subject
+            for item in batch
+            if item.cookies and item.cookies.subject is not None
+        }
         # a cookie veil did not issue verifies to None: that request has no subject
         subjects = {v: s for v in values if (s := self.ledger.subjects.browser(v))}
         if not subjects:
@@ -191,9 +198,12 @@ class BatchWriter:
             return NO_CONSENT
 
     async def _record_withdrawals(self, withdrawals: list[Withdrawal]) -> None:
+        ledger = self.ledger
+        if ledger is None:  # none arise: without a ledger the pipeline sees NO_CONSENT
+            return
         for subject, scope, regime in set(withdrawals):
             try:
-                await self.ledger.append(
+                await ledger.append(
                     subject,
                     [scope],
                     Action.WITHDRAW,
@@ -205,7 +215,7 @@ class BatchWriter:
             except Exception as exc:
                 log.warning("could not record a GPC opt-out: %s: %s", exc.__class__.__name__, exc)
 
-    async def _write(self, rows: list[tuple], drops: Counter) -> None:
+    async def _write(self, rows: list[tuple[object, ...]], drops: Counter[str]) -> None:
         """Write until it works, the retries run out, or the shutdown deadline passes."""
         self._unwritten.update(drops)
         day = dt.datetime.now(dt.UTC).date().isoformat()
@@ -246,7 +256,7 @@ class BatchWriter:
         self.drops[reason] += len(rows)
         self._unwritten[reason] += len(rows)
 
-    async def _attempt(self, rows: list[tuple], day: str, batch: str) -> None:
+    async def _attempt(self, rows: list[tuple[object, ...]], day: str, batch: str) -> None:
         """One store write. At shutdown it ends at the deadline (stop() moves it there if it
         began while running): a collector that accepts the connection but never answers must
         not hold the stop for remote.timeout."""

@@ -22,7 +22,7 @@ def _invalid(field: str, detail: str) -> Problem:
     return Problem(400, "invalid-field", "Invalid beacon field", detail, field=field)
 
 
-def _integer(data: dict, key: str, low: int, high: int) -> int:
+def _integer(data: dict[str, object], key: str, low: int, high: int) -> int:
     v = data[key]
     if isinstance(v, bool) or not isinstance(v, int):
         raise _invalid(key, f"{key} must be an integer, got {type(v).__name__}")
@@ -31,7 +31,7 @@ def _integer(data: dict, key: str, low: int, high: int) -> int:
     return v
 
 
-def _ratio(data: dict) -> float:
+def _ratio(data: dict[str, object]) -> float:
     v = data["pixel_ratio"]
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         raise _invalid("pixel_ratio", "pixel_ratio must be a number")
@@ -40,14 +40,14 @@ def _ratio(data: dict) -> float:
     return round(float(v), 3)
 
 
-def _language(data: dict) -> str:
+def _language(data: dict[str, object]) -> str:
     v = data["language"]
     if not isinstance(v, str) or len(v) > 35 or primary_subtag(v) is None:
         raise _invalid("language", "language must be a BCP 47 language tag such as 'de-CH'")
     return v
 
 
-def _path(data: dict) -> str:
+def _path(data: dict[str, object]) -> str:
     v = data["path"]
     if not isinstance(v, str) or not v.startswith("/") or len(v) > MAX_PATH:
         raise _invalid(
@@ -68,7 +68,7 @@ def check_content_type(value: bytes) -> None:
         )
 
 
-def parse_beacon(body: bytes) -> dict:
+def parse_beacon(body: bytes) -> dict[str, object]:
     """The validated beacon, or a Problem (400) naming the first field that is wrong."""
     # a 400 for any bad or deep JSON, or JSON that is not an object
     data = json_object(parse_json(body, title="Malformed beacon"), "Malformed beacon")
@@ -81,7 +81,7 @@ def parse_beacon(body: bytes) -> dict:
     for key in REQUIRED:
         if key not in data:
             raise _invalid(key, f"{key} is required")
-    beacon = {
+    beacon: dict[str, object] = {
         "screen_w": _integer(data, "screen_w", 1, 100_000),
         "screen_h": _integer(data, "screen_h", 1, 100_000),
         "pixel_ratio": _ratio(data),

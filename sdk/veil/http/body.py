@@ -153,7 +153,7 @@ async def read_json(
     return parse_json(await read_body(scope, receive, limit, headers), title=title)
 
 
-def json_object(data: object, title: str = "Malformed request") -> dict:
+def json_object(data: object, title: str = "Malformed request") -> dict[str, object]:
     """`data` when it is a JSON object, else the 400 saying the body must be one."""
     if not isinstance(data, dict):
         raise Problem(400, "malformed-body", title, "the body must be a JSON object")

@@ -27,15 +27,27 @@ POST answers the same, after the change.
 """
 
 import time
+from typing import Literal
 
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope
 
 from ..capture import cookie_names, read_cookies
-from ..consent import Action, Method, changes, collects, gpc_signal, holds, opt_in
+from ..consent import (
+    Action,
+    ConsentRecord,
+    Ledger,
+    Method,
+    changes,
+    collects,
+    gpc_signal,
+    holds,
+    opt_in,
+)
 from ..errors import Drop, FieldError
 from ..jurisdiction import Regime, regime_for
 from ..proxy import Client, ClientResolver
+from ..runtime import Veil
 from .beacon import MAX_BODY_BYTES, check_content_type
 from .body import origin_allowed, read_json
 from .problems import Problem
@@ -50,7 +62,7 @@ def _cookie(name: str, value: str, max_age: int, secure: bool) -> str:
 
 
 class ConsentEndpoint:
-    def __init__(self, veil, resolver: ClientResolver, writes: RateLimiter) -> None:
+    def __init__(self, veil: Veil, resolver: ClientResolver, writes: RateLimiter) -> None:
         self.veil = veil
         self.resolver = resolver
         self.writes = writes  # the permanent rows a network may add: shared with records
@@ -103,10 +115,10 @@ class ConsentEndpoint:
                     "consent can only be given from this site's own pages",
                 )
             check_content_type(headers.get(b"content-type", b""))
-            action, scopes = self._parse(
+            action, parsed = self._parse(
                 await read_json(scope, receive, MAX_BODY_BYTES, headers, title="Malformed consent")
             )
-            if action is Action.WITHDRAW and scopes == "all":
+            if isinstance(parsed, str):  # "all", which only a withdrawal takes
                 scopes = list(
                     dict.fromkeys(
                         [
@@ -115,6 +127,8 @@ class ConsentEndpoint:
                         ]
                     )
                 )
+            else:
+                scopes = parsed
             if action is Action.GRANT and scopes:
                 # Only grants are limited: a refusal or withdrawal always goes through (it
                 # writes only what a limited grant made possible, or nothing).
@@ -127,7 +141,7 @@ class ConsentEndpoint:
                     cookie_value, subject = ledger.subjects.issue()
                     cookies_out[self.sid_name] = cookie_value
             if subject is not None:
-                history += await self._append(subject, scopes, action, signal, regime)
+                history += await self._append(ledger, subject, scopes, action, signal, regime)
             changed_out = (
                 opted_out - set(scopes)
                 if action is Action.GRANT
@@ -138,7 +152,7 @@ class ConsentEndpoint:
                 # keeps it as evidence while the network's budget allows (else it is counted).
                 refused = sorted(changed_out - opted_out)
                 if self.writes.allow(key, cost=len(refused)) == 0:
-                    await self._append(None, refused, action, signal, regime)
+                    await self._append(ledger, None, refused, action, signal, regime)
                 else:
                     self.veil.count_drop(Drop.REFUSAL_UNRECORDED)
             if changed_out != opted_out:
@@ -159,7 +173,7 @@ class ConsentEndpoint:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    def _charge(self, key: bytes, history: list, written: list[str]) -> None:
+    def _charge(self, key: bytes, history: list[ConsentRecord], written: list[str]) -> None:
         """Refuse (429) a grant that would write more than the network's budget of permanent
         rows allows, or more than the subject's daily cap; charge it otherwise."""
         if len(written) > self.cfg.burst:
@@ -187,11 +201,17 @@ class ConsentEndpoint:
                 "this network changed consent more often than the limit allows",
             )
 
+    @staticmethod
     async def _append(
-        self, subject: str | None, scopes: list[str], action: Action, signal: bool, regime: Regime
-    ) -> list:
+        ledger: Ledger,
+        subject: str | None,
+        scopes: list[str],
+        action: Action,
+        signal: bool,
+        regime: Regime,
+    ) -> list[ConsentRecord]:
         try:
-            return await self.veil.ledger.append(
+            return await ledger.append(
                 subject,
                 scopes,
                 action,
@@ -209,7 +229,7 @@ class ConsentEndpoint:
         """The purposes in the opt-out cookie that the policy still declares."""
         return set(cookie.split(".")) & set(self.consent_purposes) if cookie else set()
 
-    def _parse(self, data: object) -> tuple[Action, list[str] | str]:
+    def _parse(self, data: object) -> tuple[Action, list[str] | Literal["all"]]:
         if (
             not isinstance(data, dict)
             or len(data) != 1
@@ -224,7 +244,7 @@ class ConsentEndpoint:
             )
         key, scopes = next(iter(data.items()))
         if scopes == "all" and key == "withdraw":
-            return Action.WITHDRAW, scopes
+            return Action.WITHDRAW, "all"
         if not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
             raise Problem(
                 400,
@@ -248,8 +268,13 @@ class ConsentEndpoint:
         return Action(key), scopes
 
     def _state(
-        self, has_subject: bool, history: list, signal: bool, regime: Regime, opted_out: set[str]
-    ) -> dict:
+        self,
+        has_subject: bool,
+        history: list[ConsentRecord],
+        signal: bool,
+        regime: Regime,
+        opted_out: set[str],
+    ) -> dict[str, object]:
         policy = self.veil.config.policy
         prior, now = opt_in(policy, regime), time.time()
         return {

@@ -27,9 +27,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ..capture import read_cookies
-from ..consent import gpc_signal
+from ..consent import Ledger, gpc_signal
 from ..errors import FieldError, Refused
+from ..guards import Guards
 from ..notice import FORMATS, MEDIA_TYPES, render_notice
+from ..runtime import Veil
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
 from .body import json_object, origin_allowed, read_body, read_json
 from .consent import ConsentEndpoint
@@ -52,7 +54,7 @@ SCRIPT_HASH = hashlib.sha256(SCRIPT).hexdigest()[:12]
 PINNED_SCRIPT_PATH = f"/veil/veil.{SCRIPT_HASH}.js"
 
 
-def not_open(veil) -> Problem:
+def not_open(veil: Veil) -> Problem:
     """The 503 for a request veil cannot store now: nothing of it was recorded."""
     if veil.failure is not None:  # permanent: an operator must fix it; don't hammer
         return Problem(
@@ -69,6 +71,20 @@ def not_open(veil) -> Problem:
         "veil's store is not open yet; nothing was recorded",
         headers={"Retry-After": "5"},
     )
+
+
+def _text(data: dict[str, object], key: str) -> str:
+    """`data[key]`, a non-empty string of at most 1,500 characters, or the 400 naming it."""
+    value = data[key]
+    if not isinstance(value, str) or not 0 < len(value) <= 1500:
+        raise Problem(
+            400,
+            "invalid-field",
+            "Invalid field",
+            f"{key} must be a non-empty string of at most 1500 characters",
+            field=key,
+        )
+    return value
 
 
 def method_not_allowed(allowed: tuple[str, ...]) -> Problem:
@@ -96,7 +112,7 @@ class Endpoints:
     """The /veil/* endpoints of one `Veil` instance, as an ASGI app (the collector mounts it
     at each of `PATHS`; the middleware calls `serve` with the path it already resolved)."""
 
-    def __init__(self, veil) -> None:
+    def __init__(self, veil: Veil) -> None:
         self.veil = veil
         ingest = veil.config.ingest
         self.resolver = veil.resolver  # the pipeline's: one answer to "who is the client"
@@ -194,7 +210,20 @@ class Endpoints:
             },
         )
 
-    async def _json_post(self, scope: Scope, receive: Receive, what: str) -> dict:
+    def _local(self) -> tuple[Ledger, Guards]:
+        """The consent ledger and guards of a local store, or the 503 saying there are none."""
+        running = self.veil.running
+        if running is None or running.ledger is None or running.guards is None:
+            raise Problem(
+                503,
+                "not-ready",
+                "Not ready",
+                "veil has no local store here",
+                headers={"Retry-After": "5"},
+            )
+        return running.ledger, running.guards
+
+    async def _json_post(self, scope: Scope, receive: Receive, what: str) -> dict[str, object]:
         """The JSON object body of a same-site POST, or the Problem saying what is wrong."""
         headers = dict(scope["headers"])
         if not origin_allowed(headers):
@@ -205,14 +234,7 @@ class Endpoints:
                 f"{what} can only come from this site's own pages",
             )
         check_content_type(headers.get(b"content-type", b""))
-        if self.veil.guards is None:
-            raise Problem(
-                503,
-                "not-ready",
-                "Not ready",
-                "veil has no local store here",
-                headers={"Retry-After": "5"},
-            )
+        self._local()  # before charging the limit: nothing could be recorded here
         if wait := self.writes.allow(client_of(self.resolver, scope, headers)[1]):
             raise too_many(
                 wait, "Too many requests", f"this network sent more {what} than the limit allows"
@@ -223,7 +245,9 @@ class Endpoints:
         """POST {"purpose": key, "fields": {...}}: app-declared fields about the subject whose
         cookie comes with the request (the snippet's `veil.record`)."""
         data = await self._json_post(scope, receive, "records")
-        if set(data) != {"purpose", "fields"} or not isinstance(data["fields"], dict):
+        ledger, guards = self._local()
+        fields = data.get("fields")
+        if set(data) != {"purpose", "fields"} or not isinstance(fields, dict):
             raise Problem(
                 400,
                 "malformed-body",
@@ -233,7 +257,7 @@ class Endpoints:
         headers = dict(scope["headers"])
         cookies = read_cookies(headers.get(b"cookie"), self.veil.config.consent.secure_cookie)
         # only a subject cookie veil issued counts; a browser never speaks for an app user
-        subject = self.veil.ledger.subjects.browser(cookies.subject if cookies else None)
+        subject = ledger.subjects.browser(cookies.subject if cookies else None)
         if subject is None:
             raise Problem(
                 403,
@@ -242,9 +266,7 @@ class Endpoints:
                 "recording about a visitor needs their consent cookie first",
             )
         try:
-            await self.veil.guards.record(
-                subject, str(data["purpose"]), data["fields"], signal=gpc_signal(headers)
-            )
+            await guards.record(subject, str(data["purpose"]), fields, signal=gpc_signal(headers))
         except FieldError as exc:
             raise Problem(400, "invalid-field", "Invalid record", str(exc)) from None
         except Refused as exc:
@@ -263,17 +285,9 @@ class Endpoints:
                 "Malformed request",
                 'send {"decision": "<decision id>", "reason": "<why>"}',
             )
-        for key in ("decision", "reason"):
-            if not isinstance(data[key], str) or not 0 < len(data[key]) <= 1500:
-                raise Problem(
-                    400,
-                    "invalid-field",
-                    "Invalid field",
-                    f"{key} must be a non-empty string of at most 1500 characters",
-                    field=key,
-                )
+        decision, reason = _text(data, "decision"), _text(data, "reason")
         try:
-            review = await self.veil.contest(data["decision"], data["reason"])
+            review = await self.veil.contest(decision, reason)
         except FieldError:
             raise Problem(
                 404,

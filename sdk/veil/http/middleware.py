@@ -17,6 +17,7 @@ disabled Veil (`VEIL_DISABLED=1`, `enabled=False`) makes the middleware a pass-t
 import logging
 import os
 import weakref
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,7 +40,10 @@ def endpoints_for(veil: Veil) -> Endpoints:
 
 class VeilMiddleware:
     def __init__(
-        self, app: ASGIApp, veil: Veil | None = None, config: str | os.PathLike | None = None
+        self,
+        app: ASGIApp,
+        veil: Veil | None = None,
+        config: str | os.PathLike[str] | None = None,
     ) -> None:
         self.app = app
         self.veil = veil if veil is not None else Veil.shared(config)
@@ -48,10 +52,11 @@ class VeilMiddleware:
         self._placement_checked = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.enabled:
+        endpoints = self.endpoints  # None exactly when veil is disabled
+        if scope["type"] == "http" and endpoints is not None:
             path = route_path(scope)  # veil's routes sit below the app's mount point
             if path in PATHS:  # veil's own snippet and beacon endpoints
-                await self.endpoints.serve(path, scope, receive, send)
+                await endpoints.serve(path, scope, receive, send)
                 return
             if not self._placement_checked:
                 self._check_placement(scope)
@@ -112,7 +117,7 @@ class VeilMiddleware:
                 return
 
     @staticmethod
-    async def _hook(step) -> None:
+    async def _hook(step: Callable[[], Awaitable[None]]) -> None:
         try:
             await step()
         except Exception:

@@ -1,6 +1,8 @@
 """The paths veil serves, below the app's `root_path`: a leaf module, so the notice can name
 them without importing the HTTP handlers. The route table itself is in endpoints.py."""
 
+from starlette.types import Scope
+
 SCRIPT_PATH = "/veil/veil.js"
 BEACON_PATH = "/veil/e"
 CONSENT_PATH = "/veil/consent"
@@ -10,9 +12,10 @@ RECORD_PATH = "/veil/record"
 GPC_PATH = "/.well-known/gpc.json"
 
 
-def route_path(scope: dict) -> str:
+def route_path(scope: Scope) -> str:
     """The path below the app's mount point: ASGI puts `root_path` in front of `path` too
     (an app mounted at /app serves /app/veil/veil.js). The middleware and the endpoints both
     route on this."""
-    path, root = scope["path"], scope.get("root_path")
+    path: str = scope["path"]
+    root: str | None = scope.get("root_path")
     return path[len(root) :] if root and path.startswith(root) else path

@@ -45,8 +45,9 @@ class Aggregate:
 
 
 class EventStore(Protocol):
-    async def open(self, policy: Policy) -> None:
-        """Create or migrate the schema and register the policy's purposes."""
+    async def open(self, policy: Policy | None = None) -> None:
+        """Create or migrate the schema and register the policy's purposes; without a
+        policy (a reader: `veil query`), register none."""
 
     async def write(
         self, rows: Sequence[tuple], drops: Counter, day: str, batch: str | None = None

@@ -172,4 +172,7 @@ async def read(path: Path, sql: str, params: Sequence = ()) -> list[tuple]:
     """Every row of a long read-only query, read on a read-only connection of its own; a
     cancelled caller interrupts it."""
     async with aiosqlite.connect(_uri(path, "ro"), uri=True) as db:
-        return list(await _interruptible(db, db.execute_fetchall(sql, params)))
+        rows = await _interruptible(db, db.execute_fetchall(sql, params))
+    # no row_factory: each row is a plain tuple (aiosqlite types them sqlite3.Row); tuple()
+    # of a tuple is that tuple, no copy
+    return [tuple(row) for row in rows]

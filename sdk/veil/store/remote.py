@@ -31,7 +31,9 @@ class RemoteStore:
                 "remote.url is set but no shared secret: set $VEIL_REMOTE_SECRET "
                 "or remote.secret_file"
             )
-        self.url = cfg.url
+        if not cfg.url:  # open_store picks this store only when remote.url is set
+            raise StoreError("remote.url is not set: there is no collector to send to")
+        self.url: str = cfg.url
         self._secret = secret
         self._timeout = cfg.timeout
         self._client: httpx.AsyncClient | None = None
@@ -42,6 +44,8 @@ class RemoteStore:
     async def write(
         self, rows: Sequence[tuple], drops: Counter, day: str, batch: str | None = None
     ) -> None:
+        if self._client is None:
+            raise StoreError("the store is not open")
         body = encode_batch(list(rows), drops, day, batch)
         try:
             r = await self._client.post(

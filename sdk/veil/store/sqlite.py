@@ -345,11 +345,14 @@ class SQLiteStore:
     async def _insert(self, table: str, values: dict[str, object]) -> int:
         """One row into one of veil's own tables, in its own transaction; its row id."""
         async with self._writing() as db:
-            return db.execute(
+            row_id = db.execute(
                 f"INSERT INTO {table} ({', '.join(values)}) "
                 f"VALUES ({', '.join('?' * len(values))})",
                 tuple(values.values()),
             ).lastrowid
+            if row_id is None:  # set by every successful INSERT
+                raise StoreError(f"no row id for the row inserted into {table}")
+            return row_id
 
     @contextlib.contextmanager
     def _snapshot(self, needed: bool = True) -> Iterator[sqlite3.Connection]:
@@ -438,7 +441,8 @@ class SQLiteStore:
         if unknown:
             raise QueryError(f"cannot group by {unknown}: choose from {', '.join(DIMENSIONS)}")
         groups = ", ".join(_DIMENSION_SQL[d] for d in by) or "NULL"
-        where, params = "purpose = ?", [purpose]
+        where = "purpose = ?"
+        params: list[object] = [purpose]
         if since is not None:
             where += " AND ts >= ?"
             params.append(since)

@@ -26,7 +26,7 @@ import secrets
 import time
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 from .. import jsonbody
 from ..errors import BatchMalformed, BatchUnauthenticated, ConfigError, JSONInvalid
@@ -190,7 +190,7 @@ def _malformed(detail: str, field: str | None = None) -> BatchMalformed:
     return BatchMalformed("malformed-batch", "Malformed batch", detail, field)
 
 
-def _is_day(value: object) -> bool:
+def _is_day(value: object) -> TypeGuard[str]:
     try:
         return isinstance(value, str) and dt.date.fromisoformat(value).isoformat() == value
     except ValueError:
