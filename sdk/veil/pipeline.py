@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from . import agents, languages
 from .capture import Captured, VeilCookies
-from .consent import ConsentRecord, fan_out
+from .consent import ConsentRecord, fan_out, opt_in
 from .errors import Drop
 from .geo import GeoLookup
 from .jurisdiction import regime_for
@@ -277,6 +277,8 @@ class Pipeline:
             return []
         subject, records, opted_out = consent.of(e.cookies)
         regime = regime_for(e.country, e.region)
+        if not records and opt_in(self.policy, regime):
+            return []  # the common case, answered here: no grant on record, opt-in regime
         purposes, withdrawn = fan_out(
             self.policy,
             self.consent_purposes,
