@@ -11,9 +11,19 @@ import asyncio
 import re
 import time
 from collections import deque
-from typing import NamedTuple
+from typing import NamedTuple, NotRequired, TypedDict
 
 from starlette.types import Scope
+
+
+class Beacon(TypedDict):
+    """A beacon body as the ingest endpoint validated it (http/beacon.py: parse_beacon)."""
+
+    screen_w: int
+    screen_h: int
+    pixel_ratio: float
+    language: str  # a BCP 47 tag
+    path: NotRequired[str]  # no query string or fragment
 
 
 class Captured(NamedTuple):
@@ -30,7 +40,7 @@ class Captured(NamedTuple):
     sec_dnt: bytes | None  # DNT
     forwarded: bytes  # X-Forwarded-For
     host: bytes
-    beacon: dict[str, object] | None  # the validated beacon body; None for a request
+    beacon: Beacon | None  # the validated beacon body; None for a request
     request_path: str | None  # a request's path; None for a beacon
     cookies: "VeilCookies | None"
 
@@ -96,7 +106,7 @@ class CaptureBuffer:
         self,
         scope: Scope,
         purpose: str,
-        beacon: dict[str, object] | None = None,
+        beacon: Beacon | None = None,
         headers: dict[bytes, bytes] | None = None,
     ) -> bool:
         """Queue one event; False when the buffer is full (the event is counted, not kept)."""

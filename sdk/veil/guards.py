@@ -312,7 +312,7 @@ class Guards:
             )
         return "consent"
 
-    async def _transfer(self, to: Recipient, countries: set, basis: str) -> str | None:
+    async def _transfer(self, to: Recipient, countries: set[object], basis: str) -> str | None:
         """The transfers abroad this provision makes, for the register; refused when one is
         not allowed. Records' countries are normalised ("de", "DEU" → "DE"); a record without
         a known country may be an EU or a Japanese subject's, so both rules apply to it."""

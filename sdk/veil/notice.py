@@ -9,6 +9,7 @@ standalone HTML page; every string from the policy is escaped for the format it 
 import datetime as dt
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .config import Config
@@ -127,7 +128,7 @@ def _join(parts: list[Inline], sep: str = ", ") -> Inline:
     return tuple(out)
 
 
-def _codes(names) -> Inline:
+def _codes(names: Iterable[str]) -> Inline:
     return _join([Code(n) for n in names])
 
 

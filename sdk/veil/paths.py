@@ -70,7 +70,7 @@ def normal_form_of_pattern(pattern: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _matcher(rules: tuple[PathRule, ...]) -> re.Pattern:
+def _matcher(rules: tuple[PathRule, ...]) -> re.Pattern[str]:
     # One alternation, in rule order: the first alternative that matches is the first rule.
     return re.compile("|".join(f"(?P<r{i}>{_regex(r.pattern)})" for i, r in enumerate(rules)))
 

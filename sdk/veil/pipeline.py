@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import agents, languages
-from .capture import Captured, VeilCookies
+from .capture import Beacon, Captured, VeilCookies
 from .consent import ConsentRecord, fan_out, opt_in
 from .errors import Drop
 from .geo import GeoLookup
@@ -28,7 +28,7 @@ from .policy import Policy, Purpose
 from .proxy import ClientResolver
 from .pseudonymise import Pseudonymiser, ratio_class, screen_class
 from .registry import BEACON_FIELDS
-from .store.columns import ROW_COLUMNS  # the store owns the row layout
+from .store.columns import ROW_COLUMNS, Row  # the store owns the row layout
 
 # A DNS name whose last label starts with a letter: never an IP literal (the server's or, in
 # a crafted Host, anyone's), never free text; a name is at most 253 characters.
@@ -51,7 +51,7 @@ class Event:
     sec_dnt: bytes | None
     forwarded: bytes
     host: bytes
-    beacon: dict | None
+    beacon: Beacon | None
     request_path: str | None
     cookies: VeilCookies | None
     allowed: frozenset[str]  # the purpose's fields
@@ -161,8 +161,8 @@ class Processed(NamedTuple):
     """What a batch through the pipeline gives: rows to store, drops to count, withdrawals
     to record."""
 
-    rows: list[tuple]
-    drops: Counter
+    rows: list[Row]
+    drops: Counter[str]
     withdrawals: list[Withdrawal]
 
 
@@ -171,7 +171,7 @@ def _batch_prefix() -> str:
     return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(4)}"
 
 
-def _apart(events: list[Event]) -> list[tuple]:
+def _apart(events: list[Event]) -> list[Row]:
     """The rows of a batch that carry a subject, with nothing that pairs each with its
     cookieless twin (the same request under `connection`), whose daily pseudonym would reach
     the person's other rows of that day, before the consent too: no visitor or network
@@ -231,9 +231,9 @@ class Pipeline:
 
     def process(self, captured: Iterable[Captured], consent: ConsentView = NO_CONSENT) -> Processed:
         """Rows, drop counts, and the GPC/DNT withdrawals to put on the ledger."""
-        rows: list[tuple] = []
+        rows: list[Row] = []
         apart: list[Event] = []  # rows that carry a subject: stored unpaired (see _apart)
-        drops: Counter = Counter()
+        drops: Counter[str] = Counter()
         withdrawals: list[Withdrawal] = []
         routes, version, batch = self.routes, self.policy.version, _batch_prefix()
         for i, item in enumerate(captured):
@@ -261,7 +261,7 @@ class Pipeline:
         return Processed(rows + _apart(apart), drops, withdrawals)
 
     @staticmethod
-    def _run(event: Event, steps: tuple[Step, ...], drops: Counter) -> Event | None:
+    def _run(event: Event, steps: tuple[Step, ...], drops: Counter[str]) -> Event | None:
         for step in steps:
             if (reason := step(event)) is not None:
                 drops[reason] += 1

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .countries import ALPHA2
@@ -100,7 +101,7 @@ def duration_problem(text: str) -> str | None:
     return f"must be a duration like '12h', '30d' or '2w', got {shown!r}"
 
 
-def one_of(choices: tuple[str, ...]):
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
 
@@ -218,7 +219,7 @@ def _contact(t: Table, with_country: bool = False) -> Contact:
 
 
 def _purpose(key: str, t: Table, app_fields: dict[str, AppField]) -> Purpose:
-    def fields_problem(names: list) -> str | None:
+    def fields_problem(names: list[object]) -> str | None:
         known = FIELDS.keys() | app_fields.keys()
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -282,7 +283,7 @@ def _app_field(name: str, t: Table) -> AppField:
     return f
 
 
-def _names_problem(names: list) -> str | None:
+def _names_problem(names: list[object]) -> str | None:
     bad = [
         n
         for n in names
@@ -297,7 +298,7 @@ def _names_problem(names: list) -> str | None:
 
 
 def _decision(key: str, t: Table, purposes: dict[str, Purpose]) -> DecisionType:
-    def bases_problem(bases: list) -> str | None:
+    def bases_problem(bases: list[object]) -> str | None:
         bad = [b for b in bases if b not in DECISION_BASES]
         if bad or not bases:
             return f"must name one or more of {', '.join(DECISION_BASES)}, got {bases}"
@@ -440,8 +441,9 @@ def parse_policy(t: Table) -> Policy:
     decisions_t = t.table("decisions")
     decisions = {k: _decision(k, decisions_t.table(k), purposes) for k in list(decisions_t.data)}
 
-    def declared(names: list) -> str | None:
-        undeclared = sorted(set(names) - purposes.keys())
+    def declared(names: list[object]) -> str | None:
+        # key=str: a TOML array may mix types ("a", 1), which do not compare with each other
+        undeclared = sorted(set(names) - purposes.keys(), key=str)
         return f"names undeclared purpose(s) {undeclared}" if undeclared else None
 
     controller = _contact(t.table("controller", required=True), with_country=True)

@@ -9,12 +9,14 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from .config import Config
 from .errors import QueryError
 from .policy import duration_problem, parse_duration
 from .registry import DIMENSIONS
 from .store import EventStore, open_store
+from .store.columns import SQLValue
 
 METRICS = ("events", "visitors")
 
@@ -27,7 +29,7 @@ class QueryResult:
     since: str | None
     min_group_size: int
     suppressed_groups: int
-    rows: list[dict]
+    rows: list[dict[str, SQLValue]]
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +81,7 @@ async def run_query(
         agg = await store.aggregate(by, purpose, since_ts, config.min_group_size)
     value = agg.columns.index(metric)
     rows = [dict(zip(by, r[: len(by)], strict=True)) | {metric: r[value]} for r in agg.rows]
-    rows.sort(key=lambda r: r[metric], reverse=True)
+    rows.sort(key=lambda r: cast(int, r[metric]), reverse=True)  # a metric is a COUNT
     return QueryResult(
         purpose, tuple(by), metric, since, config.min_group_size, agg.suppressed_groups, rows
     )

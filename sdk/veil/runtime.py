@@ -37,7 +37,7 @@ from starlette.types import Scope
 
 from . import agents
 from . import config as config_mod
-from .capture import CaptureBuffer
+from .capture import Beacon, CaptureBuffer
 from .config import Config
 from .consent import Action, ConsentRecord, Ledger, Method
 from .errors import Drop, KeyStoreError, VeilError
@@ -161,7 +161,7 @@ class Veil:
         self.buffer.capture(scope, self.purpose.key)
 
     def capture_beacon(
-        self, scope: Scope, beacon: dict[str, object], headers: dict[bytes, bytes] | None = None
+        self, scope: Scope, beacon: Beacon, headers: dict[bytes, bytes] | None = None
     ) -> bool:
         """Queue a validated beacon under the connection purpose; False when the queue is full
         or veil cannot store it (the endpoint then answers 503, never 202).

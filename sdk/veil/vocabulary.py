@@ -18,14 +18,28 @@ from collections.abc import Iterable
 # the known names). typeshed stubs it only as the deprecated sre_* modules: hence the ignores.
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any, Protocol
 
 MAX_VALUES = 256  # a group or template with more alternatives counts as open
 _MAX_REPEAT = 3  # {0,3} is enumerable; + and * are not
 _MAX_RANGE = 40  # [0-9] is; [A-z] (58 characters) is not
 _GROUP = re.compile(r"\$(\d)")
 
+# A parsed (sub)pattern: (opcode, argument) pairs. The argument's shape depends on the opcode
+# (a code point, a (low, high, subpattern) triple, a list of branches, ...), and typeshed's union
+# of those shapes cannot be narrowed by opcode identity: hence Any for it, and only for it.
+_Parsed = Iterable[tuple[object, Any]]
 
-def _language(items: Iterable) -> set[str] | None:
+
+class _Rule(Protocol):
+    """A ua-parser matcher, as `closed_values` reads it: its regex (flags and replacement
+    templates are optional attributes, read with getattr)."""
+
+    @property
+    def regex(self) -> str: ...
+
+
+def _language(items: _Parsed) -> set[str] | None:
     """The strings a parsed (sub)pattern matches, or None when infinite or too many."""
     out = {""}
     for op, av in items:
@@ -69,11 +83,11 @@ def _language(items: Iterable) -> set[str] | None:
     return out
 
 
-def _groups(regex: str, flags: int) -> dict[int, list]:
+def _groups(regex: str, flags: int) -> dict[int, _Parsed]:
     """Each capturing group's parsed subpattern, by number."""
-    found: dict[int, list] = {}
+    found: dict[int, _Parsed] = {}
 
-    def walk(items: Iterable) -> None:
+    def walk(items: _Parsed) -> None:
         for op, av in items:
             if op is sre.SUBPATTERN:
                 if av[0] is not None:
@@ -92,7 +106,7 @@ def _groups(regex: str, flags: int) -> dict[int, list]:
 
 
 def template_values(
-    regex: str, flags: int, template: str, groups: dict[int, list] | None = None
+    regex: str, flags: int, template: str, groups: dict[int, _Parsed] | None = None
 ) -> set[str] | None:
     """Every value `template` can take for a match of `regex`; None when that is open."""
     if "$" not in template:
@@ -139,7 +153,7 @@ class Vocabulary:
         return self._folded.get(value.casefold())
 
 
-def closed_values(matchers: Iterable, *attributes: str) -> dict[str, set[str]]:
+def closed_values(matchers: Iterable[_Rule], *attributes: str) -> dict[str, set[str]]:
     """Every closed value each of `attributes` takes over `matchers` (open rules add none)."""
     values: dict[str, set[str]] = {a: set() for a in attributes}
     for m in matchers:

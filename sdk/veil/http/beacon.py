@@ -7,6 +7,7 @@ Every refusal names the field and says what is wrong.
 
 import math
 
+from ..capture import Beacon
 from ..languages import primary_subtag
 from ..registry import BEACON_KEYS
 from .body import json_object, parse_json
@@ -68,7 +69,7 @@ def check_content_type(value: bytes) -> None:
         )
 
 
-def parse_beacon(body: bytes) -> dict[str, object]:
+def parse_beacon(body: bytes) -> Beacon:
     """The validated beacon, or a Problem (400) naming the first field that is wrong."""
     # a 400 for any bad or deep JSON, or JSON that is not an object
     data = json_object(parse_json(body, title="Malformed beacon"), "Malformed beacon")
@@ -81,7 +82,7 @@ def parse_beacon(body: bytes) -> dict[str, object]:
     for key in REQUIRED:
         if key not in data:
             raise _invalid(key, f"{key} is required")
-    beacon: dict[str, object] = {
+    beacon: Beacon = {
         "screen_w": _integer(data, "screen_w", 1, 100_000),
         "screen_h": _integer(data, "screen_h", 1, 100_000),
         "pixel_ratio": _ratio(data),

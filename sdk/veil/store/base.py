@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from ..policy import Policy
 from ..terms import Terms
+from .columns import Row, SQLValue
 
 # The consent ledger's record, as `append_consents` takes it and `consent_histories` gives it.
 CONSENT_COLUMNS = (
@@ -40,7 +41,7 @@ PROVISION_COLUMNS = (
 @dataclass(frozen=True, slots=True)
 class Aggregate:
     columns: tuple[str, ...]
-    rows: list[tuple]
+    rows: list[tuple[SQLValue, ...]]
     suppressed_groups: int  # groups withheld for having fewer than k distinct visitors
 
 
@@ -50,7 +51,7 @@ class EventStore(Protocol):
         policy (a reader: `veil query`), register none."""
 
     async def write(
-        self, rows: Sequence[tuple], drops: Counter, day: str, batch: str | None = None
+        self, rows: Sequence[Row], drops: Counter[str], day: str, batch: str | None = None
     ) -> None:
         """Store rows and drop counts, or raise. Retrying the same rows is safe: an event id
         is stored once; `batch`, the same id on every retry of one batch, makes its drop

@@ -34,3 +34,9 @@ ROW_COLUMNS = (
     "sealed_endpoint",
     "subject",
 )
+
+# One event's values, in ROW_COLUMNS order: SQLite adapts each on insert, or refuses it (a
+# batch off the wire is checked only where veil reads a value: event_id, ts, the blob).
+Row = tuple[object, ...]
+# A value as SQLite gives it back: its storage classes NULL, INTEGER, REAL, TEXT and BLOB.
+SQLValue = str | int | float | bytes | None

@@ -38,6 +38,8 @@ from typing import TypeVar
 
 import aiosqlite
 
+from .columns import SQLValue
+
 log = logging.getLogger("veil.store")
 T = TypeVar("T")
 
@@ -58,7 +60,7 @@ class Expiry:
     table: str
     ts: str
     where: str
-    params: tuple
+    params: tuple[str, ...]
     cutoff: float
 
 
@@ -168,7 +170,7 @@ async def truncate_wal(db: aiosqlite.Connection, gate: asyncio.Lock) -> bool:
         pause = min(pause * 2, 2.0)
 
 
-async def read(path: Path, sql: str, params: Sequence = ()) -> list[tuple]:
+async def read(path: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[SQLValue, ...]]:
     """Every row of a long read-only query, read on a read-only connection of its own; a
     cancelled caller interrupts it."""
     async with aiosqlite.connect(_uri(path, "ro"), uri=True) as db:

@@ -14,6 +14,7 @@ from ..config import RemoteConfig
 from ..errors import QueryError, RowsRefused, StoreError
 from ..policy import Policy
 from .base import Aggregate
+from .columns import Row
 from .wire import encode_batch, load_secret, signed_headers
 
 _TRANSIENT = {408, 425, 429}
@@ -42,7 +43,7 @@ class RemoteStore:
         self._client = httpx.AsyncClient(timeout=self._timeout)
 
     async def write(
-        self, rows: Sequence[tuple], drops: Counter, day: str, batch: str | None = None
+        self, rows: Sequence[Row], drops: Counter[str], day: str, batch: str | None = None
     ) -> None:
         if self._client is None:
             raise StoreError("the store is not open")

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from ..errors import QueryError, RowsRefused, StoreError
 from ..files import private_sqlite
@@ -28,7 +29,7 @@ from ..registry import DIMENSIONS
 from ..terms import Terms
 from . import offloop, versions
 from .base import CONSENT_COLUMNS, PROVISION_COLUMNS, Aggregate
-from .columns import ROW_COLUMNS
+from .columns import ROW_COLUMNS, Row, SQLValue
 from .schema import MIGRATIONS
 
 CHUNK = 250  # rows per transaction
@@ -150,7 +151,7 @@ class SQLiteStore:
         return self._db
 
     async def write(
-        self, rows: Sequence[tuple], drops: Counter, day: str, batch: str | None = None
+        self, rows: Sequence[Row], drops: Counter[str], day: str, batch: str | None = None
     ) -> None:
         """Rows in transactions of CHUNK, yielding between them; drop counts with the last.
 
@@ -421,14 +422,14 @@ class SQLiteStore:
         ]
         return await offloop.delete_expired(self.path, self._gate, expiries)
 
-    async def select(self, sql: str, params: Sequence = ()) -> list[dict]:
+    async def select(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, SQLValue]]:
         """Rows of a short read-only query over veil's tables, as dicts. SQLite's own, not
         part of LocalStore: veil's modules use the typed methods above (tests read with it)."""
         cursor = self.db.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
-    async def scan(self, sql: str, params: Sequence = ()) -> list[tuple]:
+    async def scan(self, sql: str, params: Sequence[object] = ()) -> list[tuple[SQLValue, ...]]:
         """Rows of a long read-only query (an analyst's scan of millions of rows, an export),
         read off the event loop on a read-only connection of its own; cancelling the caller
         interrupts the query."""
@@ -455,7 +456,7 @@ class SQLiteStore:
 
         kept, suppressed = [], 0
         for row in await self.scan(sql, params):
-            if row[-1] >= min_group_size:
+            if cast(int, row[-1]) >= min_group_size:  # COUNT(DISTINCT ...): an integer
                 kept.append(tuple(row))
             else:
                 suppressed += 1
@@ -469,7 +470,8 @@ class SQLiteStore:
             "GROUP BY reason ORDER BY reason",
             (since_day or "",),
         )
-        return {r["reason"]: r["n"] for r in rows}
+        # reason is TEXT NOT NULL; SUM of integer counts is an integer
+        return {cast(str, r["reason"]): cast(int, r["n"]) for r in rows}
 
     async def close(self) -> None:
         if self._db is not None:

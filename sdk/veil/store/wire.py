@@ -26,12 +26,12 @@ import secrets
 import time
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple, TypeGuard
+from typing import NamedTuple, TypeGuard, cast
 
 from .. import jsonbody
 from ..errors import BatchMalformed, BatchUnauthenticated, ConfigError, JSONInvalid
 from ..files import warn_if_readable
-from .columns import ROW_COLUMNS
+from .columns import ROW_COLUMNS, Row
 
 REPLAY_WINDOW = 300  # seconds either side of the collector's clock
 _BLOB = ROW_COLUMNS.index("sealed_endpoint")
@@ -154,8 +154,8 @@ def verify(secret: bytes, signed: SignedHeaders, body: bytes | bytearray) -> Non
 
 
 class Batch(NamedTuple):
-    rows: list[tuple]
-    drops: Counter
+    rows: list[Row]
+    drops: Counter[str]
     day: str
     id: str
 
@@ -164,14 +164,14 @@ def new_batch_id() -> str:
     return secrets.token_urlsafe(18)  # 24 characters, 144 random bits
 
 
-def encode_batch(rows: list[tuple], drops: Counter, day: str, batch: str | None = None) -> bytes:
+def encode_batch(rows: list[Row], drops: Counter[str], day: str, batch: str | None = None) -> bytes:
     """The wire form; `batch` must be the same on every retry of one batch (a fresh id when
     None), so the collector adds its drop counts once."""
 
-    def portable(row: tuple) -> list:
+    def portable(row: Row) -> list[object]:
         out = list(row)
         if out[_BLOB] is not None:
-            out[_BLOB] = base64.b64encode(out[_BLOB]).decode()
+            out[_BLOB] = base64.b64encode(cast(bytes, out[_BLOB])).decode()
         return out
 
     return json.dumps(
