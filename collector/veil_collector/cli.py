@@ -29,6 +29,7 @@ from veil.registry import DIMENSIONS
 from veil.starter import starter_toml
 from veil.store import LocalStore
 from veil.store import versions as policy_versions
+from veil.store.base import PROVISION_COLUMNS
 from veil.store.keys import KeyStore, new_master_key
 
 
@@ -181,20 +182,7 @@ def cmd_provisions_export(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(register, indent=2))
     else:
-        fields = (
-            "id",
-            "date",
-            "recipient",
-            "country",
-            "role",
-            "purpose",
-            "categories",
-            "subjects",
-            "records",
-            "basis",
-            "safeguard",
-            "transfer",
-        )
+        fields = ("id", "date", *PROVISION_COLUMNS[2:])  # the register's date, not its ts
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(register)

@@ -12,6 +12,15 @@ from ..errors import JSONInvalid
 from .problems import Problem
 
 
+def _disconnected() -> Problem:
+    return Problem(
+        400,
+        "client-disconnected",
+        "Client disconnected",
+        "the client went away before the body was complete",
+    )
+
+
 def _too_large(limit: int) -> Problem:
     return Problem(
         413, "body-too-large", "Body too large", f"the body must be at most {limit} bytes"
@@ -29,12 +38,7 @@ async def read_body(
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise Problem(
-                400,
-                "client-disconnected",
-                "Client disconnected",
-                "the client went away before the body was complete",
-            )
+            raise _disconnected()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -106,12 +110,7 @@ async def read_exactly(receive: Receive, length: int, deadline: float) -> bytear
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        raise Problem(
-                            400,
-                            "client-disconnected",
-                            "Client disconnected",
-                            "the client went away before the body was complete",
-                        )
+                        raise _disconnected()
                     chunk = message.get("body", b"")
                     if got + len(chunk) > length:
                         raise Problem(
