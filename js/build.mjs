@@ -4,9 +4,14 @@
 // The banner records a hash of the source, so a test can tell a stale build from a
 // fresh one without node; the build itself is deterministic, so a test with esbuild
 // installed also rebuilds into a temporary file and compares bytes.
+//
+// Beside the outfile it writes outfile.gz and outfile.br, the same bytes precompressed at
+// maximum quality, so the server picks one per request's Accept-Encoding and never
+// compresses on the request path.
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
@@ -25,3 +30,17 @@ await build({
   banner: { js: `/*! veil.js src-sha256:${sha.slice(0, 16)} */` },
   logLevel: "warning",
 });
+
+const built = readFileSync(outfile);
+// zlib's gzip header carries no name and mtime 0: the same input gives the same bytes.
+writeFileSync(`${outfile}.gz`, gzipSync(built, { level: 9 }));
+writeFileSync(
+  `${outfile}.br`,
+  brotliCompressSync(built, {
+    params: {
+      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+      [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+      [constants.BROTLI_PARAM_SIZE_HINT]: built.length,
+    },
+  }),
+);

@@ -1,7 +1,7 @@
 """veil's own HTTP endpoints, served by the middleware and by the collector alike:
 
 - `GET /veil/veil.js`: the browser snippet (ETag, a day's cache) and `/veil/veil.<hash>.js`
-  (immutable, a year's cache);
+  (immutable, a year's cache), brotli- or gzip-compressed when accepted (snippet.py);
 - `POST /veil/e`: the snippet's beacon, validated strictly; 202 on accept, an RFC 9457 problem
   (400, 405, 413, 415, 429, 503) naming what is wrong otherwise;
 - `GET/POST /veil/consent`: the visitor's consent (consent.py);
@@ -16,7 +16,6 @@
 """
 
 import hashlib
-import importlib.resources
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -47,10 +46,10 @@ from .routes import (
     SCRIPT_PATH,
     route_path,
 )
+from .snippet import SCRIPT as SCRIPT  # re-exported: tests and apps compare against it
+from .snippet import SCRIPT_HASH, accept_encoding, choose
 
 log = logging.getLogger("veil")
-SCRIPT = importlib.resources.files("veil").joinpath("static/veil.js").read_bytes()
-SCRIPT_HASH = hashlib.sha256(SCRIPT).hexdigest()[:12]
 PINNED_SCRIPT_PATH = f"/veil/veil.{SCRIPT_HASH}.js"
 
 
@@ -163,19 +162,24 @@ class Endpoints:
         await response(scope, receive, send)
 
     async def script(self, scope: Scope, receive: Receive) -> Response:
-        """GET /veil/veil.js (a day's cache) or /veil/veil.<hash>.js (immutable)."""
+        """GET /veil/veil.js (a day's cache) or /veil/veil.<hash>.js (immutable), in the best
+        encoding the request accepts, each encoding with its own ETag."""
         cache = (
             "public, max-age=31536000, immutable"
             if scope["path"] == PINNED_SCRIPT_PATH
             else "public, max-age=86400"
         )
-        return cached(
-            scope,
-            SCRIPT,
-            f'"{SCRIPT_HASH}"',
-            "text/javascript; charset=utf-8",
-            {"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
-        )
+        variant = choose(accept_encoding(scope))
+        # Vary on every answer, identity too: a shared cache must not hand the plain copy
+        # to a client that asked for brotli, nor brotli to one that cannot decode it
+        headers = {
+            "Cache-Control": cache,
+            "Vary": "Accept-Encoding",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if variant.encoding:
+            headers["Content-Encoding"] = variant.encoding
+        return cached(scope, variant.body, variant.etag, "text/javascript; charset=utf-8", headers)
 
     async def gpc(self, scope: Scope, receive: Receive) -> Response:
         """The GPC spec's site declaration: this site honours the signal."""
