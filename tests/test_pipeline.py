@@ -272,3 +272,10 @@ def test_forwarded_client_from_trusted_proxy(pipeline_for):
     assert via_proxy["country"] == "JP"
     # the forwarded client's pseudonyms, not the proxy's
     assert (via_proxy["visitor"], via_proxy["network"]) == (direct["visitor"], direct["network"])
+
+
+def test_an_unreadable_event_is_counted_and_does_not_take_its_batch(pipeline_for):
+    good = [captured(ip=f"198.51.100.{i}") for i in range(1, 4)]
+    broken = [captured()._replace(agent=12345), captured()._replace(peer=7)]  # not bytes, str
+    rows, drops, _ = pipeline_for().process([good[0], *broken, *good[1:]])
+    assert len(rows) == 3 and drops == {"invalid_event": 2}

@@ -16,6 +16,7 @@ class Drop(StrEnum):
     NOT_OPEN = "not_open"  # not captured: veil stopped, or cannot open its store
     UNKNOWN_PURPOSE = "unknown_purpose"  # captured for a purpose the policy does not declare
     INVALID_CLIENT = "invalid_client"  # no usable client address (or a broken proxy chain)
+    INVALID_EVENT = "invalid_event"  # a captured event the pipeline could not read at all
     BOT = "bot"  # ua-parser device family "Spider"
     KEY_DESTROYED = "key_destroyed"  # the event's day key is gone: too old to pseudonymise
     STORE_ERROR = "store_error"  # the store failed the batch on every retry

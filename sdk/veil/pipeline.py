@@ -237,27 +237,32 @@ class Pipeline:
         withdrawals: list[Withdrawal] = []
         routes, version, batch = self.routes, self.policy.version, _batch_prefix()
         for i, item in enumerate(captured):
-            route = routes.get(item[0])
-            if route is None:
-                drops[Drop.UNKNOWN_PURPOSE] += 1
-                continue
-            event = self._run(Event(item, route[0], version), route[1], drops)
-            if event is None:
-                continue
-            event.event_id = f"{batch}{i:05x}"
-            rows.append(as_row(event))
-            # The same request, again, under each consent-based purpose it may feed.
-            for n, (purpose, subject) in enumerate(
-                self._consented(event, consent, withdrawals), start=1
-            ):
-                extra = self._run(Event(item, purpose, version), routes[purpose.key][1], drops)
-                if extra is not None:
-                    extra.event_id = f"{batch}{i:05x}{n:x}"
-                    extra.subject = subject
-                    if subject is None:
-                        rows.append(as_row(extra))
-                    else:
-                        apart.append(extra)
+            kept = len(rows), len(apart), len(withdrawals)
+            try:
+                route = routes.get(item[0])
+                if route is None:
+                    drops[Drop.UNKNOWN_PURPOSE] += 1
+                    continue
+                event = self._run(Event(item, route[0], version), route[1], drops)
+                if event is None:
+                    continue
+                event.event_id = f"{batch}{i:05x}"
+                rows.append(as_row(event))
+                # The same request, again, under each consent-based purpose it may feed.
+                for n, (purpose, subject) in enumerate(
+                    self._consented(event, consent, withdrawals), start=1
+                ):
+                    extra = self._run(Event(item, purpose, version), routes[purpose.key][1], drops)
+                    if extra is not None:
+                        extra.event_id = f"{batch}{i:05x}{n:x}"
+                        extra.subject = subject
+                        if subject is None:
+                            rows.append(as_row(extra))
+                        else:
+                            apart.append(extra)
+            except Exception:  # one event veil cannot read must not take its batch with it
+                del rows[kept[0] :], apart[kept[1] :], withdrawals[kept[2] :]
+                drops[Drop.INVALID_EVENT] += 1
         return Processed(rows + _apart(apart), drops, withdrawals)
 
     @staticmethod
