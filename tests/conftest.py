@@ -69,7 +69,12 @@ def make_config(data_dir: Path):
 
 @pytest.fixture
 def geoip_db(tmp_path: Path) -> Path:
-    """A real MaxMind-format database written with mmdb-writer."""
+    return write_geo_db(tmp_path / "geo.mmdb")
+
+
+def write_geo_db(path: Path) -> Path:
+    """A real MaxMind-format database written with mmdb-writer: 198.51.100.0/24 is DE-BE,
+    203.0.113.0/24 is JP-13, 2001:db8:1::/48 is US-CA; anything else is unknown."""
     w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
     w.insert_network(
         netaddr.IPSet(["198.51.100.0/24"]),
@@ -83,7 +88,6 @@ def geoip_db(tmp_path: Path) -> Path:
         netaddr.IPSet(["2001:db8:1::/48"]),
         {"country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]},
     )
-    path = tmp_path / "geo.mmdb"
     w.to_db_file(str(path))
     return path
 

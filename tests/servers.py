@@ -40,6 +40,38 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     @classmethod
+    def app(
+        cls,
+        target: str,
+        env: dict[str, str],
+        log: Path,
+        *,
+        app_dir: Path | None = None,
+        config: Path | None = None,
+        data: Path | None = None,
+    ) -> "ServerProcess":
+        """An ASGI app (`module:attribute`) under uvicorn, run as the README says apps must
+        be: no proxy-header rewriting, no access log."""
+        where = ["--app-dir", str(app_dir)] if app_dir else []
+        return cls(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                target,
+                *where,
+                "--port",
+                "{port}",
+                "--no-proxy-headers",
+                "--no-access-log",
+            ],
+            env,
+            log,
+            config=config,
+            data=data,
+        )
+
+    @classmethod
     def veil_serve(
         cls, config: Path, env: dict[str, str], log: Path, *, data: Path | None = None
     ) -> "ServerProcess":

@@ -48,20 +48,7 @@ def served(tmp_path, master_key):
     )
     log = tmp_path / "server.log"
     env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
-    server = ServerProcess(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "examples.starlette_app:app",
-            "--port",
-            "{port}",
-            "--no-proxy-headers",
-            "--no-access-log",
-        ],
-        env,
-        log,
-    ).start()
+    server = ServerProcess.app("examples.starlette_app:app", env, log).start()
     yield server.port, config, data, log, server
     if server.proc.poll() is None:
         server.proc.kill()

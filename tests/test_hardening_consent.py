@@ -9,15 +9,12 @@ import datetime as dt
 import os
 import re
 import sqlite3
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import httpx
-import netaddr
 import pytest
-from mmdb_writer import MMDBWriter
 from policies import policy_toml
 from servers import ROOT, ServerProcess
 
@@ -27,7 +24,7 @@ from veil.store.keys import KeyStore
 from veil.subjects import BROWSER_KEY, Subjects
 
 from browser_support import launch_chromium
-from conftest import CHROME, rows
+from conftest import CHROME, rows, write_geo_db
 
 CA_IP, DE_IP = "2001:db8:1::7", "198.51.100.20"  # US-CA and DE in the test database
 POLICY_BODY = """
@@ -78,13 +75,7 @@ def policy(model: str) -> str:
 @pytest.fixture
 def make_site(tmp_path: Path, master_key: str):
     """Start the site under uvicorn with a policy of `model`; yields a factory."""
-    geo = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    geo.insert_network(
-        netaddr.IPSet(["2001:db8:1::/48"]),
-        {"country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]},
-    )
-    geo.insert_network(netaddr.IPSet(["198.51.100.0/24"]), {"country": {"iso_code": "DE"}})
-    geo.to_db_file(str(tmp_path / "geo.mmdb"))
+    write_geo_db(tmp_path / "geo.mmdb")
     servers = []
 
     def start(model: str = "opt-in", extra: str = "") -> ServerProcess:
@@ -95,21 +86,11 @@ def make_site(tmp_path: Path, master_key: str):
             f'[geoip]\npath = "geo.mmdb"\n{extra}\n' + policy(model)
         )
         env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
-        server = ServerProcess(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "consent_site:app",
-                "--app-dir",
-                str(ROOT / "tests"),
-                "--port",
-                "{port}",
-                "--no-proxy-headers",
-                "--no-access-log",
-            ],
+        server = ServerProcess.app(
+            "consent_site:app",
             env,
             tmp_path / "site.log",
+            app_dir=ROOT / "tests",
             config=config,
             data=tmp_path / "data",
         ).start()
@@ -294,6 +275,24 @@ def test_a_california_refusal_without_a_subject_sticks(make_site):
     assert state["jurisdiction"] == "ccpa" and state["opted_out"] == ["browsing_history"]
     assert state["purposes"]["browsing_history"]["collected"] is False
     assert history_paths(server) == ["/before-refusal"]
+
+
+def test_a_refusal_sticks_when_its_network_has_spent_its_budget(make_site):
+    """Someone behind the same NAT floods consent until the network's budget is spent; a
+    visitor's refusal there must still go through and stick. Only its evidence row on the
+    ledger is skipped, and that is counted, not silent."""
+    server = make_site("regional")
+    with client(server, CA_IP) as c:
+        flood = [post_consent(c, {"grant": ["browsing_history"]}).status_code for _ in range(40)]
+        r = post_consent(c, {"refuse": ["browsing_history"]})
+        cookie = "; ".join(f"{k}={v}" for k, v in set_cookies(r).items())
+        c.get("/after-refusal", headers={"Cookie": cookie})
+        settle(server, c)
+    assert 429 in flood and r.status_code == 200
+    assert set_cookies(r) == {"__Host-veil_optout": "browsing_history"}
+    assert "/after-refusal" not in history_paths(server)
+    sql = "SELECT count FROM drops WHERE reason = 'refusal_unrecorded'"  # one row a day
+    assert query(server, sql, wait_for_rows=1) == [(1,)]
 
 
 def test_get_consent_reports_what_veil_does(make_site):

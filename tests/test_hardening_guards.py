@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import os
 import re
-import sys
 import time
 import tomllib
 from collections import Counter
@@ -134,21 +133,8 @@ def test_paths_that_reveal_health_data_never_reach_the_store_over_real_http(tmp_
         "[capture]\nflush_interval = 0.05\n" + policy_toml(extra=PATH_RULES)
     )
     env = {**os.environ, "VEIL_CONFIG": str(cfg), "VEIL_MASTER_KEY": master_key}
-    server = ServerProcess(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "guards_site:app",
-            "--app-dir",
-            str(ROOT / "tests"),
-            "--port",
-            "{port}",
-            "--no-proxy-headers",
-            "--no-access-log",
-        ],
-        env,
-        tmp_path / "site.log",
+    server = ServerProcess.app(
+        "guards_site:app", env, tmp_path / "site.log", app_dir=ROOT / "tests"
     ).start()
     try:
         with httpx.Client(base_url=server.url, headers={"User-Agent": CHROME}) as c:

@@ -6,14 +6,11 @@ they leave on disk.
 """
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import httpx
-import netaddr
 import pytest
-from mmdb_writer import MMDBWriter
 from policies import policy_toml
 from servers import ServerProcess
 
@@ -22,7 +19,7 @@ from veil.config import load
 from veil.pseudonymise import unseal
 from veil.store.keys import KeyStore
 
-from conftest import CHROME, SAFARI_IPHONE, rows
+from conftest import CHROME, SAFARI_IPHONE, rows, write_geo_db
 
 GOOD = {"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2, "language": "de-CH"}
 POLICY = policy_toml(
@@ -62,20 +59,6 @@ CRAFTED = [
 ]
 
 
-def geo_db(path: Path) -> Path:
-    w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    w.insert_network(
-        netaddr.IPSet(["203.0.113.0/24"]),
-        {"country": {"iso_code": "JP"}, "subdivisions": [{"iso_code": "13"}]},
-    )
-    w.insert_network(
-        netaddr.IPSet(["2001:db8:1::/48"]),
-        {"country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]},
-    )
-    w.to_db_file(str(path))
-    return path
-
-
 @pytest.fixture
 def serve(tmp_path: Path, master_key: str):
     """Start `kind` ("app": the example app under uvicorn; "collector": `veil serve`)."""
@@ -84,7 +67,7 @@ def serve(tmp_path: Path, master_key: str):
     def start(
         kind: str, rate: float = 1000.0, burst: int = 1000, seal: bool = False
     ) -> ServerProcess:
-        geo_db(tmp_path / "geo.mmdb")
+        write_geo_db(tmp_path / "geo.mmdb")
         config = tmp_path / "veil.toml"
         config.write_text(
             '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
@@ -95,21 +78,8 @@ def serve(tmp_path: Path, master_key: str):
         env = {**os.environ, "VEIL_CONFIG": str(config), "VEIL_MASTER_KEY": master_key}
         log, data = tmp_path / f"{kind}.log", tmp_path / "data"
         if kind == "app":  # the safe run command: uvicorn rewrites nothing, logs no address
-            server = ServerProcess(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "examples.starlette_app:app",
-                    "--port",
-                    "{port}",
-                    "--no-proxy-headers",
-                    "--no-access-log",
-                ],
-                env,
-                log,
-                config=config,
-                data=data,
+            server = ServerProcess.app(
+                "examples.starlette_app:app", env, log, config=config, data=data
             )
         else:
             server = ServerProcess.veil_serve(config, env, log, data=data)

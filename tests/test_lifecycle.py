@@ -158,21 +158,8 @@ def test_an_app_with_a_wrong_master_key_serves_its_routes_and_veil_answers_503(t
     (tmp_path / "host_app.py").write_text(HOST_APP)
     wrong = secrets.token_hex(32)
     env = {**os.environ, "VEIL_MASTER_KEY": wrong, "VEIL_CONFIG": str(cfg)}
-    server = ServerProcess(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "host_app:app",
-            "--port",
-            "{port}",
-            "--app-dir",
-            str(tmp_path),
-            "--no-access-log",
-            "--no-proxy-headers",
-        ],
-        env,
-        tmp_path / "server.log",
+    server = ServerProcess.app(
+        "host_app:app", env, tmp_path / "server.log", app_dir=tmp_path
     ).start()
     try:
         with httpx.Client(base_url=server.url, headers={"User-Agent": CHROME}) as client:

@@ -98,9 +98,14 @@ def check_scopes(policy: Policy, scopes: Iterable[str]) -> list[str]:
     return scopes
 
 
+def signal_on(sec_gpc: bytes | None, dnt: bytes | None) -> bool:
+    """Global Privacy Control (`Sec-GPC: 1`), or DNT (`DNT: 1`) read as the same hint."""
+    return sec_gpc == b"1" or dnt == b"1"
+
+
 def gpc_signal(headers: dict[bytes, bytes]) -> bool:
-    """Global Privacy Control, or DNT read as the same hint."""
-    return headers.get(b"sec-gpc") == b"1" or headers.get(b"dnt") == b"1"
+    """The privacy signal of a request's headers (`signal_on`)."""
+    return signal_on(headers.get(b"sec-gpc"), headers.get(b"dnt"))
 
 
 def opt_in(policy: Policy, regime: Regime) -> bool:
@@ -234,13 +239,17 @@ class Ledger:
         explicit: bool = True,
         signal: bool = False,
         jurisdiction: str = "strictest",
+        history: Sequence[ConsentRecord] | None = None,
     ) -> list[ConsentRecord]:
         """Record `action` for each scope, in one transaction; `subject` is a pseudonym (or
         None for a refusal by a visitor without one). Scopes whose state would not change are
-        skipped: only the records written are returned."""
+        skipped: only the records written are returned. `history`: the subject's records,
+        when the caller has just read them (not read again)."""
         scopes = check_scopes(self.policy, scopes)
         if subject is not None:
-            scopes = changes(await self.history(subject), scopes, action, explicit, signal)
+            if history is None:
+                history = await self.history(subject)
+            scopes = changes(history, scopes, action, explicit, signal)
         now = time.time()
         records = [
             ConsentRecord(

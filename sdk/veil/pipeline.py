@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from . import agents, languages
 from .capture import Beacon, Captured, VeilCookies
-from .consent import ConsentRecord, fan_out, opt_in
+from .consent import ConsentRecord, fan_out, opt_in, signal_on
 from .errors import Drop
 from .geo import GeoLookup
 from .jurisdiction import regime_for
@@ -290,7 +290,7 @@ class Pipeline:
             records,
             e.ts,
             regime,
-            signal=e.sec_gpc == b"1" or e.sec_dnt == b"1",
+            signal=signal_on(e.sec_gpc, e.sec_dnt),
             opted_out=opted_out,
         )
         if subject is not None:

@@ -141,7 +141,9 @@ class ConsentEndpoint:
                     cookie_value, subject = ledger.subjects.issue()
                     cookies_out[self.sid_name] = cookie_value
             if subject is not None:
-                history += await self._append(ledger, subject, scopes, action, signal, regime)
+                history += await self._append(
+                    ledger, subject, scopes, action, signal, regime, history
+                )
             changed_out = (
                 opted_out - set(scopes)
                 if action is Action.GRANT
@@ -209,6 +211,7 @@ class ConsentEndpoint:
         action: Action,
         signal: bool,
         regime: Regime,
+        history: list[ConsentRecord] | None = None,
     ) -> list[ConsentRecord]:
         try:
             return await ledger.append(
@@ -219,6 +222,7 @@ class ConsentEndpoint:
                 explicit=True,
                 signal=signal,
                 jurisdiction=regime.key,
+                history=history,  # read once per request, at its start
             )
         except FieldError as exc:
             raise Problem(
