@@ -298,8 +298,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     )
 
     db = sqlite3.connect(tmp / "veil.db")
-    (stored,) = db.execute("SELECT COUNT(*) FROM event_log").fetchone()
-    (distinct,) = db.execute("SELECT COUNT(DISTINCT event_id) FROM event_log").fetchone()
+    (stored,) = db.execute("SELECT COUNT(*) FROM event_rows").fetchone()
+    (distinct,) = db.execute("SELECT COUNT(DISTINCT event_id) FROM event_rows").fetchone()
     (bots,) = db.execute("SELECT COALESCE(SUM(count), 0) FROM drops WHERE reason='bot'").fetchone()
     db.close()
     ok = stored == distinct == res["sent_rows"] and bots == res["sent_bots"]

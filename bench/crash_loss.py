@@ -60,7 +60,7 @@ def stored(db_path: Path) -> int:
         return 0
     db = sqlite3.connect(db_path)
     try:
-        rows = db.execute("SELECT count(*) FROM event_log").fetchone()[0]
+        rows = db.execute("SELECT count(*) FROM event_rows").fetchone()[0]
         drops = db.execute("SELECT coalesce(sum(count), 0) FROM drops").fetchone()[0]
         return rows + drops
     finally:

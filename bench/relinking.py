@@ -2,7 +2,7 @@
 
 The promise under test: a cookieless visitor's pseudonym is keyed per UTC day, so one person's
 days are unlinkable once the day keys are destroyed. The attacker here has the whole
-`event_log` (everything an analyst or a thief of the file sees) and no keys. For each pair of
+`event_rows` view (everything an analyst or a thief of the file sees) and no keys. For each pair of
 days, they build for every pseudonym a profile of all stored columns except the pseudonyms,
 ids and times (the merged values of its rows: a page request and the snippet's beacon give
 different columns) and link the pseudonym of day A to the one of day B when that profile occurs
@@ -152,7 +152,7 @@ Transform = dict[str, Callable[[object], object] | None]  # column → new value
 def load(out: Path) -> tuple[list[str], list[tuple], dict[str, int]]:
     db = sqlite3.connect(out / "veil.db")
     cursor = db.execute(
-        "SELECT *, date(ts, 'unixepoch') FROM event_log WHERE purpose = 'connection'"
+        "SELECT *, date(ts, 'unixepoch') FROM event_rows WHERE purpose = 'connection'"
     )
     columns = [d[0] for d in cursor.description]
     rows = cursor.fetchall()

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -63,11 +64,13 @@ def build(directory: Path, n: int) -> None:
         await store.close()
 
     asyncio.run(create())
-    db = sqlite3.connect(cfg.store.path, isolation_level=None)
-    insert = (
-        f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})"
-    )
+
+    async def write(rows: list[tuple]) -> None:  # the variant's own store and schema
+        store = SQLiteStore(cfg.store.path)
+        await store.open()
+        await store.write(rows, Counter(), "2026-11-25")
+        await store.close()
+
     first = time.time() - 60 * DAY
     for start in range(0, n, 50_000):
         batch = []
@@ -104,9 +107,8 @@ def build(directory: Path, n: int) -> None:
             else:
                 v.update(visitor=secrets.token_hex(16))
             batch.append(tuple(v.get(c) for c in ROW_COLUMNS))
-        db.execute("BEGIN")
-        db.executemany(insert, batch)
-        db.execute("COMMIT")
+        asyncio.run(write(batch))
+    db = sqlite3.connect(cfg.store.path, isolation_level=None)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
 
@@ -120,8 +122,10 @@ def free_port() -> int:
 def expired_left(db_path: Path) -> int:
     db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
+        narrow = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'event_rows'").fetchone()
         return db.execute(
-            "SELECT count(*) FROM event_log WHERE purpose = 'connection' AND ts < ?",
+            f"SELECT count(*) FROM {'event_rows' if narrow else 'event_log'} "
+            "WHERE purpose = 'connection' AND ts < ?",
             (time.time() - 30 * DAY,),
         ).fetchone()[0]
     finally:

@@ -54,7 +54,7 @@ async def collector(make_config, monkeypatch, started):
 
 def rows_in(veil) -> list[tuple]:
     return rows(
-        veil, "SELECT event_id, browser, source, sealed_endpoint FROM event_log ORDER BY event_id"
+        veil, "SELECT event_id, browser, source, sealed_endpoint FROM event_rows ORDER BY event_id"
     )
 
 

@@ -117,7 +117,7 @@ def test_with_gpc_on_no_consent_based_data_is_stored(collector, browser):
         assert (
             scalar(
                 collector,
-                "SELECT COUNT(*) FROM event_log WHERE path IS NOT NULL OR purpose != 'connection'",
+                "SELECT COUNT(*) FROM event_rows WHERE path IS NOT NULL OR purpose != 'connection'",
             )
             == 0
         )
@@ -135,7 +135,7 @@ def wait_for(check, timeout: float = 5.0):
 def history_rows(db_path) -> list[tuple]:
     return rows(
         db_path,
-        "SELECT path, subject IS NOT NULL FROM event_log "
+        "SELECT path, subject IS NOT NULL FROM event_rows "
         "WHERE purpose = 'browsing_history' ORDER BY id",
     )
 
@@ -176,7 +176,7 @@ def test_consent_in_the_browser_sets_a_safe_cookie_and_withdrawal_stops_collecti
 def paths_stored(db_path, purpose: str) -> list:
     return [
         r[0]
-        for r in rows(db_path, "SELECT path FROM event_log WHERE purpose = ? ORDER BY id", purpose)
+        for r in rows(db_path, "SELECT path FROM event_rows WHERE purpose = ? ORDER BY id", purpose)
     ]
 
 

@@ -61,7 +61,7 @@ async def test_refusing_sets_only_an_opt_out_cookie_and_connection_still_works(s
         ]
         assert (await c.get("/pricing")).text == "page"
     await site.veil.flush()
-    assert rows(site, "SELECT purpose, path, subject FROM event_log") == [
+    assert rows(site, "SELECT purpose, path, subject FROM event_rows") == [
         ("connection", None, None)
     ]
     assert rows(site, "SELECT subject, action FROM consent_ledger") == [(None, "refuse")]
@@ -111,16 +111,16 @@ async def test_consent_adds_browsing_history_and_withdrawal_stops_it_at_the_next
     await site.veil.flush()
     history = rows(
         site,
-        "SELECT path, subject IS NOT NULL FROM event_log "
+        "SELECT path, subject IS NOT NULL FROM event_rows "
         "WHERE purpose = 'browsing_history' ORDER BY id",
     )
     assert history == [("/pricing", 1), ("/checkout", 1)]  # no query string, no later paths
     assert rows(
         site,
-        "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection' AND "
+        "SELECT COUNT(*) FROM event_rows WHERE purpose = 'connection' AND "
         "(path IS NOT NULL OR subject IS NOT NULL)",
     ) == [(0,)]
-    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection'") == [(4,)]
+    assert rows(site, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'connection'") == [(4,)]
 
 
 async def test_gpc_overrides_an_earlier_grant_but_not_a_later_explicit_one(site):
@@ -132,7 +132,7 @@ async def test_gpc_overrides_an_earlier_grant_but_not_a_later_explicit_one(site)
         await c.post("/veil/consent", json=GRANT, headers={"Sec-GPC": "1"})  # explicit, later
         await c.get("/three", headers={"Sec-GPC": "1"})
     await site.veil.flush()
-    assert rows(site, "SELECT path FROM event_log WHERE purpose = 'browsing_history'") == [
+    assert rows(site, "SELECT path FROM event_rows WHERE purpose = 'browsing_history'") == [
         ("/three",)
     ]
     assert rows(site, "SELECT action, method, gpc FROM consent_ledger ORDER BY id") == [
@@ -147,7 +147,7 @@ async def test_dnt_is_the_same_opt_out_hint(site):
         await c.post("/veil/consent", json=GRANT)
         await c.get("/one", headers={"DNT": "1"})
     await site.veil.flush()
-    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [(0,)]
+    assert rows(site, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'browsing_history'") == [(0,)]
 
 
 async def test_by_default_consent_based_purposes_are_opt_in_everywhere(site):
@@ -161,7 +161,7 @@ async def test_by_default_consent_based_purposes_are_opt_in_everywhere(site):
     await site.veil.flush()
     assert state["jurisdiction"] == "ccpa" and state["consent_model"] == "opt-in"
     assert state["purposes"]["browsing_history"]["collected"] is False
-    assert rows(site, "SELECT COUNT(*) FROM event_log WHERE purpose = 'browsing_history'") == [(0,)]
+    assert rows(site, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'browsing_history'") == [(0,)]
 
 
 async def test_the_app_cannot_speak_for_a_browser_subject(site):
@@ -172,7 +172,7 @@ async def test_the_app_cannot_speak_for_a_browser_subject(site):
         await site.veil.withdraw(cookie_value, ["browsing_history"])  # an app user of that name
         await c.get("/still-consented")
     await site.veil.flush()
-    assert rows(site, "SELECT path FROM event_log WHERE purpose = 'browsing_history'") == [
+    assert rows(site, "SELECT path FROM event_rows WHERE purpose = 'browsing_history'") == [
         ("/still-consented",)
     ]
     assert await site.veil.consents(cookie_value) == []  # that app user has no grant to withdraw

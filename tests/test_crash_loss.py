@@ -46,7 +46,7 @@ def beacon(client: httpx.Client) -> int:
 def on_disk(db_path: Path) -> tuple[int, int]:
     """(beacon rows, pipeline drops) committed to the file."""
     return (
-        scalar(db_path, "SELECT count(*) FROM event_log WHERE source = 'beacon'"),
+        scalar(db_path, "SELECT count(*) FROM event_rows WHERE source = 'beacon'"),
         scalar(db_path, "SELECT coalesce(sum(count), 0) FROM drops"),
     )
 

@@ -112,7 +112,7 @@ def test_requests_through_uvicorn_are_counted_and_no_raw_data_reaches_disk(serve
     assert purposes == {"connection"}
     assert (
         scalar(
-            db, "SELECT COUNT(*) FROM event_log WHERE sealed_endpoint IS NULL OR visitor IS NULL"
+            db, "SELECT COUNT(*) FROM event_rows WHERE sealed_endpoint IS NULL OR visitor IS NULL"
         )
         == 0
     )
@@ -148,7 +148,7 @@ def test_a_spoofed_left_hop_in_forwarded_for_is_ignored(served):
         get(port, {"User-Agent": CHROME, "X-Forwarded-For": f"6.6.6.6, 203.0.113.{i}"})
     proc.stop()
     networks = set(
-        rows(data / "veil.db", "SELECT network, CAST(ts / 86400 AS INTEGER) FROM event_log")
+        rows(data / "veil.db", "SELECT network, CAST(ts / 86400 AS INTEGER) FROM event_rows")
     )
     # the stored network is a daily pseudonym (test_unlinkability.py): recompute 203.0.113.0/24's
     from veil.config import KeysConfig

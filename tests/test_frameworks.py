@@ -134,7 +134,7 @@ def veil_log() -> Iterator[list[logging.LogRecord]]:
 def stored(config: Path) -> list[tuple]:
     return rows(
         config.parent / "data" / "veil.db",
-        "SELECT source, browser, language FROM event_log ORDER BY source",
+        "SELECT source, browser, language FROM event_rows ORDER BY source",
     )
 
 

@@ -211,7 +211,7 @@ def test_a_replayed_batch_does_not_add_its_drops_again(collector):
     assert resigned != head
     assert raw_request(collector.port, resigned, body)[0] == 200
     assert drops_in(collector.db) == {"bot": 3, "queue_full": 2}
-    assert scalar(collector, "SELECT COUNT(*) FROM event_log") == 2
+    assert scalar(collector, "SELECT COUNT(*) FROM event_rows") == 2
     # a different batch with the same drops is counted: ids, not contents, are deduplicated
     other = encode_batch([], Counter(bot=3), "2026-11-25")
     assert raw_request(collector.port, good_head(other), other)[0] == 200

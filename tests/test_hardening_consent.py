@@ -134,11 +134,11 @@ def settle(server: ServerProcess, c: httpx.Client) -> None:
     """One marker request, seen stored: everything sent before it has been processed."""
     marker = f"/marker-{time.monotonic_ns()}"
     c.get(marker, headers={"Cookie": ""})
-    n = query(server, "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection'")[0][0]
+    n = query(server, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'connection'")[0][0]
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         time.sleep(0.1)
-        now = query(server, "SELECT COUNT(*) FROM event_log WHERE purpose = 'connection'")[0][0]
+        now = query(server, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'connection'")[0][0]
         if now == n:
             return
         n = now
@@ -148,7 +148,7 @@ def history_paths(server: ServerProcess) -> list[str]:
     return [
         p
         for (p,) in query(
-            server, "SELECT path FROM event_log WHERE purpose = 'browsing_history' ORDER BY id"
+            server, "SELECT path FROM event_rows WHERE purpose = 'browsing_history' ORDER BY id"
         )
         if not p.startswith("/marker-")
     ]

@@ -161,7 +161,7 @@ def test_paths_that_reveal_health_data_never_reach_the_store_over_real_http(tmp_
                 assert b.status_code == 202, b.text
             c.get("/marker", headers=cookie)
             deadline = time.monotonic() + 10
-            while not rows(data / "veil.db", "SELECT 1 FROM event_log WHERE path = '/marker'"):
+            while not rows(data / "veil.db", "SELECT 1 FROM event_rows WHERE path = '/marker'"):
                 assert time.monotonic() < deadline, "the marker was never stored"
                 time.sleep(0.05)
     finally:
@@ -169,7 +169,7 @@ def test_paths_that_reveal_health_data_never_reach_the_store_over_real_http(tmp_
     stored = Counter(
         p
         for (p,) in rows(
-            data / "veil.db", "SELECT path FROM event_log WHERE purpose = 'browsing_history'"
+            data / "veil.db", "SELECT path FROM event_rows WHERE purpose = 'browsing_history'"
         )
     )
     assert stored == {"/clinic/:page": 5, None: 2, "/pricing": 1, "/marker": 1}
@@ -614,7 +614,7 @@ async def test_a_consent_under_broader_terms_no_longer_holds_until_given_again(d
         assert await v2.decide("user-1", "credit_limit", 1000)
         history = rows(
             data_dir / "veil.db",
-            "SELECT path, policy_version FROM event_log "
+            "SELECT path, policy_version FROM event_rows "
             "WHERE purpose = 'browsing_history' ORDER BY id",
         )
     finally:
@@ -662,7 +662,7 @@ async def test_a_longer_retention_never_applies_to_rows_collected_under_a_shorte
     keystore = KeyStore.open(config(data_dir, longer).keys)
     try:
         done = await enforce(store, keystore, g2, now=now)
-        sites = {s for (s,) in store.db.execute("SELECT site FROM event_log")}
+        sites = {s for (s,) in store.db.execute("SELECT site FROM event_rows")}
         assert done["connection"] == 1
         assert sites == {"g1-20-days.example", "g2-45-days.example"}
         shorter = policy(version="g3", changes=change("g3", "Connection data kept 10 days."))
@@ -671,7 +671,7 @@ async def test_a_longer_retention_never_applies_to_rows_collected_under_a_shorte
         g3 = config(data_dir, shorter).policy
         await store.open(g3)
         await enforce(store, keystore, g3, now=now)  # a shorter promise applies to every row
-        assert store.db.execute("SELECT COUNT(*) FROM event_log").fetchone()[0] == 0
+        assert store.db.execute("SELECT COUNT(*) FROM event_rows").fetchone()[0] == 0
     finally:
         keystore.close()
         await store.close()

@@ -146,7 +146,7 @@ def test_a_crafted_user_agent_leaves_no_email_or_ip_on_disk(serve, kind):
     described = rows(
         server,
         "SELECT os, os_version, browser, browser_version, device, "
-        "device_brand, device_model, site FROM event_log",
+        "device_brand, device_model, site FROM event_rows",
     )
     assert len(described) >= expected  # (the app also counts the /stats polls)
     for row in described:
@@ -246,7 +246,7 @@ def test_deeply_nested_json_is_a_400_on_every_endpoint(serve, kind):
     wait_stored(server, 1)
     server.stop()
     assert rows(
-        server, "SELECT browser, screen_w IS NOT NULL FROM event_log WHERE source = 'beacon'"
+        server, "SELECT browser, screen_w IS NOT NULL FROM event_rows WHERE source = 'beacon'"
     ) == [("Chrome", 1)]
     assert "Traceback" not in server.log.read_text()
 
@@ -324,7 +324,7 @@ def test_forwarded_for_with_ports_resolves_the_client(serve):
             )
             assert r.status_code == 202
     server.stop()
-    located = rows(server, "SELECT country, region, network FROM event_log")
+    located = rows(server, "SELECT country, region, network FROM event_rows")
     assert len(located) == 8  # none dropped as invalid_client
     assert {r[:2] for r in located} == {("JP", "13"), ("US", "CA")}
     # the same client whichever form its address came in: one network per address
@@ -334,7 +334,7 @@ def test_forwarded_for_with_ports_resolves_the_client(serve):
     keystore = KeyStore.open(load(server.config).keys)
     endpoints = {
         unseal(keystore, key, blob).decode()
-        for key, blob in rows(server, "SELECT seal_key, sealed_endpoint FROM event_log")
+        for key, blob in rows(server, "SELECT seal_key, sealed_endpoint FROM event_rows")
     }
     keystore.close()
     assert endpoints == {"203.0.113.7 ", "203.0.113.7 41234", "2001:db8:1::7 ", "2001:db8:1::7 443"}

@@ -212,7 +212,7 @@ def client(app, **kw) -> httpx.AsyncClient:
 
 
 def stored(veil: Veil) -> list[tuple]:
-    return rows(veil, "SELECT source, browser FROM event_log ORDER BY source")
+    return rows(veil, "SELECT source, browser FROM event_rows ORDER BY source")
 
 
 async def test_a_permanent_failure_raises_when_required_and_a_restart_recovers(

@@ -136,7 +136,8 @@ async def test_a_store_failing_mid_batch_loses_only_that_batch_and_counts_it(mak
     # A real SQLite failure in the middle of the next batch: the second row aborts it.
     db = sqlite3.connect(cfg.store.path)
     db.execute(
-        "CREATE TRIGGER fail BEFORE INSERT ON event_log WHEN NEW.browser = 'Firefox' "
+        "CREATE TRIGGER fail BEFORE INSERT ON events_connection WHEN "
+        "(SELECT browser FROM agents WHERE id = NEW.agent) = 'Firefox' "
         "BEGIN SELECT RAISE(ABORT, 'disk exploded'); END"
     )
     db.commit()

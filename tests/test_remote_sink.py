@@ -37,7 +37,7 @@ class Collector(ServerProcess):
     def counts(self) -> tuple[int, int]:
         (counts,) = rows(
             self,
-            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log WHERE source = 'request'",
+            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_rows WHERE source = 'request'",
         )
         return counts
 

@@ -46,7 +46,7 @@ async def test_expired_rows_are_disposed_of_unrecoverably(make_config, data_dir)
     done = await enforce(store, keystore, cfg.policy, now=now)
     keystore.close()
     assert done["connection"] == 1 and done["browsing_history"] == 1
-    sites = {r["site"] for r in await store.select("SELECT site FROM event_log")}
+    sites = {r["site"] for r in await store.select("SELECT site FROM event_rows")}
     assert sites == {"kept-connection.example", "kept-history.example"}
     await store.close()
     for path in data_dir.iterdir():  # db, WAL, SHM: the deleted rows are nowhere

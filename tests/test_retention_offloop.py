@@ -88,16 +88,17 @@ def rows(n: int, first_ts: float, marker: str, history_every: int = 0) -> list[t
 
 
 def fill(path: Path, batches: list[list[tuple]]) -> None:
-    """Insert directly, fast: one transaction per batch."""
+    """Write through the store, each batch whole (its event tables are the policy's)."""
+
+    async def write() -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        for batch in batches:
+            await store.write(batch, Counter(), "2026-11-25")
+        await store.close()
+
+    asyncio.run(write())
     db = sqlite3.connect(path, isolation_level=None)
-    insert = (
-        f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})"
-    )
-    for batch in batches:
-        db.execute("BEGIN")
-        db.executemany(insert, batch)
-        db.execute("COMMIT")
     db.execute(
         "INSERT INTO consent_ledger (ts, subject, scope, action, method, explicit, gpc, "
         "policy_version, jurisdiction) VALUES (?, 'EXPIREDSUBJECT', 'browsing_history', "
@@ -147,7 +148,7 @@ def populated(template, data_dir) -> Path:
 def count(path: Path, where: str = "1", params: tuple = ()) -> int:
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        return db.execute(f"SELECT count(*) FROM event_log WHERE {where}", params).fetchone()[0]
+        return db.execute(f"SELECT count(*) FROM event_rows WHERE {where}", params).fetchone()[0]
     finally:
         db.close()
 

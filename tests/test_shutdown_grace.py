@@ -135,5 +135,5 @@ async def test_a_collector_back_within_the_grace_gets_every_queued_event(
     assert stats.dropped == {} and stats.stored == EVENTS
     assert rows(
         tmp_path / "collector-data" / "veil.db",
-        "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_log WHERE source = 'request'",
+        "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_rows WHERE source = 'request'",
     ) == [(EVENTS, EVENTS)]

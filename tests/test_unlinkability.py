@@ -139,7 +139,7 @@ def visit(
 def stored(v: Veil | Site, where: str = "1") -> list[dict]:
     return records(
         v,
-        f"SELECT *, CAST(ts / {DAY} AS INTEGER) AS epoch_day FROM event_log "
+        f"SELECT *, CAST(ts / {DAY} AS INTEGER) AS epoch_day FROM event_rows "
         f"WHERE {where} ORDER BY id",
     )
 

@@ -42,7 +42,12 @@ class CaptureConfig:
     # bench/crash_loss.py). 0.25 s costs no measurable CPU over 1 s (batch_size decides
     # under load).
     flush_interval: float = 0.25
-    max_retries: int | None = 3  # None: retry until it works (a remote collector)
+    # Retries of a batch the store fails for any reason but a lock (a row it refuses, a full
+    # disk, a broken file); then the batch is dropped, counted as `store_error`. A store
+    # locked by another process is retried until it answers, however long, while new events
+    # wait in the queue (beyond it: `queue_full`, and 503 at the beacon endpoint). None:
+    # every failure is retried that way (a remote collector). Same key and default as before.
+    max_retries: int | None = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,3 +207,40 @@ DIMENSIONS = (
     "path",
     "day",
 )
+
+# What a user-agent is stored as: these columns of the event row, kept once per distinct agent
+# in the store's agents table (the row holds its id).
+AGENT_COLUMNS = (
+    "os",
+    "os_version",
+    "browser",
+    "browser_version",
+    "device",
+    "device_brand",
+    "device_model",
+)
+# The event-row columns (store/columns.py ROW_COLUMNS) each field, or set of fields, fills.
+# The store gives a purpose a column only when the purpose's fields can fill it, so a record
+# carries only what its purpose allows by the shape of its table. `screen` fills the width
+# class only: the height is never stored (pseudonymise.py).
+FIELD_COLUMNS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
+    (frozenset({"user_agent"}), AGENT_COLUMNS),
+    (frozenset({"accept_language"}), ("language", "languages")),
+    (frozenset({"navigator_language"}), ("language",)),
+    (frozenset({"gpc"}), ("gpc",)),
+    (frozenset({"dnt"}), ("dnt",)),
+    (frozenset({"screen"}), ("screen_w",)),
+    (frozenset({"pixel_ratio"}), ("pixel_ratio",)),
+    (frozenset({"path"}), ("path",)),
+    (frozenset({"ip_address"}), ("country", "region")),
+    (frozenset({"ip_address", "port"}), ("seal_key", "sealed_endpoint")),
+)
+
+
+def event_columns(fields: frozenset[str], needs_consent: bool) -> frozenset[str]:
+    """The event-row columns a purpose with these fields may fill, beyond those every event
+    has; `subject` only under consent (a subject is who gave it)."""
+    out = {c for needs, columns in FIELD_COLUMNS if needs <= fields for c in columns}
+    if needs_consent:
+        out.add("subject")
+    return frozenset(out)

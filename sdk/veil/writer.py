@@ -2,11 +2,16 @@
 store, off the request path.
 
 A batch is written when `capture.batch_size` events are waiting or every
-`capture.flush_interval` seconds. A failed write is retried with backoff; after
-`capture.max_retries` (for a remote collector: never, while running) the batch is dropped and
-counted as `store_error`. While a write is retried, new events wait in the bounded capture
-buffer, whose overflow is counted. Drop counts that could not be written ride along with the
-next batch.
+`capture.flush_interval` seconds. A failed write keeps its batch and is retried with backoff,
+asynchronously: nothing waits in SQLite's busy handler on the loop (the loop's connection has
+no busy timeout, store/sqlite.py), so a store locked by another process (`veil retention`
+from cron, a backup) fails at once and the writer sleeps while the app serves. Such a busy
+store, or a remote collector, is retried until it answers, however long: meanwhile new
+events wait in the bounded capture buffer, and once it is full they are refused, counted as
+`queue_full` (the beacon endpoint answers 503, never a 202 for what would be lost). Any other
+failure of a local store (a row it refuses, a full disk, a broken file) counts against
+`capture.max_retries`: after that many retries the batch is dropped, counted as
+`store_error`. Drop counts that could not be written ride along with the next batch.
 
 Stopping flushes everything queued, within one deadline: `remote.shutdown_grace` seconds from
 `stop()` for the whole shutdown, not per batch (with ten queued batches a per-batch grace made
@@ -31,10 +36,14 @@ from .pipeline import NO_CONSENT, ConsentView, Pipeline, Withdrawal
 from .pseudonymise import Pseudonymiser
 from .store import BatchRejected, EventStore
 from .store.keys import KeyStore
+from .store.sqlite import is_locked
 from .store.wire import new_batch_id
 
 log = logging.getLogger("veil.writer")
 PROCESS_SLICE = 200
+# Retry pauses for a store locked by another process: a failed attempt costs microseconds, so
+# poll often enough that a released lock is used within a flush interval or so.
+BUSY_PAUSE, BUSY_PAUSE_MAX = 0.02, 0.25
 
 
 class BatchWriter:
@@ -216,11 +225,12 @@ class BatchWriter:
                 log.warning("could not record a GPC opt-out: %s: %s", exc.__class__.__name__, exc)
 
     async def _write(self, rows: list[tuple[object, ...]], drops: Counter[str]) -> None:
-        """Write until it works, the retries run out, or the shutdown deadline passes."""
+        """Write until it works, the store refuses the batch for good (or fails it
+        `max_retries` times other than by a lock), or the shutdown deadline passes."""
         self._unwritten.update(drops)
         day = dt.datetime.now(dt.UTC).date().isoformat()
         batch = new_batch_id()  # the same on every retry: a batch's drops are counted once
-        attempt = 0
+        attempt = failures = waits = 0  # attempts; failures not cured by waiting; busy ones
         reason = Drop.STORE_ERROR
         while not self._spent():  # the deadline is one for the whole shutdown
             attempt += 1
@@ -231,20 +241,29 @@ class BatchWriter:
                 log.error("%s", exc)
                 break
             except Exception as exc:  # TimeoutError included: the deadline cut it off
+                locked = is_locked(exc)
                 if attempt == 1 or attempt % 30 == 0:  # a long outage logs, but not in a flood
                     log.warning(
-                        "store write failed (attempt %d): %s: %s",
+                        "store write failed (attempt %d)%s: %s: %s",
                         attempt,
+                        "; the batch is kept and retried while new events queue" if locked else "",
                         exc.__class__.__name__,
                         exc,
                     )
+                if locked:
+                    waits += 1
+                    await self._pause(min(BUSY_PAUSE * 2 ** min(waits - 1, 4), BUSY_PAUSE_MAX))
+                    continue
+                failures += 1
                 limit = self.cfg.max_retries
-                if limit is not None and attempt > limit:
+                if limit is not None and failures > limit:
                     break
-                await self._pause(attempt)
+                await self._pause(min(0.05 * 2 ** min(failures - 1, 6), 2.0))
                 continue
             self.stored += len(rows)
             self._unwritten.clear()
+            if attempt > 1:
+                log.info("store write succeeded after %d attempt(s)", attempt)
             return
         log.error(
             "dropped a batch of %d event(s) after %d attempt(s)%s: %s",
@@ -267,10 +286,9 @@ class BatchWriter:
             finally:
                 self._attempts.discard(attempt)
 
-    async def _pause(self, attempt: int) -> None:
-        """The backoff before retry `attempt + 1`. While running, a stop() ends it (the
+    async def _pause(self, delay: float) -> None:
+        """`delay` seconds before the next attempt. While running, a stop() ends it (the
         shutdown retries at once); at shutdown, it ends at the deadline."""
-        delay = min(0.05 * 2 ** min(attempt - 1, 6), 2.0)
         if self._deadline is not None:
             loop = asyncio.get_running_loop()
             await asyncio.sleep(max(0.0, min(delay, self._deadline - loop.time())))

@@ -55,7 +55,9 @@ class EventStore(Protocol):
     ) -> None:
         """Store rows and drop counts, or raise. Retrying the same rows is safe: an event id
         is stored once; `batch`, the same id on every retry of one batch, makes its drop
-        counts count once too."""
+        counts count once too. A row of a purpose the store does not know, or with a value
+        in a column its purpose may not hold (a sender running another policy), is refused
+        (RowsRefused, naming the purpose and column, never a value)."""
 
     async def aggregate(
         self, by: Sequence[str], purpose: str, since: float | None, min_group_size: int
@@ -172,6 +174,7 @@ class LocalStore(EventStore, Protocol):
     ) -> dict[str, int]:
         """Delete the rows retention governs (events and app records) older than their
         purpose's cutoff, and rows of a (purpose, policy version) older than its own cutoff,
-        unrecoverably (no copy left in any file); rows deleted per purpose. The consent
+        then the agents no event references, unrecoverably (no copy left in any file); rows
+        deleted per purpose. The consent
         ledger, decisions, reviews and the provision register are kept: records the law
         asks for."""

@@ -16,9 +16,9 @@ in chunks, each shaped to hold the write lock briefly and never longer than it m
   asyncio.Lock: a loop writer that arrives during a chunk awaits it, serving requests
   meanwhile, instead of sleeping in the busy handler.
 - Another process writing to the same file (a second worker, `veil retention` from cron) sees a
-  chunk as a held lock, and its busy handler polls every few ms. Chunks are sized to take
-  about `TARGET` seconds, well under the loop writer's 0.2 s busy timeout, and each is followed
-  by a pause, in which that process's writer gets its turn.
+  chunk as a held lock, and polls for it every few ms (sqlite.py `_begin`). Chunks are sized
+  to take about `TARGET` seconds, well under the loop writer's 0.25 s wait for the lock, and
+  each is followed by a pause, in which that process's writer gets its turn.
 
 `secure_delete` is on for the deleting connection (it is a per-connection setting), so SQLite
 zeroes what it deletes; a TRUNCATE checkpoint afterwards empties the WAL, whose older frames
@@ -98,9 +98,10 @@ async def _interruptible(db: aiosqlite.Connection, call: Awaitable[T]) -> T:
 
 
 async def delete_expired(
-    path: Path, gate: asyncio.Lock, expiries: Iterable[Expiry]
+    path: Path, gate: asyncio.Lock, expiries: Iterable[Expiry], with_agents: Sequence[str] = ()
 ) -> dict[str, int]:
-    """Delete every expired row in chunks, then truncate the WAL; rows deleted per purpose."""
+    """Delete every expired row in chunks, then the agents no row of the tables `with_agents`
+    (quoted names) references any more, then truncate the WAL; rows deleted per purpose."""
     deleted: dict[str, int] = {}
     size = ChunkSize()
     async with aiosqlite.connect(
@@ -135,8 +136,47 @@ async def delete_expired(
                 deleted[e.purpose] += cursor.rowcount
                 low = high
                 await asyncio.sleep(PAUSE)
+        if any(deleted.values()):
+            await prune_agents(db, gate, with_agents)
         await truncate_wal(db, gate)
     return deleted
+
+
+async def prune_agents(db: aiosqlite.Connection, gate: asyncio.Lock, tables: Sequence[str]) -> int:
+    """Delete the agents no event references: an agent kept after its rows would say that
+    such a device came by, for longer than the policy allows. Agents deleted.
+
+    Writers cache agent ids (layout.AgentIds), so this goes by epochs: bump `agent_epoch`
+    first, which makes every writer forget its cache and stamp each agent it uses from then on
+    with the new epoch; find the agents no row references, reading without a lock; delete
+    those of them not stamped since. The scan runs outside the write lock; each write is
+    one short statement taken in turn through `gate`."""
+    async with gate:
+        await _interruptible(db, db.execute("UPDATE agent_epoch SET epoch = epoch + 1"))
+    [(epoch,)] = await db.execute_fetchall("SELECT epoch FROM agent_epoch")
+    used = " UNION ALL ".join(f"SELECT agent FROM {t} WHERE agent IS NOT NULL" for t in tables)
+    unused = await _interruptible(
+        db,
+        db.execute_fetchall(
+            "SELECT id FROM agents WHERE epoch < ?"
+            + (f" AND id NOT IN ({used})" if tables else ""),
+            (epoch,),
+        ),
+    )
+    ids = [agent_id for (agent_id,) in unused]
+    pruned = 0
+    for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+        chunk = ids[start : start + 500]
+        async with gate:
+            cursor = await _interruptible(
+                db,
+                db.execute(
+                    f"DELETE FROM agents WHERE epoch < ? AND id IN ({', '.join('?' * len(chunk))})",
+                    (epoch, *chunk),
+                ),
+            )
+        pruned += cursor.rowcount
+    return pruned
 
 
 async def truncate_wal(db: aiosqlite.Connection, gate: asyncio.Lock) -> bool:

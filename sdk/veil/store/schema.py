@@ -189,4 +189,29 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX records_purpose_ts ON records (purpose, ts);
     """,
+    # Narrow rows (layout.py): one table per purpose, made at open from the policy and listed
+    # here, and each distinct agent stored once. The rows of event_log move into them at the
+    # next open (layout.move_legacy), which drops it and rebuilds the views.
+    """
+    CREATE TABLE event_tables (
+        purpose TEXT PRIMARY KEY REFERENCES purposes (key),
+        name    TEXT NOT NULL UNIQUE,        -- events_<purpose>
+        number  INTEGER NOT NULL UNIQUE      -- in every view id: row id * 1000 + number
+            CHECK (number BETWEEN 1 AND 999)
+    );
+    CREATE TABLE agents (
+        id              INTEGER PRIMARY KEY,
+        key             TEXT NOT NULL UNIQUE,   -- json_array of the seven values, NULLs too
+        os              TEXT,
+        os_version      TEXT,
+        browser         TEXT,
+        browser_version TEXT,
+        device          TEXT,
+        device_brand    TEXT,
+        device_model    TEXT,
+        epoch           INTEGER NOT NULL DEFAULT 0  -- agent_epoch when a writer last looked it up
+    );
+    CREATE TABLE agent_epoch (epoch INTEGER NOT NULL);  -- one row; bumped by each agent prune
+    INSERT INTO agent_epoch VALUES (0);
+    """,
 )

@@ -4,10 +4,11 @@ Writes run on the event loop's thread, in transactions of at most `CHUNK` rows w
 between (~2 ms each). That is deliberate, and measured (docs/benchmarks.md): in a worker
 thread (aiosqlite) every row's parameter binding waits for the GIL, and under HTTP load a
 1,000-row write stretched from 10 ms to ~300 ms, filled the capture queue and refused
-beacons. A short busy timeout keeps a second writer process from stalling the loop; the
-writer retries instead. Every long statement runs off the loop, on aiosqlite's thread with a
-connection of its own (offloop.py): retention's deletes, in chunks that take turns with the
-loop's writes, and long reads (`aggregate`, `scan`).
+beacons. The loop's connection has no busy timeout (SQLite's busy handler would sleep on the
+loop): a write waits for another process's lock asleep, briefly (`_begin`), and the writer
+keeps a batch the store could not take and retries it. Every long statement runs off the
+loop, on aiosqlite's thread with a connection of its own (offloop.py): retention's deletes,
+in chunks that take turns with the loop's writes, and long reads (`aggregate`, `scan`).
 
 `secure_delete` makes SQLite overwrite deleted content, so disposal is unrecoverable from the
 database file; a TRUNCATE checkpoint after deletions does the same for the WAL.
@@ -15,40 +16,63 @@ database file; a TRUNCATE checkpoint after deletions does the same for the WAL.
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import cast
 
 from ..errors import QueryError, RowsRefused, StoreError
 from ..files import private_sqlite
 from ..policy import Policy
-from ..registry import DIMENSIONS
+from ..registry import AGENT_COLUMNS, DIMENSIONS
 from ..terms import Terms
-from . import offloop, versions
+from . import layout, offloop, versions
 from .base import CONSENT_COLUMNS, PROVISION_COLUMNS, Aggregate
 from .columns import ROW_COLUMNS, Row, SQLValue
 from .schema import MIGRATIONS
 
 CHUNK = 250  # rows per transaction
-BUSY_TIMEOUT = 0.2  # seconds the loop may wait for another process's write lock
+# Seconds the loop's connection waits for another process's write lock: none. SQLite's busy
+# handler sleeps on the calling thread, here the event loop's: at 0.2 s a store locked for
+# 10 s froze the loop ~200 ms per write attempt. A locked store now fails at once and the
+# writer retries asynchronously, keeping the batch (writer.py).
+BUSY_TIMEOUT = 0.0
+LOCK_WAIT = 0.25  # seconds a write waits for the lock, asleep (_begin); then it fails
+LOCK_POLL = 0.005
 # How long a batch id is remembered. A captured batch can be replayed only while its signed
 # timestamp is in the collector's window (±300 s); a sender retries a batch within seconds.
 BATCH_MEMORY = 3600.0
-# A retried batch carries the same event ids: stored once. Only that conflict is ignored;
-# NOT NULL, CHECK and foreign-key failures still fail the transaction.
-_INSERT = (
-    f"INSERT INTO event_log ({', '.join(ROW_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(ROW_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
-)
-_DIMENSION_SQL = {d: d for d in DIMENSIONS} | {"day": "date(ts, 'unixepoch')"}
+# Events go to their purpose's table (layout.py). A retried batch carries the same event ids:
+# stored once. Only that conflict is ignored; NOT NULL and CHECK failures, and a value in a
+# column the purpose's table lacks, still fail the transaction.
+_PURPOSE = ROW_COLUMNS.index("purpose")
+_PURPOSE_OF = itemgetter(_PURPOSE)
 # Bound parameters per statement: SQLite before 3.32 allows 999.
 MAX_PARAMS = 500
-# The tables a purpose's retention governs: (table, timestamp column, purpose column). The
-# consent ledger, decisions, reviews and the provision register are records kept by law.
-GOVERNED = (("event_log", "ts", "purpose"), ("records", "ts", "purpose"))
+# The tables a purpose's retention governs: its events table (layout.py) and `records`, by
+# `ts`. The consent ledger, decisions, reviews and the provision register are records kept by
+# law.
+
+
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def is_locked(exc: BaseException | None) -> bool:
+    """The store is locked by another connection (SQLITE_BUSY or LOCKED, possibly wrapped in
+    a StoreError): it will take the write once the lock is released."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.OperationalError) and (
+            (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY_CODES
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class SQLiteStore:
@@ -56,6 +80,8 @@ class SQLiteStore:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._prune_batches_at = 0.0
+        self._tables: dict[str, layout.Table] = {}  # by purpose: refreshed when one is missing
+        self._agents = layout.AgentIds()
         # The loop's write transactions and off-loop disposal chunks take turns here, so the
         # loop never sleeps in SQLite's busy handler behind a chunk (offloop.py).
         self._gate = asyncio.Lock()
@@ -74,26 +100,32 @@ class SQLiteStore:
             ):
                 self._db.execute(f"PRAGMA {pragma}")
             self._migrate()
-            if policy is not None:
+            legacy = layout.has_legacy(self.db)
+            if policy is not None or legacy:
                 with self._transaction() as db:
-                    self._register_policy(db, policy)
-                    db.executemany(
-                        "INSERT INTO purposes VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE "
-                        "SET legal_basis=excluded.legal_basis, "
-                        "needs_consent=excluded.needs_consent, "
-                        "retention_seconds=excluded.retention_seconds, "
-                        "policy_version=excluded.policy_version",
-                        [
-                            (
-                                p.key,
-                                p.legal_basis,
-                                p.needs_consent,
-                                int(p.retention.total_seconds()),
-                                policy.version,
-                            )
-                            for p in policy.purposes.values()
-                        ],
-                    )
+                    if policy is not None:
+                        self._register_policy(db, policy)
+                        db.executemany(
+                            "INSERT INTO purposes VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) "
+                            "DO UPDATE SET legal_basis=excluded.legal_basis, "
+                            "needs_consent=excluded.needs_consent, "
+                            "retention_seconds=excluded.retention_seconds, "
+                            "policy_version=excluded.policy_version",
+                            [
+                                (
+                                    p.key,
+                                    p.legal_basis,
+                                    p.needs_consent,
+                                    int(p.retention.total_seconds()),
+                                    policy.version,
+                                )
+                                for p in policy.purposes.values()
+                            ],
+                        )
+                    moved = self._lay_out(db, policy)
+                if moved:  # event_log's rows moved: no copy left in the WAL either
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._tables = layout.load(self.db)
         except (OSError, sqlite3.Error) as exc:
             await self.close()
             raise StoreError(f"store.url: cannot open {self.path}: {exc}") from None
@@ -102,10 +134,11 @@ class SQLiteStore:
             raise
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, begun: bool = False) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT, rolled back on any error (a failed COMMIT included)."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        if not begun:
+            db.execute("BEGIN IMMEDIATE")
         try:
             yield db
             db.execute("COMMIT")
@@ -119,8 +152,37 @@ class SQLiteStore:
         """A write transaction on the loop's connection, taken in turn with off-loop disposal
         (every write on the loop goes through here once the store is open)."""
         async with self._gate:
-            with self._transaction() as db:
+            await self._begin()
+            with self._transaction(begun=True) as db:
                 yield db
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting up to LOCK_WAIT for another process's write lock in short
+        asleep polls (BUSY_TIMEOUT is 0: SQLite's busy handler would sleep on the loop). A
+        consent change during a CLI retention run waits its turn instead of failing."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_locked(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(LOCK_POLL)
+
+    @staticmethod
+    def _lay_out(db: sqlite3.Connection, policy: Policy | None) -> bool:
+        """The purpose tables the policy needs (created, or broadened by added columns), the
+        legacy event_log's rows moved into them, and the views rebuilt if a table changed;
+        in the open transaction (layout.py). True if event_log's rows were moved (here: not
+        by another process that opened the store first)."""
+        wanted = layout.policy_columns(policy) if policy is not None else {}
+        legacy = layout.has_legacy(db)
+        if legacy:
+            layout.move_legacy(db, wanted)
+        if layout.ensure(db, wanted) or legacy:
+            layout.build_views(db)
+        return legacy
 
     @staticmethod
     def _register_policy(db: sqlite3.Connection, policy: Policy) -> None:
@@ -158,23 +220,84 @@ class SQLiteStore:
         A failure leaves earlier chunks stored: retrying the same rows is safe, their event
         ids are stored once. Drop counts carry no ids: `batch` names the batch (the same on
         every retry or replay of it), and a batch's drops are added only the first time.
+
+        Each row goes to its purpose's table, narrowed to its columns (layout.py); a chunk
+        with a row its purpose's table cannot hold is refused whole (RowsRefused).
         """
         for start in range(0, max(len(rows), 1), CHUNK):
             last = start + CHUNK >= len(rows)
-            async with self._writing() as db:
-                if rows:
-                    try:
-                        db.executemany(_INSERT, rows[start : start + CHUNK])
-                    except sqlite3.IntegrityError as exc:  # names the constraint, not values
-                        raise RowsRefused(f"rows break a constraint of the store: {exc}") from None
-                if last and drops and self._first_time(db, batch):
-                    db.executemany(
-                        "INSERT INTO drops VALUES (?, ?, ?) ON CONFLICT (day, reason) "
-                        "DO UPDATE SET count = count + excluded.count",
-                        [(day, str(reason), n) for reason, n in drops.items()],
-                    )
+            parts = self._by_table(rows[start : start + CHUNK])
+            try:
+                async with self._writing() as db:
+                    self._insert_rows(db, parts)
+                    if last and drops and self._first_time(db, batch):
+                        db.executemany(
+                            "INSERT INTO drops VALUES (?, ?, ?) ON CONFLICT (day, reason) "
+                            "DO UPDATE SET count = count + excluded.count",
+                            [(day, str(reason), n) for reason, n in drops.items()],
+                        )
+            except BaseException:  # rolled back: agents it added are gone from the table
+                self._agents.forget()
+                raise
             if not last:
                 await asyncio.sleep(0)
+
+    def _insert_rows(
+        self, db: sqlite3.Connection, parts: list[tuple[layout.Table, Sequence[Row]]]
+    ) -> None:
+        """Each group into its table, projected onto its columns, agents as ids."""
+        try:
+            for table, part in parts:
+                if table.has_agent:
+                    ids = self._agents.for_rows(db, part)
+                    values = zip(map(table.project, part), ids, strict=True)
+                    db.executemany(table.insert, [(*v, a) for v, a in values])
+                else:
+                    db.executemany(table.insert, map(table.project, part))
+        except sqlite3.IntegrityError as exc:  # names the constraint, not values
+            raise RowsRefused(f"rows break a constraint of the store: {exc}") from None
+
+    def _by_table(self, rows: Sequence[Row]) -> list[tuple[layout.Table, Sequence[Row]]]:
+        """The rows grouped by their purpose's table, each group checked to carry nothing
+        its table lacks; RowsRefused (naming the purpose and column, never a value) else."""
+        if not rows:
+            return []
+        try:
+            purposes = set(map(_PURPOSE_OF, rows))
+            if len(purposes) == 1:
+                groups: dict[object, Sequence[Row]] = {purposes.pop(): rows}
+            else:
+                lists: dict[object, list[Row]] = {p: [] for p in purposes}
+                for row in rows:
+                    lists[row[_PURPOSE]].append(row)
+                groups = dict(lists)
+        except TypeError:  # an unhashable purpose off the wire
+            raise RowsRefused("a row's purpose must be text") from None
+        out = []
+        for purpose, part in groups.items():
+            table = self._table(purpose)
+            if table is None:
+                raise RowsRefused(
+                    "rows break a constraint of the store: FOREIGN KEY constraint failed "
+                    f"(purpose {str(purpose)[:60]!r} is not one of this store's)"
+                )
+            try:
+                table.refuse_extra(part)
+            except RowsRefused:  # another process's policy may have broadened it since
+                self._tables = layout.load(self.db)
+                table = self._tables[table.purpose]  # tables are never dropped
+                table.refuse_extra(part)
+            out.append((table, part))
+        return out
+
+    def _table(self, purpose: object) -> layout.Table | None:
+        """The purpose's table; looked up again in the database when this store has not
+        seen it (another process may have created it since this one opened)."""
+        table = self._tables.get(purpose)  # type: ignore[call-overload]
+        if table is None and isinstance(purpose, str):
+            self._tables = layout.load(self.db)
+            table = self._tables.get(purpose)
+        return table
 
     # -- veil's own records (LocalStore): one transaction per call ------------------------------
 
@@ -393,9 +516,9 @@ class SQLiteStore:
         *,
         by_version: Mapping[tuple[str, str], float] | None = None,
     ) -> dict[str, int]:
-        """Delete rows of the GOVERNED tables older than their purpose's cutoff, and rows of a
-        (purpose, policy_version) older than its own later cutoff; zero them out of the WAL
-        too.
+        """Delete events (each purpose's table) and app records older than their purpose's
+        cutoff, and those of a (purpose, policy_version) older than its own later cutoff,
+        then the agents no event references any more; zero them out of the WAL too.
 
         Off the event loop, in chunks that hold the write lock ~50 ms each, with
         `secure_delete` on the deleting connection and a TRUNCATE checkpoint after
@@ -403,24 +526,30 @@ class SQLiteStore:
         while a month of rows is deleted."""
         if self._db is None:
             raise StoreError("the store is not open")
+        self._tables = tables = layout.load(self.db)  # another process may have added some
+
+        def governed(purpose: str, version: str | None) -> list[offloop.Expiry]:
+            """The purpose's events and app records, of one policy version if given; each
+            `where` is served by an index on ts (events: a table per purpose) or on
+            (purpose, ts) (records)."""
+            extra, more = (" AND policy_version = ?", (version,)) if version else ("", ())
+            out = [("records", f"purpose = ?{extra}", (purpose, *more))]
+            if (table := tables.get(purpose)) is not None:
+                out.insert(0, (layout.quote(table.name), f"1{extra}", more))
+            return [offloop.Expiry(purpose, t, "ts", w, p, 0.0) for t, w, p in out]
+
         expiries = [
-            offloop.Expiry(purpose, table, ts, f"{purpose_column} = ?", (purpose,), cutoff)
+            dataclasses.replace(e, cutoff=cutoff)
             for purpose, cutoff in cutoffs.items()
-            for table, ts, purpose_column in GOVERNED
+            for e in governed(purpose, None)
         ]
         expiries += [
-            offloop.Expiry(
-                purpose,
-                table,
-                ts,  # every governed table has the column
-                f"{purpose_column} = ? AND policy_version = ?",
-                (purpose, version),
-                cutoff,
-            )
+            dataclasses.replace(e, cutoff=cutoff)
             for (purpose, version), cutoff in (by_version or {}).items()
-            for table, ts, purpose_column in GOVERNED
+            for e in governed(purpose, version)
         ]
-        return await offloop.delete_expired(self.path, self._gate, expiries)
+        with_agents = [layout.quote(t.name) for t in tables.values() if t.has_agent]
+        return await offloop.delete_expired(self.path, self._gate, expiries, with_agents)
 
     async def select(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, SQLValue]]:
         """Rows of a short read-only query over veil's tables, as dicts. SQLite's own, not
@@ -438,19 +567,21 @@ class SQLiteStore:
     async def aggregate(
         self, by: Sequence[str], purpose: str, since: float | None, min_group_size: int
     ) -> Aggregate:
-        unknown = [d for d in by if d not in _DIMENSION_SQL]
+        unknown = [d for d in by if d not in DIMENSIONS]
         if unknown:
             raise QueryError(f"cannot group by {unknown}: choose from {', '.join(DIMENSIONS)}")
-        groups = ", ".join(_DIMENSION_SQL[d] for d in by) or "NULL"
-        where = "purpose = ?"
-        params: list[object] = [purpose]
-        if since is not None:
-            where += " AND ts >= ?"
-            params.append(since)
+        columns = (*by, "events", "visitors")
+        table = self._table(purpose)
+        if table is None:  # nothing was ever stored under it
+            return Aggregate(columns=columns, rows=[], suppressed_groups=0)
+        # the purpose's own table: a column it lacks is NULL in every row of it
+        groups = ", ".join(layout.column_sql(table, d) for d in by) or "NULL"
+        where, params = ("t.ts >= ?", [since]) if since is not None else ("1", [])
         # a row with a subject carries no visitor pseudonym: the subject is its unit
+        unit = "COALESCE(t.subject, t.visitor)" if "subject" in table.columns else "t.visitor"
         sql = (
-            f"SELECT {groups}, COUNT(*), COUNT(DISTINCT COALESCE(subject, visitor)) "
-            f"FROM event_log "
+            f"SELECT {groups}, COUNT(*), COUNT(DISTINCT {unit}) "
+            f"FROM {layout.from_sql(table, joined=bool(set(by) & set(AGENT_COLUMNS)))} "
             f"WHERE {where} GROUP BY {groups} ORDER BY COUNT(*) DESC"
         )
 
@@ -460,9 +591,7 @@ class SQLiteStore:
                 kept.append(tuple(row))
             else:
                 suppressed += 1
-        return Aggregate(
-            columns=(*by, "events", "visitors"), rows=kept, suppressed_groups=suppressed
-        )
+        return Aggregate(columns=columns, rows=kept, suppressed_groups=suppressed)
 
     async def drop_counts(self, since_day: str | None = None) -> dict[str, int]:
         rows = await self.select(
