@@ -1,9 +1,10 @@
 """User-agent → OS, browser and device, with versions cut to the major number.
 
-ua-parser's Rust resolver (`ua-parser[regex]`) does the matching; an LRU cache keyed on the raw
-header bytes sits in front of it, since real traffic repeats a few hundred agents. The parser
-(100-200 ms) and the vocabularies (~200 ms) are built once per process, at start-up rather than
-on a request.
+ua-parser's Rust resolver (`ua-parser[regex]`) does the matching, with no cache of ua-parser's
+own; a `ByteLRU` (caches.py) keyed on the header's first MAX_AGENT_BYTES sits in front of it,
+since real traffic repeats a few hundred agents, bounded in bytes since a client picks its
+header's length. The parser (100-200 ms) and the vocabularies (~200 ms) are built once per
+process, at start-up rather than on a request.
 
 What ua-parser returns is partly the client's own text: a rule like `; ([^;/]+) Build` copies
 whatever stands there, and real agents carry e-mail addresses, IPs and device serials in those
@@ -21,10 +22,13 @@ from typing import NamedTuple
 
 from ua_parser import Parser, loaders, regex
 
+from .caches import ByteLRU
 from .vocabulary import Vocabulary, closed_values
 
-CACHE_SIZE = 20_000
 MAX_AGENT_BYTES = 512  # longer headers are truncated before parsing; no browser sends more
+# ~1,000 agents of a typical ~250-byte header (an entry weighs ~1 KB with its description);
+# a realistic stream has a few hundred.
+CACHE_BYTES = 1 << 20
 
 
 class Agent(NamedTuple):
@@ -100,9 +104,21 @@ def _version(v: str | None, known: Vocabulary) -> str | None:
     return v if _VERSION.fullmatch(v) else known.canonical(v)
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
+_described: ByteLRU[bytes, Agent] = ByteLRU(CACHE_BYTES)
+
+
 def describe(header: bytes) -> Agent:
-    text = header[:MAX_AGENT_BYTES].decode("latin-1")
+    """The agent a User-Agent header describes (cached on its first MAX_AGENT_BYTES bytes)."""
+    key = header[:MAX_AGENT_BYTES]  # the very object when the header is no longer
+    found = _described.get(key)
+    if found is None:
+        found = _describe(key)
+        _described.put(key, found)
+    return found
+
+
+def _describe(header: bytes) -> Agent:
+    text = header.decode("latin-1")
     r = _parser().parse(text)
     ua, os, dev = r.user_agent, r.os, r.device
     v = _vocabularies()

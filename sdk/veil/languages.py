@@ -4,10 +4,13 @@
 base language is what the policy's "language settings" needs, and it identifies no one.
 """
 
-import functools
 import re
 
+from .caches import ByteLRU
+
 MAX_LANGUAGES = 3
+MAX_HEADER_BYTES = 256  # read no further: three tags fit many times over
+CACHE_BYTES = 1 << 18  # ~600 distinct headers of ~40 bytes; a realistic stream has dozens
 _PRIMARY = re.compile(r"^[a-z]{2,3}$")
 _TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
@@ -21,10 +24,22 @@ def primary_subtag(tag: str) -> str | None:
     return primary if _PRIMARY.match(primary) else None
 
 
-@functools.lru_cache(maxsize=4096)
+_read: ByteLRU[bytes, tuple[str, ...]] = ByteLRU(CACHE_BYTES)
+
+
 def from_accept_language(header: bytes) -> tuple[str, ...]:
+    """The primary subtags, best first (cached on the header's first MAX_HEADER_BYTES)."""
+    key = header[:MAX_HEADER_BYTES]
+    found = _read.get(key)
+    if found is None:
+        found = _from_accept_language(key)
+        _read.put(key, found)
+    return found
+
+
+def _from_accept_language(header: bytes) -> tuple[str, ...]:
     ranked = []
-    for i, part in enumerate(header[:256].decode("latin-1").split(",")):
+    for i, part in enumerate(header.decode("latin-1").split(",")):
         tag, _, params = part.partition(";")
         q = 1.0
         params = params.strip()

@@ -5,6 +5,12 @@ None to go on, or a `Drop` reason; every drop is counted, none is silent. Which 
 decided by the purpose's field list: a field the purpose does not allow is never derived, so a
 record carries only what its purpose allows. Raw values (IP, port, user-agent bytes) live only
 on the in-memory `Event` and are never copied into the row.
+
+The speed comes from what each step caches on what repeats, in byte-bounded LRUs (caches.py)
+held in memory only: (peer, X-Forwarded-For) → client (proxy.py), User-Agent → agent
+(agents.py), Accept-Language → languages (languages.py), Host → site (here), and the day's
+keyed hashers already fed the site (pseudonymise.py). A cache changes no row or drop count
+(tests/test_lean_pipeline.py); what they can hold is bounded (tests/test_cache_bounds.py).
 """
 
 import datetime as dt
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import agents, languages
+from .caches import ByteLRU
 from .capture import Beacon, Captured, VeilCookies
 from .consent import ConsentRecord, fan_out, opt_in, signal_on
 from .errors import Drop
@@ -41,7 +48,19 @@ _HOST = re.compile(
 class Event:
     """One event in flight: the captured raw fields (`capture.Captured`'s, by the same
     names), then the derived ones, which a row takes (store.columns.ROW_COLUMNS). Derived
-    fields default to None at class level, so a step sets only what it derives."""
+    fields start as None, so a step sets only what it derives.
+
+    Slots, not a __dict__: an event holds over 30 attributes, past what CPython's shared-key
+    instance dicts take, and each event paid for building a dict of its own (~1 µs)."""
+
+    __slots__ = (
+        *Captured._fields[1:],
+        *("allowed", "purpose", "policy_version", "source", "ip", "ip_text", "described"),
+        *("event_id", "site", "visitor", "network", "country", "region", "os", "os_version"),
+        *("browser", "browser_version", "device", "device_brand", "device_model", "language"),
+        *("languages", "gpc", "dnt", "screen_w", "screen_h", "pixel_ratio", "path", "seal_key"),
+        *("sealed_endpoint", "subject"),
+    )
 
     # captured, raw: never copied into a row
     peer: str | None
@@ -58,35 +77,36 @@ class Event:
     port: int | None  # the client's: the peer's, or what a trusted proxy said
     ip: bytes  # the client's address, set by resolve_client, always the first step
     ip_text: str
+    described: agents.Agent  # the user-agent's description, set by drop_bots, always second
     # the row's columns
-    event_id: str | None = None
+    event_id: str | None
     ts: float
     purpose: str
     policy_version: str
     source: str
-    site: str | None = None
-    visitor: str | None = None
-    network: str | None = None
-    country: str | None = None
-    region: str | None = None
-    os: str | None = None
-    os_version: str | None = None
-    browser: str | None = None
-    browser_version: str | None = None
-    device: str | None = None
-    device_brand: str | None = None
-    device_model: str | None = None
-    language: str | None = None
-    languages: str | None = None
-    gpc: bool | None = None
-    dnt: bool | None = None
-    screen_w: int | None = None
-    screen_h: int | None = None
-    pixel_ratio: float | None = None
-    path: str | None = None
-    seal_key: str | None = None
-    sealed_endpoint: bytes | None = None
-    subject: str | None = None
+    site: str | None
+    visitor: str | None
+    network: str | None
+    country: str | None
+    region: str | None
+    os: str | None
+    os_version: str | None
+    browser: str | None
+    browser_version: str | None
+    device: str | None
+    device_brand: str | None
+    device_model: str | None
+    language: str | None
+    languages: str | None
+    gpc: bool | None
+    dnt: bool | None
+    screen_w: int | None
+    screen_h: int | None
+    pixel_ratio: float | None
+    path: str | None
+    seal_key: str | None
+    sealed_endpoint: bytes | None
+    subject: str | None
 
     def __init__(self, captured: Captured, purpose: Purpose, policy_version: str) -> None:
         # Unpacked, not read by name: the cheapest on the writer's path. Captured's order.
@@ -109,6 +129,12 @@ class Event:
         self.purpose = purpose.key
         self.policy_version = policy_version
         self.source = "request" if self.beacon is None else "beacon"
+        self.event_id = self.site = self.visitor = self.network = self.country = None
+        self.region = self.os = self.os_version = self.browser = self.browser_version = None
+        self.device = self.device_brand = self.device_model = self.language = None
+        self.languages = self.gpc = self.dnt = self.screen_w = self.screen_h = None
+        self.pixel_ratio = self.path = self.seal_key = self.sealed_endpoint = None
+        self.subject = None
 
 
 Step = Callable[[Event], Drop | None]
@@ -120,9 +146,21 @@ def utc_day(epoch_day: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=epoch_day)
 
 
-@functools.lru_cache(maxsize=1024)
+# Host header → site: a few names a deployment serves, any a crafted header makes up
+_sites: ByteLRU[bytes, str | None] = ByteLRU(1 << 16)
+_UNKNOWN = object()
+
+
 def site_from_host(host: bytes) -> str | None:
     """The Host header's name, lower-cased and without port; None when it is not a hostname."""
+    found = _sites.get(host, _UNKNOWN)
+    if found is _UNKNOWN:
+        found = _site_from_host(host)
+        _sites.put(host, found)
+    return found  # type: ignore[return-value]
+
+
+def _site_from_host(host: bytes) -> str | None:
     name = host.lower().rsplit(b":", 1)[0] if host.count(b":") == 1 else host.lower()
     name = name.removesuffix(b".")  # the absolute form names the same site
     return name.decode() if len(name) <= 253 and _HOST.fullmatch(name) else None
@@ -208,6 +246,15 @@ class Pipeline:
         self._geo = geo
         self.routes = {key: (p, self._steps_for(p, seal_ip)) for key, p in policy.purposes.items()}
         self.consent_purposes = tuple(p for p in policy.purposes.values() if p.needs_consent)
+        # Purposes whose events may fan out under consent-based ones; outside the "regional"
+        # model every regime is opt-in, so a request without veil's cookies has no grant and
+        # never fans out (what _consented answers first, without a call per event).
+        self._fans_out = frozenset(
+            key
+            for key, p in policy.purposes.items()
+            if self.consent_purposes and not p.needs_consent
+        )
+        self._cookieless_fan_out = policy.consent_model == "regional"
 
     def _steps_for(self, purpose: Purpose, seal_ip: bool) -> tuple[Step, ...]:
         allowed = purpose.fields
@@ -236,6 +283,7 @@ class Pipeline:
         drops: Counter[str] = Counter()
         withdrawals: list[Withdrawal] = []
         routes, version, batch = self.routes, self.policy.version, _batch_prefix()
+        fans_out, cookieless_fan_out = self._fans_out, self._cookieless_fan_out
         for i, item in enumerate(captured):
             kept = len(rows), len(apart), len(withdrawals)
             try:
@@ -248,6 +296,10 @@ class Pipeline:
                     continue
                 event.event_id = f"{batch}{i:05x}"
                 rows.append(as_row(event))
+                if event.purpose not in fans_out or (
+                    event.cookies is None and not cookieless_fan_out
+                ):
+                    continue
                 # The same request, again, under each consent-based purpose it may feed.
                 for n, (purpose, subject) in enumerate(
                     self._consented(event, consent, withdrawals), start=1
@@ -280,6 +332,8 @@ class Pipeline:
         `consent.fan_out` decides; the grants its GPC/DNT withdraws go to `withdrawals`."""
         if not self.consent_purposes or self.policy.purposes[e.purpose].needs_consent:
             return []
+        if e.cookies is None and opt_in(self.policy, regime_for(e.country, e.region)):
+            return []  # the common case, before any lookup: no cookie, no grant, opt-in regime
         subject, records, opted_out = consent.of(e.cookies)
         regime = regime_for(e.country, e.region)
         if not records and opt_in(self.policy, regime):
@@ -303,16 +357,17 @@ class Pipeline:
         client = self._resolver.resolve(e.peer, e.forwarded)
         if client is None:
             return Drop.INVALID_CLIENT
-        e.ip, e.ip_text = client.packed, client.text
-        if client.proxied:  # the socket's port is the proxy's; the proxy may have said the client's
-            e.port = client.port
+        e.ip, e.ip_text, proxied, port = client
+        if proxied:  # the socket's port is the proxy's; the proxy may have said the client's
+            e.port = port
         elif not e.port:
             e.port = None  # 0 means unknown
         e.site = self.site or (site_from_host(e.host) if e.host else None)
         return None
 
     def drop_bots(self, e: Event) -> Drop | None:
-        return Drop.BOT if agents.describe(e.agent).is_bot else None
+        e.described = described = agents.describe(e.agent)
+        return Drop.BOT if described.is_bot else None
 
     def read_signals(self, e: Event) -> None:
         if "gpc" in e.allowed:
@@ -330,7 +385,7 @@ class Pipeline:
             e.device_brand,
             e.device_model,
             _,
-        ) = agents.describe(e.agent)
+        ) = e.described
 
     def read_languages(self, e: Event) -> None:
         if e.accept_language and (langs := languages.from_accept_language(e.accept_language)):

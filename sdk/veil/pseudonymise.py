@@ -22,6 +22,7 @@ import socket
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .caches import ENTRY_OVERHEAD, ByteLRU
 from .errors import KeyStoreError
 from .store.keys import KeyStore
 
@@ -70,13 +71,23 @@ def _visitor(base: hashlib.blake2b, site: str, ip: str, agent: bytes, cookie: st
     return h.hexdigest()
 
 
+Hashers = tuple[hashlib.blake2b, hashlib.blake2b]  # (visitor, network)
+
+
+def _weigh_hashers(key: tuple[dt.date, str], _: Hashers) -> int:
+    return ENTRY_OVERHEAD + 2 * 448 + 64 + 32 + 49 + len(key[1])  # a blake2b object is 448 B
+
+
 class Pseudonymiser:
     """Holds the unwrapped keys of the days in use; forgets a day's keys when told to."""
 
     def __init__(self, keystore: KeyStore) -> None:
         self._keystore = keystore
         # day → (visitor hasher, network hasher), pre-keyed; None once the day's key is gone
-        self._hashers: dict[dt.date, tuple[hashlib.blake2b, hashlib.blake2b] | None] = {}
+        self._hashers: dict[dt.date, Hashers | None] = {}
+        # (day, site) → the day's hashers already fed the site and its separator: the site is
+        # what every event of a deployment shares (a crafted Host makes up more: bounded)
+        self._sited: ByteLRU[tuple[dt.date, str], Hashers] = ByteLRU(1 << 16, _weigh_hashers)
         self._sealers: dict[dt.date, tuple[str, AESGCM] | None] = {}
 
     def _day(self, day: dt.date) -> tuple[hashlib.blake2b, hashlib.blake2b] | None:
@@ -111,14 +122,28 @@ class Pseudonymiser:
         it had one (or with another subject's), so whoever pairs a subject's row with its
         cookieless twin reaches only that day's rows sent with the same cookie.
         """
-        hashers = self._hashers.get(day) or self._day(day)
+        hashers = self._sited.get((day, site)) or self._site_day(day, site)
         if hashers is None:
             return None
+        # the same bytes as _visitor feeds, site and its separator already in the copy
+        v = hashers[0].copy()
+        v.update(ip.encode() + b"\0")
+        v.update(agent)
+        if cookie:
+            v.update(b"\0" + cookie.encode())
         n = hashers[1].copy()
-        n.update(site.encode())
-        n.update(b"\0")
-        n.update(network_prefix(packed))
-        return _visitor(hashers[0], site, ip, agent, cookie), n.hexdigest()
+        n.update(packed[:3] if len(packed) == 4 else packed[:6])  # network_prefix
+        return v.hexdigest(), n.hexdigest()
+
+    def _site_day(self, day: dt.date, site: str) -> Hashers | None:
+        hashers = self._day(day)
+        if hashers is None:
+            return None
+        fed = hashers[0].copy(), hashers[1].copy()
+        for h in fed:
+            h.update(site.encode() + b"\0")
+        self._sited.put((day, site), fed)
+        return fed
 
     def visitor(
         self, day: dt.date, site: str, ip: str, agent: bytes, cookie: str | None = None
@@ -146,6 +171,7 @@ class Pseudonymiser:
         for cache in (self._hashers, self._sealers):
             for d in [d for d in cache if d < day]:
                 del cache[d]
+        self._sited.clear()  # the keyed copies of every day: refilled from the days kept
 
 
 def seal_for_subject(keystore: KeyStore, subject: str, data: bytes) -> tuple[str, bytes]:
