@@ -1,33 +1,33 @@
-"""Beacon ingest over real HTTP: veil's collector vs a bare Starlette endpoint, same run.
+"""Beacon ingest over real HTTP: `veil serve` vs a bare Starlette endpoint, side by side.
 
-Two server processes, each `uvicorn` with one worker, no access log, the same uvicorn
-defaults (whatever `--loop auto --http auto` picks in this venv; printed below):
+For each uvicorn setting (h11 on asyncio; httptools on uvloop) and each worker count (1, 2),
+two servers run under the same settings, each a supervisor that binds the port and N uvicorn
+worker processes accepting on it, no access log:
 
-- veil: `veil serve --config veil.toml` (the real collector: `POST /veil/e` validates the
-  beacon, rate-limits, queues it; the writer pipelines and commits to SQLite in the same
-  process);
-- bare: a Starlette app whose `POST /veil/e` reads the body and answers 202, nothing else.
+- veil: `veil serve --workers N --loop L --http H` (the real collector: N HTTP workers parse,
+  validate, rate-limit and enqueue; they forward to one writer process, which pipelines and
+  commits to SQLite);
+- bare: N workers of a Starlette app whose `POST /veil/e` reads the body and answers 202.
 
-The load generator is `wrk` (Debian package `wrk`) in a third process, keep-alive, 1 thread,
-replaying 2,048 precomputed browser-like beacons (Lua script written to the temp dir): ~200
-Zipf-distributed user-agents (bench/traffic.py, 3 bots among them), varied X-Forwarded-For
-addresses (the collector trusts 127.0.0.1 as its reverse proxy), languages and screens, with
-the headers Chromium's sendBeacon sends. Rounds alternate the order (bare, veil / veil, bare)
-so drift hits both; after every veil round the script waits until veil's queue is empty, so
-veil's deferred writer work never lands in the bare's round. Throughput is beacons accepted
-(2xx) per second, the median over rounds; a beacon veil refuses (503, capture queue full) is
-shown apart and not counted. "CPU/answer" is the server process's user+system time (all
-threads, writer and SQLite included) over the round plus the drain, divided by the answers.
+The load generator is `wrk` (Debian package `wrk`), keep-alive, 1 thread, replaying 2,048
+precomputed browser-like beacons (Lua script written to the temp dir): ~200 Zipf-distributed
+user-agents (bench/traffic.py, 3 bots among them), varied X-Forwarded-For addresses (the
+collector trusts 127.0.0.1 as its reverse proxy), languages and screens, with the headers
+Chromium's sendBeacon sends. Rounds alternate the order (bare, veil / veil, bare) so drift
+hits both; after every veil round the script waits until veil's queues are empty, so veil's
+deferred writer work never lands in the bare's round. Throughput is beacons accepted (2xx)
+per second, the median over rounds; a beacon veil refuses (503, queue full) is not counted.
+"CPU/beacon" is the user+system time of all the server's processes (supervisor, workers,
+veil's writer) over the round plus the drain, divided by the 2xx answers.
 
 The ingest rate limit is raised to 1e9/s (burst 1e9): the default per-network limiter
-(20/s, burst 200 per /24) would otherwise answer 429 to a load test from few networks.
+(20/s, burst 200 per /24, per worker process) would answer 429 to a load test from few
+networks. At the end of each setting veil is stopped (SIGINT: the workers hand over, the
+writer flushes) and its SQLite file is read: rows in the `events` view plus pipeline drops
+must account for every 2xx wrk counted, give or take the requests in flight when wrk stopped.
+Needs `wrk` (apt-get install wrk).
 
-At the end the collector is stopped (SIGINT: lifespan flush) and its SQLite file is read:
-rows with source='beacon' plus pipeline drops (bots, by design) must account for every 2xx
-wrk counted, and the `queue_full` drops for every 503, give or take the requests in flight
-when wrk stopped (at most one per connection per run). Needs `wrk` (apt-get install wrk).
-
-    .venv/bin/python bench/ingest_http.py [--rounds 4] [--seconds 8] [--connections 50]
+    .venv/bin/python bench/ingest_http.py [--rounds 2] [--seconds 3] [--connections 32]
 """
 
 import argparse
@@ -73,11 +73,10 @@ LANGUAGES = ["en-US", "de-DE", "fr-FR", "ja", "es-ES", "pt-BR", "de-CH", "zh-CN"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-# -- the bare server (run in its own process by this same script) ----------------------------
+# -- the bare server (run in its own processes by this same script) ---------------------------
 
 
-def serve_bare(port: int) -> None:
-    import uvicorn
+def bare_app():
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -87,10 +86,27 @@ def serve_bare(port: int) -> None:
         await request.body()
         return Response(status_code=202)
 
-    app = Starlette(routes=[Route("/veil/e", ingest, methods=["POST"])])
-    uvicorn.run(
-        app, host="127.0.0.1", port=port, access_log=False, proxy_headers=False, log_level="warning"
+    return Starlette(routes=[Route("/veil/e", ingest, methods=["POST"])])
+
+
+def serve_bare(port: int, workers: int, loop: str, http: str) -> None:
+    """As `veil serve` does it: bind here, N uvicorn workers accept on the socket."""
+    listener = socket.create_server(("127.0.0.1", port), backlog=2048)
+    fd = str(listener.fileno())
+    cmd = [sys.executable, __file__, "--bare-worker", fd, "--loop", loop, "--http", http]
+    procs = [subprocess.Popen(cmd, pass_fds=(listener.fileno(),)) for _ in range(workers)]
+    signal.signal(signal.SIGINT, lambda *_: [p.send_signal(signal.SIGINT) for p in procs])
+    for p in procs:
+        p.wait()
+
+
+def bare_worker(fd: int, loop: str, http: str) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        bare_app(), loop=loop, http=http, access_log=False, proxy_headers=False, log_level="warning"
     )
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -230,176 +246,219 @@ def http_impl() -> str:
 
 # -- the benchmark ------------------------------------------------------------------------------
 
+SETTINGS = (("h11", "asyncio", "h11"), ("uvloop+httptools", "uvloop", "httptools"))
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--seconds", type=int, default=8, help="per server per round")
-    ap.add_argument("--warmup", type=int, default=2, help="per server, not counted")
-    ap.add_argument("--connections", type=int, default=50)
-    ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite files, logs)")
-    args = ap.parse_args()
-    if args.serve_bare:
-        serve_bare(args.serve_bare)
-        return 0
-    if subprocess.run(["which", "wrk"], capture_output=True).returncode:
-        raise SystemExit("wrk not found: apt-get install wrk")
 
-    tmp = Path(tempfile.mkdtemp(prefix="veil-ingest-"))
-    (tmp / "veil.toml").write_text(
+def tree_cpu(pid: int) -> float:
+    """user + system CPU time of a process and all its descendants alive now."""
+    total = cpu_seconds(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += tree_cpu(int(child))
+    return total
+
+
+def writer_pid(pid: int) -> int | None:
+    """veil's writer process among the supervisor's children."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"writer_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+    return None
+
+
+def start(
+    cmd: list[str], tmp: Path, name: str, env: dict[str, str]
+) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    log = tmp / f"{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [a.replace("{port}", str(port)) for a in cmd],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
+    wait_listening(port, proc, log)
+    return proc, port
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_quiet(port: int, timeout: float = 15.0) -> None:
+    """Until veil holds nothing, seen by several workers in a row (new connections)."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 4 and time.monotonic() < deadline:
+        quiet = quiet + 1 if healthz(port)["queued"] == 0 else 0
+        time.sleep(0.05)
+
+
+def measure(
+    args: argparse.Namespace,
+    tmp: Path,
+    script: Path,
+    env: dict[str, str],
+    loop: str,
+    http: str,
+    workers: int,
+) -> dict:
+    run = tmp / f"{loop}-{http}-{workers}"
+    run.mkdir()
+    (run / "veil.toml").write_text(
         '[store]\nurl = "sqlite:///veil.db"\n[keys]\npath = "keys.db"\n'
         '[proxy]\ntrusted = ["127.0.0.1"]\n'
         "[ingest]\nrate = 1e9\nburst = 1000000000\n"
     )
-    script = tmp / "beacons.lua"
-    script.write_text(wrk_script(beacons(N_REQUESTS, SEED)))
-    env = {**os.environ, "VEIL_MASTER_KEY": MASTER_KEY}
-    env.pop("VEIL_CONFIG", None)
-
-    servers: dict[str, tuple[subprocess.Popen, int]] = {}
+    common = ["--loop", loop, "--http", http]
     cmds = {
-        "bare": [sys.executable, __file__, "--serve-bare", "{port}"],
+        "bare": [
+            sys.executable,
+            __file__,
+            "--serve-bare",
+            "{port}",
+            "--workers",
+            str(workers),
+            *common,
+        ],
         "veil": [
             sys.executable,
             "-m",
             "veil_collector.cli",
             "serve",
             "--config",
-            str(tmp / "veil.toml"),
+            str(run / "veil.toml"),
             "--port",
             "{port}",
+            "--workers",
+            str(workers),
+            *common,
         ],
     }
+    servers = {name: start(cmd, run, name, env) for name, cmd in cmds.items()}
+    results: dict[str, list[dict]] = {"bare": [], "veil": []}
+    ok = refused = runs = 0
     try:
-        for name, cmd in cmds.items():
-            port = free_port()
-            log = tmp / f"{name}.log"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [a.replace("{port}", str(port)) for a in cmd],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=tmp,
-                )
-            wait_listening(port, proc, log)
-            servers[name] = (proc, port)
-
-        print(
-            f"veil ingest over HTTP: uvicorn 1 worker ({http_impl()}), wrk -t1 "
-            f"-c{args.connections} keep-alive, {args.rounds} rounds x {args.seconds:g} s per "
-            f"server, {os.cpu_count()} CPUs; ingest rate limit raised to 1e9/s for the test"
-        )
-        results: dict[str, list[dict]] = {"bare": [], "veil": []}
-        wrk_ok = {"bare": 0, "veil": 0}  # 2xx answers wrk counted, warm-up included
-        wrk_refused = {"bare": 0, "veil": 0}  # other statuses (veil: 503 queue full)
-        runs = 0  # veil's wrk runs, warm-up included
         for r in range(-1, args.rounds):  # round -1: warm-up
             order = ("bare", "veil") if r % 2 == 0 else ("veil", "bare")
             for name in order:
                 proc, port = servers[name]
-                cpu0 = cpu_seconds(proc.pid)
-                loop0 = cpu_seconds(proc.pid, f"/task/{proc.pid}")  # the event loop's thread
+                cpu0 = tree_cpu(proc.pid)
+                writer = writer_pid(proc.pid) if name == "veil" else None
+                writer0 = cpu_seconds(writer) if writer else 0.0
                 res = run_wrk(
                     port, script, args.warmup if r < 0 else args.seconds, args.connections
                 )
                 if name == "veil":
-                    wait_drained(port)
-                res["server_cpu"] = cpu_seconds(proc.pid) - cpu0
-                res["loop_cpu"] = cpu_seconds(proc.pid, f"/task/{proc.pid}") - loop0
-                seconds = res["duration_us"] / 1e6
+                    wait_quiet(port)
+                    ok += res["requests"] - res["status"]
+                    refused += res["status"]
+                    runs += 1
+                res["cpu"] = tree_cpu(proc.pid) - cpu0
+                res["writer_cpu"] = cpu_seconds(writer) - writer0 if writer else 0.0
                 res["ok"] = res["requests"] - res["status"]
-                res["ok_rps"] = res["ok"] / seconds
-                res["refused_rps"] = res["status"] / seconds
-                wrk_ok[name] += res["ok"]
-                wrk_refused[name] += res["status"]
-                runs += name == "veil"
+                res["ok_rps"] = res["ok"] / (res["duration_us"] / 1e6)
                 if r >= 0:
                     results[name].append(res)
-
-        def med(name: str, key: str) -> float:
-            return statistics.median(x[key] for x in results[name])
-
-        def per_answer(x: dict, key: str = "server_cpu") -> float:
-            return x[key] / x["requests"] * 1e6
-
-        print(
-            "\nbeacons/s = 2xx answers per second; a refused beacon (503 queue full) is not "
-            "counted\n"
-        )
-        print(
-            f"{'round':<6}{'bare 2xx/s':>11}{'veil 2xx/s':>11}{'veil 503/s':>11}{'ratio':>7}"
-            f"{'bare CPU/answer':>17}{'veil CPU/answer':>17}"
-        )
-        ratios = []
-        for i, (b, v) in enumerate(zip(results["bare"], results["veil"], strict=True)):
-            ratios.append(v["ok_rps"] / b["ok_rps"])
-            print(
-                f"{i + 1:<6}{b['ok_rps']:>11,.0f}{v['ok_rps']:>11,.0f}{v['refused_rps']:>11,.0f}"
-                f"{ratios[-1]:>7.3f}{per_answer(b):>14.0f} us{per_answer(v):>14.0f} us"
-            )
-        print()
-        print(
-            f"{'server':<7}{'2xx/s':>8}{'non-2xx':>9}{'sock err':>9}{'p50 ms':>8}{'p99 ms':>8}"
-            f"{'CPU/answer':>12}{'wrk CPU':>9}"
-        )
-        for name in ("bare", "veil"):
-            wcpu = statistics.median(x["wrk_cpu"] / (x["duration_us"] / 1e6) for x in results[name])
-            sock = sum(x["errors"] - x["status"] for x in results[name])
-            print(
-                f"{name:<7}{med(name, 'ok_rps'):>8,.0f}"
-                f"{sum(x['status'] for x in results[name]):>9,}{sock:>9,}"
-                f"{med(name, 'p50_us') / 1000:>8.1f}{med(name, 'p99_us') / 1000:>8.1f}"
-                f"{statistics.median(per_answer(x) for x in results[name]):>9.0f} us"
-                f"{wcpu:>9.0%}"
-            )
-        loop = statistics.median(per_answer(x, "loop_cpu") for x in results["veil"])
-        other = statistics.median(
-            per_answer(x) - per_answer(x, "loop_cpu") for x in results["veil"]
-        )
-        print(
-            f"veil CPU per answer by thread: event loop {loop:.0f} us (HTTP, endpoint, "
-            f"pipeline, SQLite writes), other threads {other:.0f} us"
-        )
-        ratio = med("veil", "ok_rps") / med("bare", "ok_rps")
-        print(
-            f"\nveil / bare beacons/s (medians): {ratio:.3f}   per-round: min {min(ratios):.3f},"
-            f" median {statistics.median(ratios):.3f}, max {max(ratios):.3f}   goal >= 0.8: "
-            f"{'met' if ratio >= 0.8 else 'NOT met'}"
-        )
-
-        # -- did veil store them? -----------------------------------------------------------
-        proc, port = servers.pop("veil")
-        proc.send_signal(signal.SIGINT)  # lifespan shutdown flushes the queue
-        proc.wait(timeout=60)
-        db = sqlite3.connect(tmp / "veil.db")
-        (stored,) = db.execute("SELECT COUNT(*) FROM event_log WHERE source='beacon'").fetchone()
-        drops = dict(db.execute("SELECT reason, SUM(count) FROM drops GROUP BY reason"))
-        db.close()
-        refused = drops.get("queue_full", 0) + drops.get("capture_error", 0)  # answered 503
-        accepted = stored + sum(drops.values()) - refused  # answered 202: stored or dropped
-        late = (accepted - wrk_ok["veil"]) + (refused - wrk_refused["veil"])
-        ok = (
-            accepted >= wrk_ok["veil"]
-            and refused >= wrk_refused["veil"]
-            and late <= runs * args.connections
-        )
-        print(f"\nveil's SQLite after shutdown: {stored:,} beacon rows; drops {drops or 'none'}")
-        print(
-            f"  accepted (rows + pipeline drops) {accepted:,} vs {wrk_ok['veil']:,} 2xx counted "
-            f"by wrk; refused (queue_full) {refused:,} vs {wrk_refused['veil']:,} non-2xx; "
-            f"{late} answered after wrk stopped counting (<= {args.connections} connections x "
-            f"{runs} runs, warm-up included): {'OK' if ok else 'MISMATCH'}"
-        )
-        return 0 if ok else 1
     finally:
         for proc, _ in servers.values():
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
+    db = sqlite3.connect(run / "veil.db")
+    (stored,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+    drops = dict(db.execute("SELECT reason, SUM(count) FROM drops GROUP BY reason"))
+    db.close()
+    queue_full = drops.pop("queue_full", 0)
+    accepted = stored + sum(drops.values())
+    late = accepted - ok
+    return {
+        "results": results,
+        "check": 0 <= late <= runs * args.connections and queue_full >= refused,
+        "stored": stored,
+        "accepted_wrk": ok,
+        "accepted_db": accepted,
+        "refused": refused,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seconds", type=int, default=3, help="per server per round")
+    ap.add_argument("--warmup", type=int, default=1, help="per server, not counted")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--workers", default="1,2", help="worker counts to measure")
+    ap.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--bare-worker", type=int, metavar="FD", help=argparse.SUPPRESS)
+    ap.add_argument("--loop", default="uvloop", help=argparse.SUPPRESS)
+    ap.add_argument("--http", default="httptools", help=argparse.SUPPRESS)
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite files, logs)")
+    args = ap.parse_args()
+    if args.serve_bare:
+        serve_bare(args.serve_bare, int(args.workers), args.loop, args.http)
+        return 0
+    if args.bare_worker is not None:
+        bare_worker(args.bare_worker, args.loop, args.http)
+        return 0
+    if subprocess.run(["which", "wrk"], capture_output=True).returncode:
+        raise SystemExit("wrk not found: apt-get install wrk")
+
+    tmp = Path(tempfile.mkdtemp(prefix="veil-ingest-"))
+    script = tmp / "beacons.lua"
+    script.write_text(wrk_script(beacons(N_REQUESTS, SEED)))
+    env = {**os.environ, "VEIL_MASTER_KEY": MASTER_KEY}
+    env.pop("VEIL_CONFIG", None)
+    counts = [int(w) for w in args.workers.split(",")]
+    print(
+        f"veil serve vs bare Starlette, same uvicorn settings; wrk -t1 -c{args.connections} "
+        f"keep-alive, {args.rounds} rounds x {args.seconds} s per server, {os.cpu_count()} CPUs; "
+        "ingest rate limit raised to 1e9/s\n"
+    )
+    print(
+        f"{'setting':<18}{'workers':>8}{'bare 2xx/s':>11}{'veil 2xx/s':>11}{'ratio':>7}"
+        f"{'bare CPU/b':>11}{'veil CPU/b':>11}{'CPU ratio':>10}{'veil p99':>9}{'writer':>10}"
+        "  stored"
+    )
+    good = True
+    try:
+        for label, loop, http in SETTINGS:
+            for workers in counts:
+                m = measure(args, tmp, script, env, loop, http, workers)
+                res = m["results"]
+
+                def med(name: str, key: str, res: dict = res) -> float:
+                    return statistics.median(x[key] for x in res[name])
+
+                def cpu(name: str, res: dict = res, key: str = "cpu") -> float:
+                    return statistics.median(x[key] / max(x["ok"], 1) * 1e6 for x in res[name])
+
+                good &= m["check"]
+                print(
+                    f"{label:<18}{workers:>8}{med('bare', 'ok_rps'):>11,.0f}"
+                    f"{med('veil', 'ok_rps'):>11,.0f}"
+                    f"{med('veil', 'ok_rps') / med('bare', 'ok_rps'):>7.3f}"
+                    f"{cpu('bare'):>8.0f} us{cpu('veil'):>8.0f} us"
+                    f"{cpu('veil') / cpu('bare'):>10.2f}{med('veil', 'p99_us') / 1000:>6.1f} ms"
+                    f"{cpu('veil', key='writer_cpu'):>7.0f} us"
+                    f"  {m['stored']:,} rows, {m['accepted_db']:,} accepted vs "
+                    f"{m['accepted_wrk']:,} 2xx ({m['refused']} 503): "
+                    f"{'OK' if m['check'] else 'MISMATCH'}",
+                    flush=True,
+                )
+        print(
+            "\nratio = veil / bare beacons/s (medians), goal >= 0.8; CPU ratio = veil / bare CPU "
+            "per beacon, goal <= 1.3; writer = the writer process's part of veil's CPU per "
+            "beacon (intake, pipeline, SQLite)"
+        )
+        return 0 if good else 1
+    finally:
         if args.keep:
             print(f"kept {tmp}")
         else:

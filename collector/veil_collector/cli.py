@@ -4,7 +4,8 @@ notice, serve.
 Every command takes `--config FILE`, before or after the command (after wins); without it
 `$VEIL_CONFIG`, then `./veil.toml`, then the built-in defaults are used. Errors print one line
 per problem and exit 1; `veil serve` exits 1 when its store cannot open for good. `veil
---version` prints the installed version.
+--version` prints the installed version. `veil serve --workers N` runs N HTTP workers and one
+writer process (serve.py).
 """
 
 import argparse
@@ -195,28 +196,13 @@ def cmd_notice(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from .serve import ServeOptions, serve
 
-    from .app import create_app
-
-    app = create_app(_config(args))
-    print(
-        f"veil collector starting on http://{args.host}:{args.port}/ (demo page there)", flush=True
-    )
-    # No access log and no proxy-header rewriting: veil reads client addresses itself, from
-    # trusted proxies only, and must not leave them in a log.
-    try:
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            access_log=False,
-            proxy_headers=False,
-            log_level="info",
-        )
-    except SystemExit as exc:  # startup refused (the store cannot open): already logged
-        return 1 if exc.code else 0
-    return 0
+    if args.workers < 1:
+        print("veil: --workers must be 1 or more", file=sys.stderr)
+        return 1
+    options = ServeOptions(args.host, args.port, args.workers, args.loop, args.http, args.config)
+    return serve(_config(args), options)
 
 
 def _print_table(columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -314,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="run the collector service")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="HTTP worker processes, all feeding one writer process (default 1)",
+    )
+    p.add_argument("--loop", choices=("uvloop", "asyncio", "auto"), default="uvloop")
+    p.add_argument("--http", choices=("httptools", "h11", "auto"), default="httptools")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -166,6 +166,13 @@ class CaptureBuffer:
             self.wake.set()
         return True
 
+    def put_many(self, items: list[Captured]) -> None:
+        """Events another process captured (`veil serve`'s writer, fed by its HTTP workers),
+        queued as they are: the sender made sure there is room (collector intake.py)."""
+        self._items.extend(items)
+        if len(self._items) >= self.wake_at and self.wake is not None:
+            self.wake.set()
+
     def take(self, n: int) -> list[Captured]:
         items = self._items
         return [items.popleft() for _ in range(min(n, len(items)))]

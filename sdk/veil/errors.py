@@ -21,6 +21,7 @@ class Drop(StrEnum):
     KEY_DESTROYED = "key_destroyed"  # the event's day key is gone: too old to pseudonymise
     STORE_ERROR = "store_error"  # the store failed the batch on every retry
     REJECTED = "rejected"  # a collector refused the batch for good (4xx)
+    INVALID_FRAME = "invalid_frame"  # `veil serve`'s writer refused a frame off its socket
     # refusals (errors.Refused and its subclasses carry one of these)
     REFUSED = "refused"
     NO_CONSENT = "no_consent"

@@ -40,6 +40,7 @@ from . import config as config_mod
 from .capture import Beacon, CaptureBuffer
 from .config import Config
 from .consent import Action, ConsentRecord, Ledger, Method
+from .drain import Drain, DrainFactory
 from .errors import Drop, KeyStoreError, VeilError
 from .geo import GeoLookup, open_geoip
 from .guards import Guards
@@ -71,7 +72,7 @@ class Running:
     """What opening the keystore and the store gives, set all at once: veil has it from the
     first successful open on (it stays after a stop, for the writer's counters)."""
 
-    writer: BatchWriter
+    writer: Drain  # a BatchWriter, or the drain given to Veil (`veil serve`'s forwarder)
     store: EventStore
     keystore: KeyStore
     ledger: Ledger | None  # in a local store; an app forwarding to a collector has none
@@ -103,12 +104,19 @@ def is_permanent(exc: BaseException) -> TypeGuard[VeilError]:
 
 class Veil:
     def __init__(
-        self, config: Config, purpose: str = "connection", *, enabled: bool | None = None
+        self,
+        config: Config,
+        purpose: str = "connection",
+        *,
+        enabled: bool | None = None,
+        drain: DrainFactory | None = None,
     ) -> None:
         """`enabled=False`, or `VEIL_DISABLED=1` when `enabled` is None, switches veil off
         (for a host app's tests): the middleware passes everything through, nothing is
-        captured, no file is created, and the Python API raises VeilError."""
+        captured, no file is created, and the Python API raises VeilError. `drain`: what
+        empties the capture buffer in place of the in-process BatchWriter (drain.py)."""
         self.config = config
+        self._drain = drain
         self.purpose = config.policy.purpose(purpose)  # raises FieldError if undeclared
         # One resolver of the client behind trusted proxies: the pipeline's and the HTTP
         # endpoints' (rate limits, consent jurisdiction) agree on who the client is.
@@ -175,7 +183,7 @@ class Veil:
     # -- what the open gave (None before the first successful open) ---------------------------
 
     @property
-    def writer(self) -> BatchWriter | None:
+    def writer(self) -> Drain | None:
         return None if self.running is None else self.running.writer
 
     @property
@@ -292,15 +300,19 @@ class Veil:
         if isinstance(store, LocalStore):
             ledger = Ledger(store, cfg.policy, Subjects(keystore))
             guards = Guards(store, keystore, cfg.policy, ledger)
-        writer = BatchWriter(
-            self.buffer,
-            pipeline,
-            store,
-            keystore,
-            pseudonymiser,
-            cfg.capture,
-            cfg.remote.shutdown_grace,
-            ledger,
+        writer: Drain = (
+            BatchWriter(
+                self.buffer,
+                pipeline,
+                store,
+                keystore,
+                pseudonymiser,
+                cfg.capture,
+                cfg.remote.shutdown_grace,
+                ledger,
+            )
+            if self._drain is None
+            else self._drain(self.buffer)
         )
         return Running(writer, store, keystore, ledger, guards, geo)
 
@@ -548,10 +560,10 @@ class Veil:
             recipient, purpose, records, exception=exception, consent_obtainable=consent_obtainable
         )
 
-    def count_drop(self, reason: str) -> None:
+    def count_drop(self, reason: str, n: int = 1) -> None:
         """Count something refused outside the pipeline (stored with the next batch)."""
         if self.writer is not None:
-            self.writer.count_drop(reason)
+            self.writer.count_drop(reason, n)
 
     def stats(self) -> Stats:
         w = self.writer

@@ -78,10 +78,10 @@ class BatchWriter:
         self._wake = asyncio.Event()
         buffer.wake = self._wake
 
-    def count_drop(self, reason: str) -> None:
+    def count_drop(self, reason: str, n: int = 1) -> None:
         """Count something refused outside the pipeline; stored with the next batch."""
-        self.drops[reason] += 1
-        self._unwritten[reason] += 1
+        self.drops[reason] += n
+        self._unwritten[reason] += n
 
     def stop(self) -> None:
         """Flush what is queued and end `run`, within `shutdown_grace` seconds from now.
