@@ -1,10 +1,10 @@
 """Run one benchmark from this tree and from an earlier commit, alternately, in one run.
 
-Each side runs the benchmark script of its own tree, with its own `veil` on PYTHONPATH
-(a git worktree of REF is made under /tmp for the base), in turns whose order alternates
-(base, new, new, base, ...) so both see the same machine state and neither always goes
-first. Every table row the script prints (a name, then figures) is collected; the report
-gives each row's median first figure per side and new ÷ base.
+Each side runs the benchmark script of its own tree (this tree's when REF has none), with
+its own `veil` on PYTHONPATH (a git worktree of REF is made under /tmp for the base), in
+turns whose order alternates (base, new, new, base, ...) so both see the same machine state
+and neither always goes first. Every table row the script prints (a name, then figures) is
+collected; the report gives each row's median first figure per side and new ÷ base.
 
     .venv/bin/python bench/against_base.py REF middleware_overhead.py [turns] [-- args...]
     .venv/bin/python bench/against_base.py 0637979 pipeline_throughput.py 3
@@ -37,8 +37,10 @@ def run(tree: Path, script: str, args: list[str]) -> dict[str, float]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join(str(tree / d) for d in ("sdk", "collector", "bench")),
     }
+    # a benchmark the base predates runs from this tree, against the base's veil
+    path = tree / "bench" / script
     out = subprocess.run(
-        [sys.executable, str(tree / "bench" / script), *args],
+        [sys.executable, str(path if path.exists() else ROOT / "bench" / script), *args],
         cwd=tree,
         env=env,
         capture_output=True,

@@ -1,10 +1,10 @@
 """Memory a hostile stream leaves behind in the pipeline's caches (issue 9, must hold).
 
-EVENTS requests through the real pipeline, each with a distinct 12 KB User-Agent (distinct
-from its first bytes on), a distinct 3 KB Accept-Language, a distinct client behind the trusted
-proxy after a 1 KB spoofed X-Forwarded-For chain, and its own Host; in batches of 1,000, the
-rows dropped as they come. After a warm-up of 200 such events and a full collection, two
-figures, each in a fresh process:
+EVENTS requests through the real pipeline (hostile_headers.py), each with a distinct 12 KB
+User-Agent (distinct from its first bytes on), a distinct 3 KB Accept-Language, a distinct
+client behind the trusted proxy after a 1 KB spoofed X-Forwarded-For chain, and its own Host;
+in batches of 1,000, the rows dropped as they come. After a warm-up of 200 such events and a
+full collection, two figures, each in a fresh process:
 
   RSS        the process's resident set after the stream minus before (/proc/self/status);
   traced     what tracemalloc still counts as allocated after the stream minus before.
@@ -28,41 +28,17 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
 
 import traffic
+from hostile_headers import AGENT_BYTES, LANGUAGE_BYTES, stream
 
 from veil import agents
-from veil.capture import Captured
 from veil.pipeline import Pipeline
 from veil.proxy import ClientResolver
 from veil.pseudonymise import Pseudonymiser
 from veil.store.keys import KeyStore
 
 EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 20_000
-AGENT_BYTES, LANGUAGE_BYTES, CHAIN_BYTES = 12 * 1024, 3 * 1024, 1024
-
-
-def stream(n: int, ts: float, first: int = 0) -> Iterator[Captured]:
-    for i in range(first, first + n):
-        agent = f"Mozilla/5.0 (Windows NT 10.0; {i:08d}) Chrome/120.0.0.0 ".encode()
-        language = f"de-a{i:07x},en;q=0.8,".encode()
-        chain = f"{i % 250 + 1}.{i // 250 % 256}.7.9, ".encode() * 64
-        yield Captured(
-            "connection",
-            ts,
-            traffic.PROXY,
-            443,
-            agent.ljust(AGENT_BYTES, b"x"),
-            language.ljust(LANGUAGE_BYTES, b"z"),
-            None,
-            None,
-            chain[:CHAIN_BYTES] + f", 198.51.{i // 256 % 256}.{i % 256}".encode(),
-            f"shop{i}.example".encode(),
-            None,
-            "/",
-            None,
-        )
 
 
 def rss() -> int:

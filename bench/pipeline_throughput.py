@@ -47,6 +47,7 @@ POLL = 0.002  # s between progress checks while the writer drains
 
 NARROW = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE event_tables" in m)
 
+
 def fill(veil: Veil, seed: int) -> None:
     for scope in traffic.requests(EVENTS, seed=seed):
         veil.capture_request(scope)

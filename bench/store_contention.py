@@ -38,14 +38,7 @@ CHROME = (
 BEACON = {"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2.0, "language": "fr"}
 TICK = 0.005  # the ticker's sleep
 SEND_EVERY = 0.01  # beacons arrive in groups this often
-LOCKER = (
-    "import sqlite3, sys\n"
-    "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-    "db.execute('BEGIN IMMEDIATE')\n"
-    "print('locked', flush=True)\n"
-    "sys.stdin.read()\n"
-    "db.execute('ROLLBACK')\n"
-)
+LOCKER = Path(__file__).with_name("hold_write_lock.py")  # the other process
 
 
 def scope(n: int) -> dict:
@@ -94,8 +87,7 @@ async def run(args: argparse.Namespace, directory: Path) -> dict[str, float]:
     await asyncio.sleep(args.before)
     locker = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-c",
-        LOCKER,
+        str(LOCKER),
         str(cfg.store.path),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -1,6 +1,7 @@
 """Shared fixtures: a config in a temp dir, a real .mmdb file, realistic user agents; and the
-test kit: `rows`/`scalar`/`records` read a real store, `started`/`site` start a Veil (and the
-app around it) and always stop it."""
+test kit: `rows`/`scalar`/`records` read a real store, `event_row` makes a row to write,
+`pipeline_for` builds a pipeline, `started`/`site` start a Veil (and the app around it) and
+always stop it."""
 
 import os
 import secrets
@@ -22,6 +23,12 @@ from starlette.routing import Route
 
 from veil import Veil, VeilMiddleware
 from veil.config import Config, from_dict
+from veil.geo import open_geoip
+from veil.pipeline import Pipeline
+from veil.proxy import ClientResolver
+from veil.pseudonymise import Pseudonymiser
+from veil.store.columns import ROW_COLUMNS
+from veil.store.keys import KeyStore
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -146,6 +153,49 @@ def scalar(source: Source, sql: str, *params: Any) -> Any:
     """The single value of a one-row, one-column query (a COUNT, a MAX)."""
     ((value,),) = rows(source, sql, *params)
     return value
+
+
+def event_row(**values: Any) -> tuple:
+    """A row to write into a store, in ROW_COLUMNS order: visitor v1's Chrome connection
+    request, every other column NULL, then `values` over it."""
+    base: dict[str, Any] = dict.fromkeys(ROW_COLUMNS)
+    base.update(
+        ts=1_764_000_000.0,
+        purpose="connection",
+        policy_version="1.0",
+        source="request",
+        visitor="v1",
+        browser="Chrome",
+    )
+    base.update(values)
+    return tuple(base[c] for c in ROW_COLUMNS)
+
+
+# -- a pipeline, its keystore closed at teardown ----------------------------------------------
+
+
+@pytest.fixture
+def pipeline_for(make_config, geoip_db):
+    """`pipeline_for(seal_ip=False, **sections)`: a Pipeline on `make_config(**sections)`,
+    the test .mmdb and a keystore of its own."""
+    opened = []
+
+    def build(seal_ip=False, **sections):
+        cfg = make_config(**sections)
+        ks = KeyStore.open(cfg.keys)
+        opened.append(ks)
+        return Pipeline(
+            cfg.policy,
+            cfg.site,
+            ClientResolver(cfg.trusted_proxies),
+            Pseudonymiser(ks),
+            open_geoip(geoip_db),
+            seal_ip,
+        )
+
+    yield build
+    for ks in opened:
+        ks.close()
 
 
 # -- a started Veil, always stopped -----------------------------------------------------------

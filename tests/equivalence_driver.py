@@ -34,6 +34,7 @@ from typing import Any
 # bench/traffic.py: the stream's generators (no veil in them), from the tree under test only
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import traffic
+from policies import AUTOMATIC  # tests/policies.py: plain data, no veil in it
 
 import veil
 from veil import Veil
@@ -73,18 +74,6 @@ PATHS = [
     "/Clinic/../clinic/hiv-test",
     "/blog/2026/11/hello",
     "/search",
-]
-
-AUTOMATIC = [
-    "ip_address",
-    "port",
-    "user_agent",
-    "accept_language",
-    "gpc",
-    "dnt",
-    "screen",
-    "pixel_ratio",
-    "navigator_language",
 ]
 
 

@@ -7,20 +7,18 @@ by ~140 MB and kept it before the caches were bounded in bytes (bench/cache_memo
 """
 
 import gc
+import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
-
-import pytest
+from pathlib import Path
 
 from veil import agents, caches, languages, proxy
 from veil.caches import ENTRY_OVERHEAD, ByteLRU
 from veil.capture import Captured
-from veil.geo import open_geoip
-from veil.pipeline import Pipeline
-from veil.proxy import ClientResolver
-from veil.pseudonymise import Pseudonymiser
-from veil.store.keys import KeyStore
+
+# bench/hostile_headers.py: the stream bench/cache_memory.py measures, bounded here
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import hostile_headers
 
 
 def fixed(size: int):
@@ -80,7 +78,6 @@ def test_disabled_caches_keep_nothing_then_their_budget_comes_back():
 # -- through the real pipeline -------------------------------------------------------------
 
 EVENTS = 20_000
-AGENT_BYTES, LANGUAGE_BYTES, CHAIN_BYTES = 12 * 1024, 3 * 1024, 1024
 # What the caches may keep (the sum of their budgets), plus interpreter slack: the hash tables
 # of the dicts behind them do not shrink after eviction, and tracemalloc counts small
 # allocations an import or a first call makes.
@@ -90,57 +87,18 @@ BUDGETS = (
 BOUND = BUDGETS + 2 * 1024 * 1024  # ≈ 5.4 MiB; see docs in bench/cache_memory.py
 
 
-def hostile_stream(n: int, ts: float) -> Iterator[Captured]:
-    """`n` requests, each with a distinct 12 KB user-agent (distinct from its first bytes), a
-    distinct 3 KB Accept-Language, a distinct client behind a trusted proxy after a 1 KB
-    spoofed chain, and its own Host."""
-    for i in range(n):
-        agent = f"Mozilla/5.0 (Windows NT 10.0; {i:08d}) Chrome/120.0.0.0 ".encode()
-        language = f"de-a{i:07x},en;q=0.8,".encode()
-        chain = f"{i % 250 + 1}.{i // 250 % 256}.7.9, ".encode() * 64
-        yield Captured(
-            "connection",
-            ts,
-            "10.0.0.1",
-            443,
-            agent.ljust(AGENT_BYTES, b"x"),
-            language.ljust(LANGUAGE_BYTES, b"z"),
-            None,
-            None,
-            chain[:CHAIN_BYTES] + f", 198.51.{i // 256 % 256}.{i % 256}".encode(),
-            f"shop{i}.example".encode(),
-            None,
-            "/",
-            None,
-        )
-
-
-@pytest.fixture
-def pipeline(make_config, geoip_db):
-    cfg = make_config(proxy={"trusted": ["10.0.0.0/8"]})
-    ks = KeyStore.open(cfg.keys)
-    yield Pipeline(
-        cfg.policy,
-        None,
-        ClientResolver(cfg.trusted_proxies),
-        Pseudonymiser(ks),
-        open_geoip(geoip_db),
-        False,
-    )
-    ks.close()
-
-
-def test_a_stream_of_distinct_huge_headers_leaves_a_bounded_footprint(pipeline):
+def test_a_stream_of_distinct_huge_headers_leaves_a_bounded_footprint(pipeline_for):
+    pipeline = pipeline_for(proxy={"trusted": ["10.0.0.0/8"]})
     now = time.time()
     agents.warm_up()
-    pipeline.process(list(hostile_stream(200, now)))  # first calls: imports, the day's keys
+    pipeline.process(list(hostile_headers.stream(200, now)))  # first calls: imports, the day's keys
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         kept = 0
         batch: list[Captured] = []
-        for event in hostile_stream(EVENTS, now):
+        for event in hostile_headers.stream(EVENTS, now):
             batch.append(event)
             if len(batch) == 1000:
                 kept += len(pipeline.process(batch).rows)

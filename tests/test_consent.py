@@ -147,7 +147,9 @@ async def test_dnt_is_the_same_opt_out_hint(site):
         await c.post("/veil/consent", json=GRANT)
         await c.get("/one", headers={"DNT": "1"})
     await site.veil.flush()
-    assert rows(site, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'browsing_history'") == [(0,)]
+    assert rows(site, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'browsing_history'") == [
+        (0,)
+    ]
 
 
 async def test_by_default_consent_based_purposes_are_opt_in_everywhere(site):
@@ -161,7 +163,9 @@ async def test_by_default_consent_based_purposes_are_opt_in_everywhere(site):
     await site.veil.flush()
     assert state["jurisdiction"] == "ccpa" and state["consent_model"] == "opt-in"
     assert state["purposes"]["browsing_history"]["collected"] is False
-    assert rows(site, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'browsing_history'") == [(0,)]
+    assert rows(site, "SELECT COUNT(*) FROM event_rows WHERE purpose = 'browsing_history'") == [
+        (0,)
+    ]
 
 
 async def test_the_app_cannot_speak_for_a_browser_subject(site):

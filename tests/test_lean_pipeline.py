@@ -4,16 +4,10 @@ the pipeline with every cache off, cold and warm gives the same rows, drops and 
 
 import time
 
-import pytest
-
 from veil import caches
 from veil.capture import Captured, VeilCookies
 from veil.consent import ConsentRecord
-from veil.geo import open_geoip
-from veil.pipeline import ROW_COLUMNS, ConsentView, Drop, Pipeline, Processed
-from veil.proxy import ClientResolver
-from veil.pseudonymise import Pseudonymiser
-from veil.store.keys import KeyStore
+from veil.pipeline import ROW_COLUMNS, ConsentView, Drop, Processed
 
 from conftest import CHROME, FIREFOX, GOOGLEBOT, SAFARI_IPHONE
 
@@ -98,28 +92,14 @@ def granted() -> ConsentView:
     return ConsentView({COOKIE: SUBJECT}, {SUBJECT: [grant]})
 
 
-@pytest.fixture
-def pipeline(make_config, geoip_db):
-    cfg = make_config(proxy={"trusted": ["10.0.0.0/8"]})
-    ks = KeyStore.open(cfg.keys)
-    yield Pipeline(
-        cfg.policy,
-        None,
-        ClientResolver(cfg.trusted_proxies),
-        Pseudonymiser(ks),
-        open_geoip(geoip_db),
-        False,
-    )
-    ks.close()
-
-
 def without_ids(done: Processed) -> tuple:
     event_id = ROW_COLUMNS.index("event_id")
     rows = [r[:event_id] + r[event_id + 1 :] for r in done.rows]
     return rows, dict(done.drops), done.withdrawals
 
 
-def test_rows_and_drops_are_the_same_with_caches_off_cold_and_warm(pipeline):
+def test_rows_and_drops_are_the_same_with_caches_off_cold_and_warm(pipeline_for):
+    pipeline = pipeline_for(proxy={"trusted": ["10.0.0.0/8"]})
     captured = stream()
     with caches.disabled():
         off = without_ids(pipeline.process(captured, granted()))

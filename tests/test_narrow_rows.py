@@ -21,6 +21,8 @@ from veil.store.keys import KeyStore
 from veil.store.schema import MIGRATIONS
 from veil.store.sqlite import CHUNK
 
+from conftest import event_row
+
 DAY = 86400.0
 # the first migration of narrow rows: a store at the one before it is a legacy store
 LEGACY = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE event_tables" in m)
@@ -31,18 +33,8 @@ INSERT_LEGACY = (
 
 
 def row(**values) -> tuple:
-    base = dict.fromkeys(ROW_COLUMNS)
-    base.update(
-        event_id=None,
-        ts=1_764_000_000.25,
-        purpose="connection",
-        policy_version="1.0",
-        source="request",
-        visitor="v1",
-        browser="Chrome",
-    )
-    base.update(values)
-    return tuple(base[c] for c in ROW_COLUMNS)
+    """conftest's event_row at a fraction of a second: ts is stored raw, never rounded."""
+    return event_row(**{"ts": 1_764_000_000.25, **values})
 
 
 def full(n: int, purpose: str = "browsing_history", ts: float = 1_764_000_000.5) -> tuple:

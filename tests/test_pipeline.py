@@ -6,10 +6,8 @@ import pytest
 from veil import agents, languages
 from veil.capture import Captured
 from veil.geo import open_geoip
-from veil.pipeline import ROW_COLUMNS, Drop, Pipeline, site_from_host
+from veil.pipeline import ROW_COLUMNS, Drop, site_from_host
 from veil.proxy import ClientResolver
-from veil.pseudonymise import Pseudonymiser
-from veil.store.keys import KeyStore
 
 from conftest import CHROME, GOOGLEBOT, SAFARI_IPHONE
 
@@ -120,28 +118,6 @@ def captured(
         None if beacon else path,
         cookie_id,
     )
-
-
-@pytest.fixture
-def pipeline_for(make_config, geoip_db):
-    opened = []
-
-    def build(seal_ip=False, **sections):
-        cfg = make_config(**sections)
-        ks = KeyStore.open(cfg.keys)
-        opened.append(ks)
-        return Pipeline(
-            cfg.policy,
-            cfg.site,
-            ClientResolver(cfg.trusted_proxies),
-            Pseudonymiser(ks),
-            open_geoip(geoip_db),
-            seal_ip,
-        )
-
-    yield build
-    for ks in opened:
-        ks.close()
 
 
 def test_a_request_becomes_a_pseudonymised_row(pipeline_for):

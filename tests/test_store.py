@@ -6,24 +6,10 @@ import pytest
 from veil import QueryError, StoreError
 from veil.errors import RowsRefused
 from veil.store import SQLiteStore
-from veil.store.columns import ROW_COLUMNS
 from veil.store.schema import MIGRATIONS
 
+from conftest import event_row as row
 from conftest import rows, scalar
-
-
-def row(**values):
-    base = dict.fromkeys(ROW_COLUMNS)
-    base.update(
-        ts=1_764_000_000.0,
-        purpose="connection",
-        policy_version="1.0",
-        source="request",
-        visitor="v1",
-        browser="Chrome",
-    )
-    base.update(values)
-    return tuple(base[c] for c in ROW_COLUMNS)
 
 
 @pytest.fixture

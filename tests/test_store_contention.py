@@ -31,21 +31,14 @@ HEADERS = {"Content-Type": "text/plain", "User-Agent": CHROME}
 # Longer than the old writer's three retries took (~1.2 s), so the old code dropped batches.
 LOCK_SECONDS = 2.5
 # Holds the store's write lock from "locked" on its stdout until its stdin closes.
-LOCKER = (
-    "import sqlite3, sys\n"
-    "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-    "db.execute('BEGIN IMMEDIATE')\n"
-    "print('locked', flush=True)\n"
-    "sys.stdin.read()\n"
-    "db.execute('ROLLBACK')\n"
-)
+LOCKER = Path(__file__).resolve().parents[1] / "bench" / "hold_write_lock.py"
 
 
 @contextmanager
 def write_locked(db: Path) -> Iterator[None]:
     """Another process holds `db`'s write lock for the duration of the block."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(db)],
+        [sys.executable, str(LOCKER), str(db)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -54,12 +54,9 @@ class Event:
     instance dicts take, and each event paid for building a dict of its own (~1 µs)."""
 
     __slots__ = (
-        *Captured._fields[1:],
-        *("allowed", "purpose", "policy_version", "source", "ip", "ip_text", "described"),
-        *("event_id", "site", "visitor", "network", "country", "region", "os", "os_version"),
-        *("browser", "browser_version", "device", "device_brand", "device_model", "language"),
-        *("languages", "gpc", "dnt", "screen_w", "screen_h", "pixel_ratio", "path", "seal_key"),
-        *("sealed_endpoint", "subject"),
+        *Captured._fields[1:],  # its purpose is a row column
+        *("allowed", "ip", "ip_text", "described"),
+        *(column for column in ROW_COLUMNS if column != "ts"),  # ts is Captured's
     )
 
     # captured, raw: never copied into a row

@@ -188,26 +188,6 @@ BEACON_KEYS = {
 }
 BEACON_FIELDS = frozenset(BEACON_KEYS.values())
 
-# Columns of the analyst-facing `events` view an analyst may group by.
-DIMENSIONS = (
-    "site",
-    "country",
-    "region",
-    "os",
-    "os_version",
-    "browser",
-    "browser_version",
-    "device",
-    "device_brand",
-    "device_model",
-    "language",
-    "screen_w",
-    "screen_h",
-    "pixel_ratio",
-    "path",
-    "day",
-)
-
 # What a user-agent is stored as: these columns of the event row, kept once per distinct agent
 # in the store's agents table (the row holds its id).
 AGENT_COLUMNS = (
@@ -219,6 +199,20 @@ AGENT_COLUMNS = (
     "device_brand",
     "device_model",
 )
+# Columns of the analyst-facing `events` view an analyst may group by.
+DIMENSIONS = (
+    "site",
+    "country",
+    "region",
+    *AGENT_COLUMNS,
+    "language",
+    "screen_w",
+    "screen_h",
+    "pixel_ratio",
+    "path",
+    "day",
+)
+
 # The event-row columns (store/columns.py ROW_COLUMNS) each field, or set of fields, fills.
 # The store gives a purpose a column only when the purpose's fields can fill it, so a record
 # carries only what its purpose allows by the shape of its table. `screen` fills the width

@@ -6,6 +6,8 @@ keeps fewer (layout.py): its purpose is its table, its agent an id, and only the
 purpose's fields can fill.
 """
 
+from ..registry import AGENT_COLUMNS
+
 ROW_COLUMNS = (
     "event_id",
     "ts",
@@ -17,13 +19,7 @@ ROW_COLUMNS = (
     "network",
     "country",
     "region",
-    "os",
-    "os_version",
-    "browser",
-    "browser_version",
-    "device",
-    "device_brand",
-    "device_model",
+    *AGENT_COLUMNS,
     "language",
     "languages",
     "gpc",

@@ -293,8 +293,10 @@ class SQLiteStore:
     def _table(self, purpose: object) -> layout.Table | None:
         """The purpose's table; looked up again in the database when this store has not
         seen it (another process may have created it since this one opened)."""
-        table = self._tables.get(purpose)  # type: ignore[call-overload]
-        if table is None and isinstance(purpose, str):
+        if not isinstance(purpose, str):  # off the wire: no table has such a key
+            return None
+        table = self._tables.get(purpose)
+        if table is None:
             self._tables = layout.load(self.db)
             table = self._tables.get(purpose)
         return table
