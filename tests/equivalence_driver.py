@@ -250,6 +250,15 @@ def build_stream(cookies: list[str], start: float, end: float) -> list[dict[str,
         item(peer="198.51.100.9", agent=agents[6], host=b"Shop.Example.ORG.:443"),
         item(peer="198.51.100.9", agent=agents[6], host=b"192.0.2.1"),
         item(peer="198.51.100.9", agent=agents[6], host=b""),
+        # two phones of one brand that differ only in the model: two agents, not one
+        *(
+            item(
+                peer="198.51.100.13",
+                agent=b"Mozilla/5.0 (Linux; Android 14; " + model + b") AppleWebKit/537.36 "
+                b"(KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+            )
+            for model in (b"SM-S918B", b"SM-A546B")
+        ),
         # headers a parser must survive
         item(peer="198.51.100.10", agent=b"\xff\xfeMozilla/5.0 \x00", accept_language=b";;q=x"),
         item(peer="198.51.100.10", agent=agents[7], accept_language=b"en-US," * 300),
