@@ -149,8 +149,8 @@ def test_a_bad_frame_is_refused_and_counted_and_the_writer_keeps_serving(tmp_pat
                 s.connect(str(path))
                 s.sendall(junk)
                 assert s.recv(100) == b""  # closed, unanswered
-        accepted, pids = beacon_each_worker(server, 10)
-        assert accepted == 10 and len(pids) == 2
+        accepted, _ = beacon_each_worker(server, 10)
+        assert accepted == 10  # which workers took them is the kernel's choice
         wait_for(lambda: stored(server.db) == 10)
     finally:
         assert server.stop() == 0

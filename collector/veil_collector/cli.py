@@ -1,5 +1,5 @@
 """The `veil` command line: init, policy check, keys, query, drops, retention, provisions,
-notice, serve.
+audit, rights, notice, serve.
 
 Every command takes `--config FILE`, before or after the command (after wins); without it
 `$VEIL_CONFIG`, then `./veil.toml`, then the built-in defaults are used. Errors print one line
@@ -10,6 +10,7 @@ writer process (serve.py).
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -18,20 +19,29 @@ import io
 import json
 import logging
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from veil import config as config_mod
 from veil import retention
+from veil.consent import Ledger
 from veil.errors import QueryError, VeilError
 from veil.geo import open_geoip
 from veil.notice import FORMATS, render_notice
 from veil.query import METRICS, drop_counts, existing_store, run_query
 from veil.registry import DIMENSIONS
+from veil.rights import requests as rights_requests
+from veil.rights.correct import correct
+from veil.rights.erase import erase
+from veil.rights.export import export, to_csv
+from veil.rights.identity import dpo_requester
 from veil.starter import starter_toml
-from veil.store import LocalStore
+from veil.store import LocalStore, audit
 from veil.store import versions as policy_versions
 from veil.store.base import PROVISION_COLUMNS
 from veil.store.keys import KeyStore, new_master_key
+from veil.store.sqlite import SQLiteStore
+from veil.subjects import Subjects
 
 
 def _config(args: argparse.Namespace) -> config_mod.Config:
@@ -190,6 +200,146 @@ def cmd_provisions_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audited_store(cfg: config_mod.Config) -> Path:
+    if cfg.remote.url:
+        raise QueryError(
+            f"this app forwards its events to {cfg.remote.url}: the audit log is on the collector"
+        )
+    return cfg.store.path
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    path = _audited_store(_config(args))
+    head = audit.read_anchor(audit.head_path(path))
+    with audit.open_readonly(path) as db:
+        findings = audit.verify(db, head)
+        chain = audit.entries(db, last=1)
+        (count,) = db.execute("SELECT COUNT(*) FROM audit_log").fetchone()
+    for finding in findings:
+        print(f"audit log broken: {finding}", file=sys.stderr)
+    if findings:
+        return 1
+    if head is None and count:
+        print(f"warning: no head file {audit.head_path(path)}: a cut-short log goes unseen")
+    tip = f"; head {chain[-1].seq} {chain[-1].hash}" if chain else ""
+    print(f"audit log intact: {count} entries{tip}")
+    return 0
+
+
+def cmd_audit_show(args: argparse.Namespace) -> int:
+    if args.last is not None and args.last < 1:
+        print("veil: --last must be 1 or more", file=sys.stderr)
+        return 1
+    with audit.open_readonly(_audited_store(_config(args))) as db:
+        shown = audit.entries(db, args.kind, args.last)
+    _print_table(
+        ("seq", "date", "kind", "details"), [(e.seq, _utc(e.ts), e.kind, e.details) for e in shown]
+    )
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _rights_parts(
+    cfg: config_mod.Config,
+) -> AsyncIterator[tuple[SQLiteStore, KeyStore, Ledger]]:
+    """The store, keystore and ledger a DPO's rights command works on (a local store only)."""
+    if cfg.remote.url:
+        raise QueryError(
+            f"this app forwards its events to {cfg.remote.url}: answer requests on the collector"
+        )
+    keystore = KeyStore.open(cfg.keys)
+    store = SQLiteStore(cfg.store.path)
+    try:
+        await store.open(cfg.policy)
+        yield store, keystore, Ledger(store, cfg.policy, Subjects(keystore))
+    finally:
+        await store.close()
+        keystore.close()
+
+
+def cmd_rights_list(args: argparse.Namespace) -> int:
+    async def run() -> list[rights_requests.Overdue]:
+        async with _rights_parts(_config(args)) as (store, _, _):
+            return rights_requests.open_requests(store)
+
+    _print_table(
+        ("request", "kind", "channel", "status", "received", "due", "overdue"),
+        [
+            (
+                r.row.id,
+                r.row.kind,
+                r.row.channel,
+                r.row.status,
+                _utc(r.row.received),
+                _utc(r.row.due),
+                "OVERDUE" if r.overdue else "",
+            )
+            for r in asyncio.run(run())
+        ],
+    )
+    return 0
+
+
+def cmd_rights_close(args: argparse.Namespace) -> int:
+    async def run() -> rights_requests.RequestRow:
+        async with _rights_parts(_config(args)) as (store, _, _):
+            if args.rights_command == "refuse":
+                return await rights_requests.refuse(store, args.request, args.ground)
+            return await rights_requests.finish(store, args.request, {"by": "dpo"})
+
+    row = asyncio.run(run())
+    print(f"{row.id}: {row.status}" + (f" ({row.ground})" if row.ground else ""))
+    return 0
+
+
+def cmd_rights_request(args: argparse.Namespace) -> int:
+    """A request the DPO received (by mail) and verified: it goes through the same life as
+    one made over HTTP, under the channel `dpo`."""
+    cfg = _config(args)
+    verb = args.rights_command
+    kind = {("restrict", True): "lift_restriction", ("suspend", True): "resume"}.get(
+        (verb, bool(getattr(args, "lift", False) or getattr(args, "resume", False))), verb
+    )
+
+    async def run() -> tuple[rights_requests.RequestRow, object]:
+        async with _rights_parts(cfg) as (store, keystore, ledger):
+            who = dpo_requester(ledger.subjects, args.user_id, args.cookie)
+            row = await rights_requests.receive(store, keystore, who, kind, args.jurisdiction)
+            result: object = None
+            if verb in ("access", "export"):
+                result = await export(store, keystore, cfg.policy, who.subject)
+            elif verb == "correct":
+                result = await correct(
+                    store,
+                    keystore,
+                    ledger,
+                    who.subject,
+                    args.record_id,
+                    args.field,
+                    json.loads(args.value),
+                )
+            elif verb == "delete":
+                result = await erase(store, keystore, who.subject, row.id, policy=cfg.policy)
+            elif verb in ("restrict", "suspend", "object"):
+                purpose = args.purpose if verb == "object" else ""
+                result = {
+                    "changed": await rights_requests.apply_limit(
+                        store, keystore, cfg.policy, who.subject, kind, row.id, purpose
+                    )
+                }
+            if verb != "complaint":  # a complaint stays open until answered: `rights close`
+                row = await rights_requests.finish(store, row.id, {"by": "dpo"})
+            return row, result
+
+    row, result = asyncio.run(run())
+    if verb in ("access", "export") and args.format == "csv":
+        print(to_csv(result), end="")  # type: ignore[arg-type]
+    elif result is not None:
+        print(json.dumps(result, indent=2, default=str))
+    print(f"request {row.id} ({row.kind}): {row.status}, due {_utc(row.due)}", file=sys.stderr)
+    return 0
+
+
 def cmd_notice(args: argparse.Namespace) -> int:
     print(render_notice(_config(args), args.format), end="")
     return 0
@@ -296,6 +446,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=FORMATS, default="md")
     p.set_defaults(func=cmd_notice)
+
+    audit_cmds = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit_cmds.add_parser(
+        "verify",
+        parents=[common],
+        help="check the chain and the consent ledger; exit 1 naming each broken entry",
+    ).set_defaults(func=cmd_audit_verify)
+    p = audit_cmds.add_parser("show", parents=[common], help="list audit entries, oldest first")
+    p.add_argument("--kind", help="only entries of this kind (consent, decision, erasure, …)")
+    p.add_argument("--last", type=int, metavar="N", help="only the last N entries")
+    p.set_defaults(func=cmd_audit_show)
+
+    rights = sub.add_parser("rights", help="data-subject requests").add_subparsers(
+        dest="rights_command", required=True
+    )
+    rights.add_parser(
+        "list", parents=[common], help="open requests, the most urgent first, overdue marked"
+    ).set_defaults(func=cmd_rights_list)
+    p = rights.add_parser("refuse", parents=[common], help="refuse an open request on a ground")
+    p.add_argument("request", help="the request's reference (R-…)")
+    p.add_argument("--ground", required=True, help=", ".join(rights_requests.GROUNDS))
+    p.set_defaults(func=cmd_rights_close)
+    p = rights.add_parser("close", parents=[common], help="mark an open request answered")
+    p.add_argument("request", help="the request's reference (R-…)")
+    p.set_defaults(func=cmd_rights_close)
+    for verb, what in (
+        ("access", "print everything held about the subject"),
+        ("export", "print everything held about the subject (JSON or CSV)"),
+        ("correct", "correct an app-declared field of one of the subject's records"),
+        ("delete", "erase the subject from every table, destroy their keys"),
+        ("restrict", "restrict (or --lift) the use of the subject's data"),
+        ("suspend", "stop (or --resume) collection about the subject"),
+        ("object", "record the subject's objection to a legitimate-interests purpose"),
+        ("complaint", "record a complaint (left open until `veil rights close`)"),
+    ):
+        p = rights.add_parser(
+            verb, parents=[common], help=f"for a request received by mail: {what}"
+        )
+        who = p.add_mutually_exclusive_group(required=True)
+        who.add_argument("--user-id", help="the app's own id for the person")
+        who.add_argument("--cookie", help="the value of the visitor's subject cookie")
+        p.add_argument(
+            "--jurisdiction",
+            choices=("gdpr", "ccpa", "appi", "strictest"),
+            default="strictest",
+            help="the requester's regime (ccpa: due in 45 days, else one month)",
+        )
+        if verb in ("access", "export"):
+            p.add_argument("--format", choices=("json", "csv"), default="json")
+        if verb == "correct":
+            p.add_argument("--record-id", type=int, required=True)
+            p.add_argument("--field", required=True)
+            p.add_argument("--value", required=True, help="the new value, as JSON")
+        if verb == "restrict":
+            p.add_argument("--lift", action="store_true")
+        if verb == "suspend":
+            p.add_argument("--resume", action="store_true")
+        if verb == "object":
+            p.add_argument("--purpose", default="connection")
+        p.set_defaults(func=cmd_rights_request)
 
     p = sub.add_parser("serve", parents=[common], help="run the collector service")
     p.add_argument("--host", default="127.0.0.1")

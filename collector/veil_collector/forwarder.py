@@ -22,7 +22,7 @@ from pathlib import Path
 
 from veil.capture import CaptureBuffer
 from veil.config import CaptureConfig
-from veil.errors import Drop
+from veil.errors import Drop, FrameError
 
 from .frames import (
     BATCH,
@@ -30,7 +30,6 @@ from .frames import (
     MAX_COUNT,
     RESULT,
     STATS,
-    FrameError,
     frame,
     read_frame,
     read_result,

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Mapping
 
 from veil.capture import Captured, VeilCookies
-from veil.errors import VeilError
+from veil.errors import FrameError
 from veil.registry import BEACON_KEYS
 
 ITEMS, BATCH, STATS, RESULT = b"I", b"B", b"S", b"R"
@@ -33,10 +33,6 @@ MAX_COUNT = 10_000_000  # a drop count one frame may carry for one reason
 _LENGTH = struct.Struct(">I")
 _BEACON_KEYS = frozenset(BEACON_KEYS)
 _captured = tuple.__new__  # as capture.py builds them, without NamedTuple's Python __new__
-
-
-class FrameError(VeilError):
-    """Bytes on the socket that are not a frame of ours."""
 
 
 def frame(kind: bytes, payload: tuple[object, ...]) -> bytes:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from veil import Veil
 from veil.config import Config
-from veil.errors import Drop, RowsRefused
+from veil.errors import Drop, FrameError, RowsRefused
 from veil.files import PRIVATE_DIR, PRIVATE_FILE
 
 from .frames import (
@@ -29,7 +29,6 @@ from .frames import (
     ITEMS,
     RESULT,
     STATS,
-    FrameError,
     frame,
     read_batch,
     read_frame,

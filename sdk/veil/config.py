@@ -77,6 +77,9 @@ class ConsentConfig:
     rate: float = 1.0
     burst: int = 20
     max_changes_per_day: int = 50  # grants one subject may make in 24 hours
+    # a withdrawn consent disposes of the subject's rows under that purpose (GDPR Art.
+    # 17(1)(b)); false keeps them until retention (only where another basis holds for them)
+    withdrawal_deletes: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,7 @@ def from_dict(data: dict[str, object], base: Path, source: Path | None = None) -
         rate=con.get("rate", float, 1.0, check=_positive),
         burst=con.get("burst", int, 20, check=_positive),
         max_changes_per_day=con.get("max_changes_per_day", int, 50, check=_positive),
+        withdrawal_deletes=con.get("withdrawal_deletes", bool, True),
     )
     con.close()
 

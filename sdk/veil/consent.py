@@ -19,7 +19,7 @@ unless the grant was given while the signal was on: an explicit, later choice th
 """
 
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 
@@ -228,6 +228,9 @@ class Ledger:
         self.policy = policy
         self.subjects = subjects
         self.terms = TermsHistory(store.policy_terms, policy)  # what earlier versions promised
+        # Called with (subject, scopes) when a withdrawal or refusal ends grants in force:
+        # the rows those grants allowed are disposed of (rights/erase.py, set by runtime).
+        self.on_withdrawn: Callable[[str, Sequence[str]], Awaitable[None]] | None = None
 
     async def append(
         self,
@@ -267,6 +270,10 @@ class Ledger:
         ]
         if records:
             await self.store.append_consents([asdict(r) for r in records])
+            if subject is not None and self.on_withdrawn is not None and action != Action.GRANT:
+                ended = [r.scope for r in records if holds(history or (), r.scope)]
+                if ended:
+                    await self.on_withdrawn(subject, ended)
         return records
 
     async def histories(self, subjects: Collection[str]) -> dict[str, list[ConsentRecord]]:

@@ -29,6 +29,10 @@ class Drop(StrEnum):
     DECISION_REFUSED = "decision_refused"
     PROVISION_REFUSED = "provision_refused"
     REFUSAL_UNRECORDED = "refusal_unrecorded"  # a visitor's refusal the ledger did not take
+    # subject limits (rights/limits.py)
+    SUSPENDED = "suspended"  # a suspended subject's request: nothing of it is stored
+    OBJECTED = "objected"  # a request under a purpose its visitor objected to
+    RESTRICTED = "restricted"  # a provision or decision about a restricted subject, refused
 
 
 class VeilError(Exception):
@@ -121,6 +125,13 @@ class ProvisionRefused(Refused):
     reason = Drop.PROVISION_REFUSED
 
 
+class SubjectRestricted(Refused):
+    """The subject restricted (or suspended) the use of their data: it is kept, but neither
+    provided, nor decided on, nor (suspended) added to, until they lift it."""
+
+    reason = Drop.RESTRICTED
+
+
 class JSONInvalid(VeilError):
     """A body is not strict JSON (not UTF-8, NaN, too deep, …): jsonbody.py. The message says
     what is wrong, never what the body held."""
@@ -143,3 +154,18 @@ class BatchUnauthenticated(BatchInvalid):
 
 class BatchMalformed(BatchInvalid):
     """A signed batch whose body is not a batch this veil version can store."""
+
+
+class NotVerified(VeilError):
+    """A rights request whose proof of identity fails: a forged or altered cookie, an
+    unsigned, altered or expired token, or two proofs naming different subjects.
+    `why` is a short code for the audit log (never the proof itself)."""
+
+    def __init__(self, why: str, message: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
+class FrameError(VeilError):
+    """Bytes on `veil serve`'s writer socket that are not a frame of ours (collector
+    frames.py)."""

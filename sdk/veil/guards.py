@@ -29,6 +29,7 @@ from .errors import (
     ProvisionRefused,
     Refused,
     SpecialCategoryRefused,
+    SubjectRestricted,
     UndeclaredDecision,
     UndeclaredRecipient,
     UnknownDecisionId,
@@ -38,6 +39,8 @@ from .jurisdiction import APPI_EQUIVALENT, GDPR_AREA, eu_adequate
 from .policy import FIELD_TYPES, Policy, Recipient
 from .pseudonymise import seal_for_subject
 from .registry import FIELDS
+from .rights import limits
+from .store.audit import subject_ref
 from .store.base import LocalStore
 from .store.keys import KeyStore
 
@@ -92,6 +95,10 @@ class Guards:
                 raise FieldError(
                     f"field {name!r} must be of type {declared.type}, got {type(value).__name__}"
                 )
+        if limits.suspended(self.store, subject):
+            await self._refuse(
+                SubjectRestricted("the subject suspended the use of their data: nothing is added")
+            )
         history = await self.ledger.history(subject)
         if purpose.needs_consent and not holds(history, purpose.key, signal=signal):
             await self._refuse(
@@ -111,7 +118,9 @@ class Guards:
                         f"{purpose.key}'"
                     )
                 )
-        key_id, sealed = seal_for_subject(self.keystore, subject, json.dumps(dict(fields)).encode())
+        key_id, sealed = await seal_for_subject(
+            self.store, self.keystore, subject, json.dumps(dict(fields)).encode()
+        )
         await self.store.add_record(
             ts=time.time(),
             purpose=purpose.key,
@@ -120,6 +129,7 @@ class Guards:
             fields=",".join(sorted(fields)),
             key_id=key_id,
             sealed=sealed,
+            subject_ref=subject_ref(self.keystore, subject),
         )
 
     # -- automated decisions -------------------------------------------------------------------
@@ -163,6 +173,12 @@ class Guards:
                     f"{decision!r} under [policy.decisions.{decision}]: {named}"
                 )
         subject = self.ledger.subjects.app(subject_id)
+        if limits.restricted(self.store, [subject]):
+            await self._refuse(
+                SubjectRestricted(
+                    "the subject restricted the use of their data: no decision about them"
+                )
+            )
         basis, evidence = "none_needed", None
         if kind.legal_effect:
             if "explicit_consent" in kind.bases and await self.ledger.holds(
@@ -181,7 +197,8 @@ class Guards:
                     )
                 )
         decision_id = secrets.token_hex(16)
-        key_id, sealed = seal_for_subject(
+        key_id, sealed = await seal_for_subject(
+            self.store,
             self.keystore,
             subject,
             json.dumps(
@@ -200,6 +217,7 @@ class Guards:
             evidence=evidence,
             key_id=key_id,
             sealed=sealed,
+            subject_ref=subject_ref(self.keystore, subject),
         )
         return decision_id
 
@@ -208,13 +226,14 @@ class Guards:
         subject = await self.store.decision_subject(decision_id)
         if subject is None:
             raise UnknownDecisionId("no decision with that id")
-        key_id, sealed = seal_for_subject(self.keystore, subject, reason.encode())
+        key_id, sealed = await seal_for_subject(self.store, self.keystore, subject, reason.encode())
         return await self.store.add_review(
             ts=time.time(),
             decision_id=decision_id,
             status="requested",
             key_id=key_id,
             sealed=sealed,
+            subject_ref=subject_ref(self.keystore, subject),
         )
 
     # -- provision to third parties and transfers abroad ---------------------------------------
@@ -264,6 +283,13 @@ class Guards:
                 )
             subject = self.ledger.subjects.app(subject_id)
             subjects[subject] = subjects.get(subject, False) or r.get("gpc") is True
+        if restricted := limits.restricted(self.store, subjects):
+            await self._refuse(
+                SubjectRestricted(
+                    f"{len(restricted)} of {len(subjects)} subject(s) restricted the use of "
+                    "their data: nothing of theirs is provided"
+                )
+            )
         basis = await self._provision_basis(to.name, subjects, exception, consent_obtainable)
         countries = {r.get("country") for r in records}
         transfer = await self._transfer(to, countries, basis)
@@ -279,6 +305,8 @@ class Guards:
             basis=basis,
             safeguard=to.safeguard,
             transfer=transfer,
+            policy_version=self.policy.version,
+            subject_pseudonyms=tuple(subjects),  # so each subject's export names it
         )
 
     async def _provision_basis(

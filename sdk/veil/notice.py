@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .config import Config
-from .http.routes import CONSENT_PATH, HUMAN_REVIEW_PATH
+from .http.routes import CONSENT_PATH, HUMAN_REVIEW_PATH, RIGHTS_PAGE_PATH
 from .policy import Contact, DecisionType, Policy, Purpose
 from .registry import FIELDS, SPECIAL_CATEGORIES
 
@@ -22,20 +22,21 @@ MEDIA_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset
 # (right, endpoint): the data subject's requests, policy "Disclosure / Revision". A right with
 # no endpoint (None) is asked of the Data Protection Officer: the notice names only endpoints
 # that exist.
-RIGHTS = (
+RIGHTS = (  # each at its own endpoint, all of them from the page at RIGHTS_PAGE_PATH
     (
         "Disclosure: a copy of your personal information in a portable, machine-readable format "
-        "(GDPR Art. 20)",
-        None,
+        "(GDPR Art. 20), as JSON or CSV",
+        "/veil/rights/export",
     ),
-    ("Correction of your personal information", None),
-    ("Suspension of use of your personal information", None),
-    ("Restriction of use of your personal information", None),
-    ("Deletion (disposal) of your personal information", None),
+    ("Correction of your personal information", "/veil/rights/correct"),
+    ("Suspension of use of your personal information", "/veil/rights/suspend"),
+    ("Restriction of use of your personal information", "/veil/rights/restrict"),
+    ("Deletion (disposal) of your personal information", "/veil/rights/delete"),
+    ("Objection to processing based on legitimate interests (GDPR Art. 21)", "/veil/rights/object"),
     (
         "Complaint to us; you may also lodge a complaint with a supervisory authority "
         "(GDPR Art. 77)",
-        None,
+        "/veil/rights/complaint",
     ),
     ("Give, refuse or withdraw consent, purpose by purpose, at any time", CONSENT_PATH),
     ("Human review of an automated decision about you, and to contest it", HUMAN_REVIEW_PATH),
@@ -201,6 +202,21 @@ def _who(policy: Policy) -> list[Block]:
     ]
 
 
+def _records_para(policy: Policy) -> Para:
+    """How long veil's own records are kept (retention.py), and the legal holds."""
+    holds = "; ".join(
+        f"{h.kind}{' of ' + ', '.join(h.purposes) if h.purposes else ''} ({h.reference})"
+        for h in policy.legal_holds
+    )
+    return Para(
+        "Our records of what happened are kept for a limited time too: a consent record for "
+        f"{human_duration(policy.records.consent_proof)} after a later choice replaced it, an "
+        f"automated decision for {human_duration(policy.records.decisions)} after it or its "
+        "latest review, a record of provision to a third party for the 1 or 3 years APPI "
+        "Art. 29 requires." + (f" Kept longer because a law requires it: {holds}." if holds else "")
+    )
+
+
 def _purposes(policy: Policy) -> list[Block]:
     blocks: list[Block] = [
         Heading(2, "What we collect and why"),
@@ -208,6 +224,7 @@ def _purposes(policy: Policy) -> list[Block]:
             "We collect only the fields listed under each purpose below, use them only for "
             "that purpose, and delete them unrecoverably when its retention period ends."
         ),
+        _records_para(policy),
     ]
     for p in policy.purposes.values():
         consent: Inline = (
@@ -416,10 +433,16 @@ def _rights(policy: Policy) -> list[Block]:
         Heading(2, "Your rights"),
         Grid(
             ("Right", "Where to ask"),
-            tuple(
-                (right, Code(path) if path else "the Data Protection Officer")
-                for right, path in RIGHTS
-            ),
+            tuple((right, Code(path)) for right, path in RIGHTS),
+        ),
+        Para(
+            (
+                "All of them from one page: ",
+                Code(RIGHTS_PAGE_PATH),
+                ". Veil answers for the subject of your consent cookie or of a sign-in with "
+                "this site; without either, what it recorded about your visits is under daily "
+                "pseudonyms it cannot link to you, so there is nothing of yours to return.",
+            )
         ),
         Para(
             (

@@ -20,8 +20,8 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import agents, languages
@@ -135,6 +135,7 @@ class Event:
 
 
 Step = Callable[[Event], Drop | None]
+SUSPENSION = "suspension"  # rights/limits.py
 as_row = operator.attrgetter(*ROW_COLUMNS)
 
 
@@ -169,6 +170,8 @@ class ConsentView:
 
     subjects: dict[str, str]  # subject cookie (verified) → subject pseudonym
     histories: dict[str, list[ConsentRecord]]
+    # subject pseudonym → their limits ("suspension", "objection:<purpose>": rights/limits.py)
+    limits: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def of(
         self, cookies: VeilCookies | None
@@ -179,6 +182,20 @@ class ConsentView:
         subject = self.subjects.get(cookies.subject) if cookies.subject else None
         opted_out = frozenset(cookies.opt_out.split(".")) if cookies.opt_out else frozenset()
         return subject, self.histories.get(subject, []) if subject else [], opted_out
+
+    def barred(self, cookies: VeilCookies, purpose: str) -> Drop | None:
+        """Why a request with veil's cookies is not stored under `purpose` (which needs no
+        consent): its subject suspended collection (nothing of the request is stored), or its
+        subject, or the opt-out cookie, objects to the purpose; None when it is stored."""
+        subject = self.subjects.get(cookies.subject) if cookies.subject else None
+        limits = self.limits.get(subject, ()) if subject else ()
+        if limits and SUSPENSION in limits:
+            return Drop.SUSPENDED
+        if (limits and f"objection:{purpose}" in limits) or (
+            cookies.opt_out and purpose in cookies.opt_out.split(".")
+        ):
+            return Drop.OBJECTED
+        return None
 
 
 NO_CONSENT = ConsentView({}, {})
@@ -291,8 +308,14 @@ class Pipeline:
                 event = self._run(Event(item, route[0], version), route[1], drops)
                 if event is None:
                     continue
-                event.event_id = f"{batch}{i:05x}"
-                rows.append(as_row(event))
+                barred = item.cookies and consent.barred(item.cookies, event.purpose)
+                if barred:  # suspended: nothing at all; objected: not under this purpose
+                    drops[barred] += 1
+                    if barred is Drop.SUSPENDED:
+                        continue
+                else:
+                    event.event_id = f"{batch}{i:05x}"
+                    rows.append(as_row(event))
                 if event.purpose not in fans_out or (
                     event.cookies is None and not cookieless_fan_out
                 ):

@@ -49,7 +49,8 @@ MAX_DURATION = dt.timedelta(days=36525)  # 100 years
 # their default: upgrading veil must never make an unchanged policy look changed (its store
 # would refuse it), while setting one of them is a change that needs a version bump.
 _DIGEST_IF_SET = frozenset(
-    {"paths", "country", "contracts", "laws", "dpf_certified", "consent_model"}
+    {"paths", "country", "contracts", "laws", "dpf_certified", "consent_model", "complaints"}
+    | {"appi_record", "records", "legal_holds"}  # retention for everything (retention.py)
 )
 
 
@@ -127,6 +128,15 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class Complaints:
+    """`[policy.complaints]`: the supervisory authority a subject may complain to (GDPR Art.
+    77; the PPC under the APPI), named in the answer to every complaint."""
+
+    authority: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Purpose:
     key: str
     description: str
@@ -169,6 +179,42 @@ class Recipient:
     purposes: tuple[str, ...]
     safeguard: str
     dpf_certified: bool = False  # a US recipient certified under the EU-US Data Privacy Framework
+    # How the provision register's records for this recipient are made, which sets how long
+    # APPI Art. 29(2) keeps them (retention.py PROVISION_YEARS): "each" provision recorded on
+    # its own, "collective" for continuous or repeated provision, "contract" by the contract.
+    appi_record: str = "each"
+
+
+# veil's own records and what retention may dispose of (retention.py, docs/retention.md).
+APPI_RECORD_METHODS = ("each", "collective", "contract")
+HOLD_KINDS = ("events", "records", "consent", "decisions", "provisions")
+PROOF_PERIOD = dt.timedelta(days=1095)  # three years: GDPR Art. 7(1), 22(3) demonstrability
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsRetention:
+    """`[policy.records]`: how long veil keeps its own records of what happened."""
+
+    consent_proof: dt.timedelta = PROOF_PERIOD  # a ledger row, once no longer in force
+    decisions: dt.timedelta = PROOF_PERIOD  # a decision, after it or its latest review
+
+
+@dataclass(frozen=True, slots=True)
+class LegalHold:
+    """`[[policy.legal_holds]]`: records of a kind (of some purposes, or all) that a law
+    requires kept; retention leaves them until `until` passes or the hold is removed."""
+
+    kind: str
+    reference: str  # the law and article that requires them kept
+    purposes: tuple[str, ...] = ()  # empty: every purpose
+    until: dt.date | None = None
+
+    def holds(self, kind: str, purpose: str | None, today: dt.date) -> bool:
+        return (
+            self.kind == kind
+            and (not self.purposes or purpose in self.purposes)
+            and (self.until is None or today < self.until)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +237,9 @@ class Policy:
     decisions: dict[str, DecisionType] = field(default_factory=dict)
     consent_model: str = "opt-in"
     paths: tuple[PathRule, ...] = ()  # paths dropped or templated before storage (paths.py)
+    records: RecordsRetention = RecordsRetention()
+    legal_holds: tuple[LegalHold, ...] = ()
+    complaints: Complaints | None = None  # the supervisory authority ([policy.complaints])
 
     def stored_path(self, path: str | None) -> str | None:
         """What is stored for a page path: itself, its `[[policy.paths]]` template, or None
@@ -214,6 +263,25 @@ class Policy:
 def _contact(t: Table, with_country: bool = False) -> Contact:
     country = t.get("country", str, None, check=_country) if with_country else None
     c = Contact(t.get("name", str), t.get("contact", str), country)
+    t.close()
+    return c
+
+
+def _url(value: str) -> str | None:
+    return (
+        None
+        if re.fullmatch(r"https://[^\s/]+\S*", value)
+        else f"must be an https:// URL, got {value!r}"
+    )
+
+
+def _complaints(t: Table) -> Complaints | None:
+    if t.absent:
+        return None
+    c = Complaints(
+        t.get("authority", str, check=lambda v: None if v.strip() else "must name the authority"),
+        t.get("url", str, check=_url),
+    )
     t.close()
     return c
 
@@ -424,6 +492,48 @@ def _changes(t: Table, version: str | None, effective: dt.date | None) -> tuple[
     return tuple(changes)
 
 
+def _records(t: Table) -> RecordsRetention:
+    """`[policy.records]`; each period absent keeps its default."""
+
+    def period(name: str, default: dt.timedelta) -> dt.timedelta:
+        text = t.get(name, str, None, check=duration_problem)
+        return (parse_duration(text) if text else None) or default
+
+    r = RecordsRetention(
+        consent_proof=period("consent_proof", PROOF_PERIOD),
+        decisions=period("decisions", PROOF_PERIOD),
+    )
+    t.close()
+    return r
+
+
+def _legal_holds(t: Table, purposes: dict[str, Purpose]) -> tuple[LegalHold, ...]:
+    """`[[policy.legal_holds]]`: each names a kind, the law that requires it, and optionally
+    the purposes (consent: scopes) it covers and the date it ends."""
+    holds = []
+    for i, raw in enumerate(t.get("legal_holds", list, [])):
+        h = Table(raw, f"{t.key('legal_holds')}[{i}]", t.problems)
+        named = h.get("purposes", list, [], check=_names_problem) or []
+        if undeclared := [p for p in named if p not in purposes]:
+            h.problem(h.key("purposes"), f"names undeclared purpose(s) {undeclared}")
+        holds.append(
+            LegalHold(
+                kind=h.get("kind", str, check=one_of(HOLD_KINDS)),
+                reference=h.get(
+                    "reference",
+                    str,
+                    check=lambda v: (
+                        None if v.strip() else "must name the law that requires the records kept"
+                    ),
+                ),
+                purposes=tuple(named),
+                until=h.get("until", dt.date, None, check=_date),
+            )
+        )
+        h.close()
+    return tuple(holds)
+
+
 def parse_policy(t: Table) -> Policy:
     """Read a `[policy]` table; problems land in `t.problems`."""
     fields_t = t.table("fields")
@@ -458,6 +568,7 @@ def parse_policy(t: Table) -> Policy:
                 purposes=tuple(r.get("purposes", list, check=declared) or ()),
                 safeguard=r.get("safeguard", str, check=one_of(SAFEGUARDS)),
                 dpf_certified=r.get("dpf_certified", bool, False),
+                appi_record=r.get("appi_record", str, "each", check=one_of(APPI_RECORD_METHODS)),
             )
         )
         _check_safeguard(recipients[-1], controller.country, r)
@@ -477,6 +588,9 @@ def parse_policy(t: Table) -> Policy:
         decisions=decisions,
         consent_model=t.get("consent_model", str, "opt-in", check=one_of(CONSENT_MODELS)),
         paths=parse_rules(t),
+        complaints=_complaints(t.table("complaints")),
+        records=_records(t.table("records")),
+        legal_holds=_legal_holds(t, purposes),
     )
     for table in (fields_t, purposes_t, decisions_t, t):
         table.close()

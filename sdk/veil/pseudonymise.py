@@ -19,11 +19,14 @@ import datetime as dt
 import hashlib
 import secrets
 import socket
+import time
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .caches import ENTRY_OVERHEAD, ByteLRU
 from .errors import KeyStoreError
+from .store import subject_keys
+from .store.base import LocalStore
 from .store.keys import KeyStore
 
 
@@ -174,12 +177,30 @@ class Pseudonymiser:
         self._sited.clear()  # the keyed copies of every day: refilled from the days kept
 
 
-def seal_for_subject(keystore: KeyStore, subject: str, data: bytes) -> tuple[str, bytes]:
-    """(key id, nonce || ciphertext) under the subject's own key, made on first use."""
-    key_id = f"subject-{subject}"
-    key = keystore.named_key(key_id)
+async def subject_key(store: LocalStore, keystore: KeyStore, subject: str) -> tuple[str, bytes]:
+    """(key id, key) of the subject's own key: the one subject_keys maps them to, made on
+    first use under a random id (the keystore names no one). An erased subject has no
+    mapping any more, so a returning one gets a fresh key."""
+    local = subject_keys.sqlite_of(store)
+    key_id = subject_keys.key_of(local.db, subject)
+    if key_id is None:
+        fresh = f"subject-key-{secrets.token_hex(16)}"
+        keystore.named_key(fresh)
+        async with local._writing() as db:
+            key_id = subject_keys.claim(db, subject, fresh, time.time())
+        if key_id != fresh:  # another writer mapped them first: ours serves nothing
+            await keystore.erase_off_loop([fresh])
+    key = keystore.key_by_id(key_id)
     if key is None:
-        raise KeyStoreError(f"the key of subject {subject} was destroyed: their data was erased")
+        raise KeyStoreError("the subject's key was destroyed: their data was erased")
+    return key_id, key
+
+
+async def seal_for_subject(
+    store: LocalStore, keystore: KeyStore, subject: str, data: bytes
+) -> tuple[str, bytes]:
+    """(key id, nonce || ciphertext) under the subject's own key (`subject_key`)."""
+    key_id, key = await subject_key(store, keystore, subject)
     nonce = secrets.token_bytes(12)
     return key_id, nonce + AESGCM(key).encrypt(nonce, data, key_id.encode())
 

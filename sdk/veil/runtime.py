@@ -31,7 +31,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from starlette.types import Scope
 
@@ -47,7 +47,12 @@ from .guards import Guards
 from .pipeline import Pipeline
 from .proxy import ClientResolver
 from .pseudonymise import Pseudonymiser
-from .store import EventStore, LocalStore, open_store
+from .rights import erase as erasure
+from .rights import limits
+from .rights.correct import correct as correct_record
+from .rights.export import export as export_subject
+from .rights.identity import sign_token
+from .store import EventStore, LocalStore, SQLiteStore, open_store
 from .store.keys import KeyStore
 from .subjects import Subjects
 from .writer import BatchWriter
@@ -299,6 +304,8 @@ class Veil:
         ledger = guards = None
         if isinstance(store, LocalStore):
             ledger = Ledger(store, cfg.policy, Subjects(keystore))
+            if cfg.consent.withdrawal_deletes:  # GDPR Art. 17(1)(b): rights/erase.py
+                ledger.on_withdrawn = erasure.withdrawal_hook(store, keystore, cfg.policy)
             guards = Guards(store, keystore, cfg.policy, ledger)
         writer: Drain = (
             BatchWriter(
@@ -540,6 +547,16 @@ class Veil:
             subject_id, decision, outcome, inputs=inputs, model=model, contract=contract, law=law
         )
 
+    def subject_token(self, user_id: str, ttl: int = 600) -> str:
+        """A token proving, for `ttl` seconds (at most an hour), that its bearer is the app's
+        logged-in user `user_id`: the app's page sends it to `/veil/rights/*` as
+        `Authorization: Bearer <token>`. It carries the user's pseudonym and an expiry under
+        an HMAC (rights/identity.py), never the id itself."""
+        ledger, _ = self._running()
+        keystore = self.keystore
+        assert keystore is not None  # running: the open gave one
+        return sign_token(keystore, ledger.subjects, user_id, ttl)
+
     async def contest(self, decision_id: str, reason: str) -> int:
         return await self._running()[1].contest(decision_id, reason)
 
@@ -559,6 +576,37 @@ class Veil:
         return await self._running()[1].provide(
             recipient, purpose, records, exception=exception, consent_obtainable=consent_obtainable
         )
+
+    async def export(self, subject_id: str) -> dict[str, Any]:
+        """Everything veil holds of the app user `subject_id`, every table, unsealed: the
+        document docs/export.schema.json describes (`veil.rights.export.to_csv` makes it CSV)."""
+        ledger, guards = self._running()
+        return await export_subject(
+            self._local_store(), guards.keystore, guards.policy, ledger.subjects.app(subject_id)
+        )
+
+    async def correct(
+        self, subject_id: str, record_id: int, field: str, value: Any
+    ) -> dict[str, Any]:
+        """Correct `field` of the app user's record `record_id` (an id their export lists);
+        the old value is kept only in the audit log, sealed under the subject's key."""
+        ledger, guards = self._running()
+        return await correct_record(
+            self._local_store(),
+            guards.keystore,
+            ledger,
+            ledger.subjects.app(subject_id),
+            record_id,
+            field,
+            value,
+        )
+
+    def _local_store(self) -> SQLiteStore:
+        """The running SQLite store: the rights read and write its tables directly."""
+        store = self.store
+        if not isinstance(store, SQLiteStore):
+            raise VeilError("the rights need veil's own SQLite store (not a collector)")
+        return store
 
     def count_drop(self, reason: str, n: int = 1) -> None:
         """Count something refused outside the pipeline (stored with the next batch)."""
@@ -581,3 +629,45 @@ class Veil:
             dropped={str(k): v for k, v in dropped.items()},
             running=w is not None and self._task is not None,
         )
+
+    # -- erasure and limits (rights/erase.py, rights/limits.py), for an app user ------------
+    # Last in the class: below `object` (GDPR Art. 21's word), the name means this method.
+
+    def _subject(self, subject_id: str) -> tuple[LocalStore, KeyStore, str]:
+        ledger, _ = self._running()
+        assert self.keystore is not None  # running: the open gave one
+        return ledger.store, self.keystore, ledger.subjects.app(subject_id)
+
+    async def erase(self, subject_id: str, request_id: str = "api") -> dict[str, object]:
+        """Erase everything veil holds about the app user (their keys destroyed, their rows
+        in every table deleted), but what the policy's legal holds keep, and return the proof
+        written to the audit log. They may consent again afterwards, under a fresh key."""
+        return await erasure.erase(
+            *self._subject(subject_id), request_id, policy=self.config.policy
+        )
+
+    async def restrict(self, subject_id: str) -> bool:
+        """Keep the user's data but use it for nothing (queries, provision, decisions) until
+        `lift_restriction`; False when already restricted."""
+        return await limits.impose(*self._subject(subject_id), limits.RESTRICTION)
+
+    async def lift_restriction(self, subject_id: str) -> bool:
+        return await limits.lift(*self._subject(subject_id), limits.RESTRICTION)
+
+    async def suspend(self, subject_id: str) -> bool:
+        """Restriction, and nothing more collected or recorded about the user until `resume`."""
+        return await limits.impose(*self._subject(subject_id), limits.SUSPENSION)
+
+    async def resume(self, subject_id: str) -> bool:
+        return await limits.lift(*self._subject(subject_id), limits.SUSPENSION)
+
+    async def object(self, subject_id: str, purpose: str = "connection") -> bool:
+        """The user objects to a legitimate-interests purpose (GDPR Art. 21): recorded and
+        audited; veil cannot tell an app user's requests apart, so the app enforces it for
+        them (rights/limits.py)."""
+        limits.check_objection(self.config.policy, purpose)
+        return await limits.impose(*self._subject(subject_id), limits.OBJECTION, purpose)
+
+    async def lift_objection(self, subject_id: str, purpose: str = "connection") -> bool:
+        limits.check_objection(self.config.policy, purpose)
+        return await limits.lift(*self._subject(subject_id), limits.OBJECTION, purpose)

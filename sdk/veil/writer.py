@@ -34,6 +34,7 @@ from .consent import Action, Ledger, Method
 from .errors import Drop
 from .pipeline import NO_CONSENT, ConsentView, Pipeline, Withdrawal
 from .pseudonymise import Pseudonymiser
+from .rights import limits
 from .store import BatchRejected, EventStore
 from .store.keys import KeyStore
 from .store.sqlite import is_locked
@@ -162,13 +163,14 @@ class BatchWriter:
             consent = await self._consent_view(batch)
             rows: list[tuple[object, ...]] = []
             drops: Counter[str] = Counter()
+            withdrawals: list[Withdrawal] = []
             # In slices, yielding between them: the pipeline runs on the app's event loop and
             # must not hold it for a whole batch (~10 ms per 1,000 events).
             for i in range(0, len(batch), PROCESS_SLICE):
                 done = self.pipeline.process(batch[i : i + PROCESS_SLICE], consent)
                 rows += done.rows
                 drops += done.drops
-                await self._record_withdrawals(done.withdrawals)
+                withdrawals += done.withdrawals
                 await asyncio.sleep(0)
             overflow, errors = self.buffer.take_refused()
             if overflow:
@@ -176,9 +178,13 @@ class BatchWriter:
             if errors:
                 drops[Drop.CAPTURE_ERROR] += errors
             if not rows and not drops and not self._unwritten:
+                await self._record_withdrawals(withdrawals)
                 return
             self.drops.update(drops)
             await self._write(rows, drops)
+            # after the rows: a withdrawal disposes of the purpose's rows (rights/erase.py),
+            # those of this batch's earlier requests included
+            await self._record_withdrawals(withdrawals)
             if not self.buffer:
                 return
             await asyncio.sleep(0)  # let the app's requests run between batches
@@ -197,7 +203,12 @@ class BatchWriter:
         if not subjects:
             return NO_CONSENT
         try:
-            return ConsentView(subjects, await self.ledger.histories(set(subjects.values())))
+            pseudonyms = set(subjects.values())
+            return ConsentView(
+                subjects,
+                await self.ledger.histories(pseudonyms),
+                limits.active(self.ledger.store, pseudonyms),  # suspension, objection
+            )
         except Exception as exc:  # no ledger, no consent: consent-based purposes collect nothing
             log.warning(
                 "consent ledger unreadable, consent-based purposes skip this batch: %s: %s",

@@ -4,6 +4,10 @@ POST takes one JSON object, `{"grant": [scopes]}`, `{"refuse": [scopes]}` or
 `{"withdraw": [scopes] | "all"}`. A browser may speak only for itself, and only about what a
 browser can consent to: the consent-based purposes and `special:<category>:<purpose>`.
 Decisions and provisions concern app users, and only the app speaks for those.
+`{"object": [purposes]}` / `{"lift_objection": [purposes]}`: an objection (GDPR Art. 21) to a
+purpose resting on legitimate interests (`connection`), kept in the opt-out cookie (and, for a
+subject, as their limit, audited: rights/limits.py); the request of a browser that objects is
+not stored under that purpose.
 
 Cookies (capture.py names them; `__Host-` prefixed over HTTPS):
 - the subject cookie: a random id veil issued and signed (subjects.py), set by a grant;
@@ -47,13 +51,18 @@ from ..consent import (
 from ..errors import Drop, FieldError
 from ..jurisdiction import Regime, regime_for
 from ..proxy import Client, ClientResolver
+from ..rights import limits
 from ..runtime import Veil
+from ..store.base import LocalStore
 from .beacon import MAX_BODY_BYTES, check_content_type
 from .body import origin_allowed, read_json
 from .problems import Problem
 from .ratelimit import RateLimiter, client_of, too_many
 
 SPECIAL = "special"  # special:<category>:<purpose>: the one scope kind a browser may give
+# An objection (rights/limits.py) to a legitimate-interests purpose, and its lifting: handled
+# as a refusal and a grant of it, which reach the opt-out cookie and never the ledger.
+OBJECTION_VERBS = {"object": Action.REFUSE, "lift_objection": Action.GRANT}
 
 
 def _cookie(name: str, value: str, max_age: int, secure: bool) -> str:
@@ -72,6 +81,9 @@ class ConsentEndpoint:
         self.consent_purposes = tuple(
             p.key for p in veil.config.policy.purposes.values() if p.needs_consent
         )
+        # legitimate-interests purposes: a refusal is an objection (rights/limits.py), kept
+        # in the opt-out cookie (and as the subject's limit), never on the consent ledger
+        self.objectable = limits.objectable(veil.config.policy)
 
     def _regime(self, client: Client | None) -> Regime:
         geo = self.veil.geo
@@ -129,6 +141,10 @@ class ConsentEndpoint:
                 )
             else:
                 scopes = parsed
+            objections = [s for s in scopes if s in self.objectable]
+            scopes = [s for s in scopes if s not in self.objectable]
+            if objections and subject is not None:
+                await self._object(subject, objections, action is not Action.GRANT)
             if action is Action.GRANT and scopes:
                 # Only grants are limited: a refusal or withdrawal always goes through (it
                 # writes only what a limited grant made possible, or nothing).
@@ -145,14 +161,14 @@ class ConsentEndpoint:
                     ledger, subject, scopes, action, signal, regime, history
                 )
             changed_out = (
-                opted_out - set(scopes)
+                opted_out - set(scopes) - set(objections)
                 if action is Action.GRANT
-                else opted_out | (set(scopes) & set(self.consent_purposes))
+                else opted_out | (set(scopes) & set(self.consent_purposes)) | set(objections)
             )
-            if subject is None and action is not Action.GRANT and changed_out != opted_out:
-                # A refusal by a visitor without a subject sticks by its cookie; the ledger
-                # keeps it as evidence while the network's budget allows (else it is counted).
-                refused = sorted(changed_out - opted_out)
+            # A refusal by a visitor without a subject sticks by its cookie; the ledger
+            # keeps it as evidence while the network's budget allows (else it is counted).
+            refused = sorted(changed_out - opted_out - set(objections))
+            if subject is None and action is not Action.GRANT and refused:
                 if self.writes.allow(key, cost=len(refused)) == 0:
                     await self._append(ledger, None, refused, action, signal, regime)
                 else:
@@ -231,20 +247,31 @@ class ConsentEndpoint:
 
     def _opted_out(self, cookie: str | None) -> set[str]:
         """The purposes in the opt-out cookie that the policy still declares."""
-        return set(cookie.split(".")) & set(self.consent_purposes) if cookie else set()
+        known = {*self.consent_purposes, *self.objectable}
+        return set(cookie.split(".")) & known if cookie else set()
+
+    async def _object(self, subject: str, purposes: list[str], on: bool) -> None:
+        """A subject's objection to legitimate-interests purposes, or its lifting (a grant),
+        as their limit, audited; the opt-out cookie carries it too."""
+        store, keystore = self.veil.store, self.veil.keystore
+        if not isinstance(store, LocalStore) or keystore is None:
+            return  # no ledger without a local store: this endpoint answered 503 already
+        for purpose in purposes:
+            change = limits.impose if on else limits.lift
+            await change(store, keystore, subject, limits.OBJECTION, purpose)
 
     def _parse(self, data: object) -> tuple[Action, list[str] | Literal["all"]]:
         if (
             not isinstance(data, dict)
             or len(data) != 1
-            or next(iter(data)) not in ("grant", "refuse", "withdraw")
+            or next(iter(data)) not in ("grant", "refuse", "withdraw", *OBJECTION_VERBS)
         ):
             raise Problem(
                 400,
                 "malformed-body",
                 "Malformed consent",
                 'send exactly one of {"grant": [...]}, {"refuse": [...]}, '
-                '{"withdraw": [...] or "all"}',
+                '{"withdraw": [...] or "all"}, {"object": [...]}, {"lift_objection": [...]}',
             )
         key, scopes = next(iter(data.items()))
         if scopes == "all" and key == "withdraw":
@@ -258,6 +285,19 @@ class ConsentEndpoint:
                 field=key,
             )
         scopes = list(dict.fromkeys(scopes))
+        if key in OBJECTION_VERBS:  # an objection is a refusal of what needs no consent
+            for scope in scopes:
+                if scope not in self.objectable:
+                    raise Problem(
+                        400,
+                        "invalid-field",
+                        "Not an objectable purpose",
+                        f"a visitor can object to the purposes resting on legitimate "
+                        f"interests ({', '.join(self.objectable) or 'none'}); "
+                        f"{scope[:64]!r} is not one of them",
+                        field=key,
+                    )
+            return OBJECTION_VERBS[key], scopes
         for scope in scopes:
             if scope not in self.consent_purposes and scope.partition(":")[0] != SPECIAL:
                 raise Problem(
@@ -294,8 +334,9 @@ class ConsentEndpoint:
                     "needs_consent": p.needs_consent,
                     "fields": sorted(p.fields),
                     "granted": not p.needs_consent or holds(history, p.key, now, signal),
-                    "collected": not p.needs_consent
-                    or collects(
+                    "collected": p.key not in opted_out
+                    if not p.needs_consent  # objected to: rights/limits.py
+                    else collects(
                         history, p.key, now, prior=prior, signal=signal, opted_out=opted_out
                     ),
                 }

@@ -7,6 +7,8 @@
 - `GET/POST /veil/consent`: the visitor's consent (consent.py);
 - `GET /veil/notice[?format=html|md]`: the privacy notice, rendered from the policy;
 - `POST /veil/rights/human-review`: contest an automated decision;
+- `/veil/rights/{access,export,correct,delete,restrict,suspend,object,complaint}`: a subject's
+  own requests, and `GET /veil/rights` (+ `/veil/rights.js`), the page that makes them (rights.py);
 - `POST /veil/record`: app-declared fields from the snippet's `veil.record`;
 - `GET /.well-known/gpc.json`: the Global Privacy Control declaration.
 
@@ -36,6 +38,8 @@ from .body import json_object, origin_allowed, read_body, read_json
 from .consent import ConsentEndpoint
 from .problems import Problem
 from .ratelimit import RateLimiter, client_of, too_many
+from .rights import VERBS as RIGHTS_VERBS
+from .rights import RightsEndpoint, page, page_script
 from .routes import (
     BEACON_PATH,
     CONSENT_PATH,
@@ -43,6 +47,9 @@ from .routes import (
     HUMAN_REVIEW_PATH,
     NOTICE_PATH,
     RECORD_PATH,
+    RIGHTS_PAGE_PATH,
+    RIGHTS_PATHS,
+    RIGHTS_SCRIPT_PATH,
     SCRIPT_PATH,
     route_path,
 )
@@ -119,6 +126,7 @@ class Endpoints:
         # the permanent rows a network may add: consent records, app records, review requests
         self.writes = RateLimiter(veil.config.consent.rate, veil.config.consent.burst)
         self.consent_endpoint = ConsentEndpoint(veil, self.resolver, self.writes)
+        self.rights_endpoint = RightsEndpoint(veil, self.resolver, self.writes)
         # the config is frozen: render the notice once, serve the same bytes
         self.notices = {fmt: render_notice(veil.config, fmt).encode() for fmt in FORMATS}
 
@@ -189,6 +197,12 @@ class Endpoints:
 
     async def consent(self, scope: Scope, receive: Receive) -> Response:
         return await self.consent_endpoint(scope, receive)
+
+    async def rights(self, scope: Scope, receive: Receive) -> Response:
+        return await self.rights_endpoint(scope, receive)
+
+    async def rights_page(self, scope: Scope, receive: Receive) -> Response:
+        return page(scope) if scope["path"] == RIGHTS_PAGE_PATH else page_script(scope)
 
     async def notice(self, scope: Scope, receive: Receive) -> Response:
         """GET /veil/notice[?format=html|md]: the privacy notice rendered from the policy."""
@@ -358,6 +372,12 @@ ROUTES: dict[str, Route] = {
         Route(HUMAN_REVIEW_PATH, Endpoints.human_review, ("POST",), stores=True),
         Route(RECORD_PATH, Endpoints.record, ("POST",), stores=True),
         Route(GPC_PATH, Endpoints.gpc, ("GET",)),
+        Route(RIGHTS_PAGE_PATH, Endpoints.rights_page, ("GET",)),
+        Route(RIGHTS_SCRIPT_PATH, Endpoints.rights_page, ("GET",)),
+        *(
+            Route(path, Endpoints.rights, RIGHTS_VERBS[path.rsplit("/", 1)[1]], stores=True)
+            for path in RIGHTS_PATHS
+        ),
     )
 }
 PATHS = frozenset(ROUTES)  # what the middleware hands to `Endpoints.serve`

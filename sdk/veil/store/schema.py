@@ -214,4 +214,95 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE agent_epoch (epoch INTEGER NOT NULL);  -- one row; bumped by each agent prune
     INSERT INTO agent_epoch VALUES (0);
     """,
+    # The consent ledger stays append-only, except for disposal (an erasure, retention): the
+    # disposing transaction holds a row in ledger_disposal (disposal.py) while it deletes.
+    """
+    CREATE TABLE ledger_disposal (reason TEXT NOT NULL);
+    DROP TRIGGER consent_ledger_no_delete;
+    CREATE TRIGGER consent_ledger_no_delete BEFORE DELETE ON consent_ledger
+        WHEN NOT EXISTS (SELECT 1 FROM ledger_disposal)
+        BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END;
+    """,
+    # The audit log (audit.py): append-only, hash-chained; each entry commits to the one
+    # before it, so an edited, removed, inserted or reordered entry is found by `verify`.
+    """
+    CREATE TABLE audit_log (
+        seq     INTEGER PRIMARY KEY,      -- 1, 2, 3, … without gaps
+        ts      REAL NOT NULL,            -- UTC, seconds since the epoch
+        kind    TEXT NOT NULL,
+        details TEXT NOT NULL,            -- canonical JSON; never a pseudonym or raw identifier
+        prev    TEXT NOT NULL,            -- the hash of entry seq - 1 (audit.GENESIS for seq 1)
+        hash    TEXT NOT NULL             -- SHA-256 over prev and (seq, ts, kind, details)
+    );
+    CREATE INDEX audit_log_kind ON audit_log (kind, seq);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+    # Rights requests (rights/requests.py): one row per request a subject makes, named by the
+    # audit's subject_ref, never the pseudonym, so a request outlives the erasure it asked for.
+    """
+    CREATE TABLE rights_requests (
+        id           TEXT PRIMARY KEY,    -- the reference given to the subject, random
+        kind         TEXT NOT NULL CHECK (kind IN ('access', 'export', 'correct', 'delete',
+                         'restrict', 'lift_restriction', 'suspend', 'resume', 'object',
+                         'complaint')),
+        subject_ref  TEXT NOT NULL,       -- audit.subject_ref of the pseudonym
+        channel      TEXT NOT NULL CHECK (channel IN ('cookie', 'token', 'dpo')),
+        status       TEXT NOT NULL CHECK (status IN ('received', 'verified', 'done', 'refused')),
+        jurisdiction TEXT NOT NULL,       -- the regime whose period set `due`
+        received     REAL NOT NULL,
+        due          REAL NOT NULL,
+        closed       REAL,
+        ground       TEXT CHECK (ground IN ('harm', 'business', 'law')),
+        CHECK ((status = 'refused') = (ground IS NOT NULL)),
+        CHECK ((status IN ('done', 'refused')) = (closed IS NOT NULL))
+    );
+    CREATE INDEX rights_requests_open ON rights_requests (due)
+        WHERE status IN ('received', 'verified');
+    """,
+    # Whose data each provision carried (rights/export.py): the register counted subjects only,
+    # so a subject could not be told who received their data. Old entries have no links.
+    """
+    CREATE TABLE provision_subjects (
+        provision_id INTEGER NOT NULL REFERENCES provisions (id) ON DELETE CASCADE,
+        subject      TEXT NOT NULL,
+        PRIMARY KEY (subject, provision_id)
+    ) WITHOUT ROWID;
+    ALTER TABLE provisions ADD COLUMN policy_version TEXT;  -- NULL: entered before it was kept
+    CREATE INDEX IF NOT EXISTS reviews_decision ON reviews (decision_id);  -- by subject
+    """,
+    # Per-subject keys by a random id (pseudonymise.seal_for_subject): the keystore no longer
+    # names a key after the pseudonym, and an erased subject who returns gets a fresh key.
+    # Subject limits (rights/limits.py): restriction (kept, used for nothing), suspension
+    # (restriction, and nothing collected), objection to a legitimate-interests purpose.
+    """
+    CREATE TABLE subject_keys (
+        subject TEXT PRIMARY KEY,         -- the pseudonym
+        key_id  TEXT NOT NULL UNIQUE,     -- its key in the keystore: random, names no one
+        created REAL NOT NULL
+    );
+    CREATE TABLE subject_limits (
+        subject TEXT NOT NULL,
+        kind    TEXT NOT NULL CHECK (kind IN ('restriction', 'suspension', 'objection')),
+        purpose TEXT NOT NULL DEFAULT '', -- the purpose objected to; '' for the others
+        since   REAL NOT NULL,
+        PRIMARY KEY (subject, kind, purpose)
+    ) WITHOUT ROWID;
+    """,
+    # -- issue 10 slot B (rights requests, subject limits, deletion proofs): the rights helpers
+    # Retention for veil's own records (store/retention_all.py): reviews found by their
+    # decision and key, decisions by age, the provision register by recipient and age; subject
+    # keys released from their subject, waiting to be erased.
+    """
+    CREATE INDEX IF NOT EXISTS reviews_decision ON reviews (decision_id);
+    CREATE INDEX IF NOT EXISTS reviews_key ON reviews (key_id);
+    CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
+    CREATE INDEX IF NOT EXISTS provisions_recipient_ts ON provisions (recipient, ts);
+    CREATE TABLE subject_keys_released (
+        key_id   TEXT PRIMARY KEY,        -- a subject key nothing was sealed under: random id
+        released REAL NOT NULL            -- when its mapping went; erased a day later if unused
+    );
+    """,
 )

@@ -17,10 +17,11 @@ database file; a TRUNCATE checkpoint after deletions does the same for the WAL.
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import cast
@@ -30,10 +31,11 @@ from ..files import private_sqlite
 from ..policy import Policy
 from ..registry import AGENT_COLUMNS, DIMENSIONS
 from ..terms import Terms
-from . import layout, offloop, versions
+from . import audit, layout, offloop, subject_reads, versions
 from .base import CONSENT_COLUMNS, PROVISION_COLUMNS, Aggregate
 from .columns import ROW_COLUMNS, Row, SQLValue
 from .schema import MIGRATIONS
+from .subject_limits import RESTRICTED_SUBJECTS
 
 CHUNK = 250  # rows per transaction, by default: ~2 ms of the loop an app's requests share
 # Seconds the loop's connection waits for another process's write lock: none. SQLite's busy
@@ -53,6 +55,8 @@ _PURPOSE = ROW_COLUMNS.index("purpose")
 _PURPOSE_OF = itemgetter(_PURPOSE)
 # Bound parameters per statement: SQLite before 3.32 allows 999.
 MAX_PARAMS = 500
+
+log = logging.getLogger("veil.store")
 
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -98,7 +102,14 @@ class SQLiteStore:
                 "foreign_keys=ON",
             ):
                 self._db.execute(f"PRAGMA {pragma}")
+            (before,) = self.db.execute("PRAGMA user_version").fetchone()
             self._migrate()
+            if before == 0:  # a new store: a head file left by a store deleted here is stale
+                audit.head_path(self.path).unlink(missing_ok=True)
+            if before < audit.MIGRATION:  # upgraded to the audit log: chain the ledger so far
+                with self._transaction() as db:
+                    audit.adopt_ledger(db)
+                self._anchor()
             legacy = layout.has_legacy(self.db)
             if policy is not None or legacy:
                 with self._transaction() as db:
@@ -307,12 +318,15 @@ class SQLiteStore:
         """Consent records, all in one transaction (a request's scopes land together)."""
         if not records:
             return
+        insert = (
+            f"INSERT INTO consent_ledger ({', '.join(CONSENT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})"
+        )
         async with self._writing() as db:
-            db.executemany(
-                f"INSERT INTO consent_ledger ({', '.join(CONSENT_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})",
-                [tuple(r[c] for c in CONSENT_COLUMNS) for r in records],
-            )
+            for r in records:  # each row chained in the audit log, in this transaction
+                row_id = db.execute(insert, tuple(r[c] for c in CONSENT_COLUMNS)).lastrowid
+                audit.append_consent(db, cast(int, row_id))
+        self._anchor()
 
     async def consent_histories(
         self, subjects: Collection[str]
@@ -347,6 +361,7 @@ class SQLiteStore:
         fields: str,
         key_id: str,
         sealed: bytes,
+        subject_ref: str | None = None,
     ) -> None:
         await self._insert(
             "records",
@@ -359,6 +374,9 @@ class SQLiteStore:
                 "key_id": key_id,
                 "sealed": sealed,
             },
+            "record",
+            {"purpose": purpose, "fields": fields, "subject_ref": subject_ref},
+            id_as="record_id",
         )
 
     async def add_decision(
@@ -375,6 +393,7 @@ class SQLiteStore:
         evidence: str | None,
         key_id: str,
         sealed: bytes,
+        subject_ref: str | None = None,
     ) -> None:
         await self._insert(
             "decisions",
@@ -391,6 +410,17 @@ class SQLiteStore:
                 "key_id": key_id,
                 "sealed": sealed,
             },
+            "decision",
+            {
+                # the id is the subject's proof for contesting: the log keeps only its hash
+                "decision_ref": audit.id_ref(decision_id),
+                "type": decision_type,
+                "purpose": purpose,
+                "legal_effect": legal_effect,
+                "basis": basis,
+                "evidence": evidence,
+                "subject_ref": subject_ref,
+            },
         )
 
     async def decision_subject(self, decision_id: str) -> str | None:
@@ -400,7 +430,14 @@ class SQLiteStore:
         return None if row is None else row[0]
 
     async def add_review(
-        self, *, ts: float, decision_id: str, status: str, key_id: str, sealed: bytes
+        self,
+        *,
+        ts: float,
+        decision_id: str,
+        status: str,
+        key_id: str,
+        sealed: bytes,
+        subject_ref: str | None = None,
     ) -> int:
         return await self._insert(
             "reviews",
@@ -411,6 +448,13 @@ class SQLiteStore:
                 "key_id": key_id,
                 "sealed": sealed,
             },
+            "review",
+            {
+                "decision_ref": audit.id_ref(decision_id),
+                "status": status,
+                "subject_ref": subject_ref,
+            },
+            id_as="review_id",
         )
 
     async def add_provision(
@@ -427,23 +471,44 @@ class SQLiteStore:
         basis: str,
         safeguard: str,
         transfer: str | None,
+        policy_version: str | None = None,
+        subject_pseudonyms: Collection[str] = (),
     ) -> int:
-        return await self._insert(
-            "provisions",
-            {
-                "ts": ts,
-                "recipient": recipient,
-                "country": country,
-                "role": role,
-                "purpose": purpose,
-                "categories": categories,
-                "subjects": subjects,
-                "records": records,
-                "basis": basis,
-                "safeguard": safeguard,
-                "transfer": transfer,
-            },
-        )
+        """The entry, and whose data it carried (`subject_pseudonyms`: what a subject's
+        export lists as provided to whom), in one transaction."""
+        values = {
+            "ts": ts,
+            "recipient": recipient,
+            "country": country,
+            "role": role,
+            "purpose": purpose,
+            "categories": categories,
+            "subjects": subjects,
+            "records": records,
+            "basis": basis,
+            "safeguard": safeguard,
+            "transfer": transfer,
+            "policy_version": policy_version,
+        }
+        async with self._writing() as db:
+            provision_id = db.execute(
+                f"INSERT INTO provisions ({', '.join(values)}) "
+                f"VALUES ({', '.join('?' * len(values))})",
+                tuple(values.values()),
+            ).lastrowid
+            if provision_id is None:  # set by every successful INSERT
+                raise StoreError("no row id for the provision inserted")
+            subject_reads.link_provision(db, provision_id, subject_pseudonyms)
+            audit.append(
+                db,
+                "provision",
+                {"provision_id": provision_id}
+                | {k: values[k] for k in ("recipient", "country", "purpose", "categories")}
+                | {k: values[k] for k in ("subjects", "records", "basis", "transfer")},
+                ts=ts,
+            )
+        self._anchor()
+        return provision_id
 
     async def provisions(self) -> list[dict[str, object]]:
         """The register, read off the loop: an export may be long."""
@@ -468,8 +533,16 @@ class SQLiteStore:
             )
         }
 
-    async def _insert(self, table: str, values: dict[str, object]) -> int:
-        """One row into one of veil's own tables, in its own transaction; its row id."""
+    async def _insert(
+        self,
+        table: str,
+        values: dict[str, object],
+        kind: str,
+        details: dict[str, object],
+        id_as: str | None = None,
+    ) -> int:
+        """One row into one of veil's own tables, in its own transaction with its audit entry
+        (`kind`, `details`, and the row id under `id_as` if given); its row id."""
         async with self._writing() as db:
             row_id = db.execute(
                 f"INSERT INTO {table} ({', '.join(values)}) "
@@ -478,7 +551,20 @@ class SQLiteStore:
             ).lastrowid
             if row_id is None:  # set by every successful INSERT
                 raise StoreError(f"no row id for the row inserted into {table}")
-            return row_id
+            if id_as is not None:
+                details = {id_as: row_id, **details}
+            audit.append(db, kind, details, ts=cast(float, values["ts"]))
+        self._anchor()
+        return row_id
+
+    def _anchor(self) -> None:
+        """The audit chain's head, after a commit, to the file beside the store (audit.py)."""
+        try:
+            audit.anchor(self.db, self.path)
+        except OSError as exc:  # committed already: the next write anchors it again
+            log.warning("audit head not written beside %s: %s", self.path, exc.strerror)
+        except StoreError as exc:  # a damaged head file is evidence: kept for `verify`
+            log.warning("audit head not written: %s", exc)
 
     @contextlib.contextmanager
     def _snapshot(self, needed: bool = True) -> Iterator[sqlite3.Connection]:
@@ -517,10 +603,12 @@ class SQLiteStore:
         cutoffs: Mapping[str, float],
         *,
         by_version: Mapping[tuple[str, str], float] | None = None,
+        held: Callable[[str, str], bool] | None = None,
     ) -> dict[str, int]:
         """Delete events (each purpose's table) and app records older than their purpose's
         cutoff, and those of a (purpose, policy_version) older than its own later cutoff,
-        then the agents no event references any more; zero them out of the WAL too.
+        then the agents no event references any more; zero them out of the WAL too. What
+        `held(kind, purpose)` says a legal hold keeps ("events" or "records") stays.
 
         Off the event loop, in chunks that hold the write lock ~50 ms each, with
         `secure_delete` on the deleting connection and a TRUNCATE checkpoint after
@@ -535,10 +623,15 @@ class SQLiteStore:
             `where` is served by an index on ts (events: a table per purpose) or on
             (purpose, ts) (records)."""
             extra, more = (" AND policy_version = ?", (version,)) if version else ("", ())
-            out = [("records", f"purpose = ?{extra}", (purpose, *more))]
-            if (table := tables.get(purpose)) is not None:
-                out.insert(0, (layout.quote(table.name), f"1{extra}", more))
+            out = []
+            if (table := tables.get(purpose)) is not None and not kept("events", purpose):
+                out.append((layout.quote(table.name), f"1{extra}", more))
+            if not kept("records", purpose):
+                out.append(("records", f"purpose = ?{extra}", (purpose, *more)))
             return [offloop.Expiry(purpose, t, "ts", w, p, 0.0) for t, w, p in out]
+
+        def kept(kind: str, purpose: str) -> bool:
+            return held is not None and held(kind, purpose)
 
         expiries = [
             dataclasses.replace(e, cutoff=cutoff)
@@ -581,6 +674,8 @@ class SQLiteStore:
         where, params = ("t.ts >= ?", [since]) if since is not None else ("1", [])
         # a row with a subject carries no visitor pseudonym: the subject is its unit
         unit = "COALESCE(t.subject, t.visitor)" if "subject" in table.columns else "t.visitor"
+        if "subject" in table.columns:  # a restricted subject's rows are kept, used for nothing
+            where += f" AND (t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))"
         sql = (
             f"SELECT {groups}, COUNT(*), COUNT(DISTINCT {unit}) "
             f"FROM {layout.from_sql(table, joined=bool(set(by) & set(AGENT_COLUMNS)))} "
