@@ -20,6 +20,8 @@ from veil.notice import render_notice
 from veil.policy import RecordsRetention, _canonical
 from veil.pseudonymise import seal_for_subject
 from veil.retention import enforce, years_before
+from veil.rights import requests as rights_requests
+from veil.rights.identity import Requester
 from veil.store import SQLiteStore, audit
 from veil.store.columns import ROW_COLUMNS
 from veil.store.keys import KeyStore
@@ -337,6 +339,24 @@ async def test_the_disposal_entry_says_what_how_many_which_keys_and_the_rule(ope
     assert entry["rules"]["consent_proof"]["period_seconds"] == 30 * 86400
     assert entry["rules"]["appi_art_29"]["recipients"]["CloudCo"] == "contract"
     assert audit.verify(store.db) == []  # the ledger rows it removed are accounted for
+
+
+async def test_an_answered_rights_request_goes_after_its_period_an_open_one_stays(opened):
+    cfg, store, keystore = await opened(records={"rights_requests": "30d"})
+    who = Requester(subject(), "dpo")
+    answered = await rights_requests.receive(store, keystore, who, "access", "gdpr", NOW - 50 * DAY)
+    await rights_requests.finish(store, answered.id, now=NOW - 40 * DAY)
+    recent = await rights_requests.receive(store, keystore, who, "export", "gdpr", NOW - 20 * DAY)
+    await rights_requests.finish(store, recent.id, now=NOW - 10 * DAY)
+    overdue = await rights_requests.receive(store, keystore, who, "delete", "gdpr", NOW - 90 * DAY)
+    await enforce(store, keystore, cfg.policy, now=NOW)
+    left = {r for (r,) in store.db.execute("SELECT id FROM rights_requests")}
+    assert left == {recent.id, overdue.id}  # open: kept however old, and listed as overdue
+    [entry] = disposal_entries(store)
+    rows = {d["table"]: d["rows"] for d in entry["disposed"]}
+    assert rows["rights_requests"] == 1
+    assert entry["rules"]["rights_requests"]["period_seconds"] == 30 * 86400
+    assert audit.verify(store.db) == []
 
 
 async def test_the_ledger_refuses_a_plain_delete_outside_disposal(opened):

@@ -185,6 +185,26 @@ async def test_a_complaint_is_recorded_and_names_the_authority(site):
     assert request_rows(site) == [(body["request"], "complaint", "cookie", "verified")]
 
 
+async def test_an_app_user_complains_through_the_python_api(site):
+    """The app vouches for its signed-in user: the complaint is open for the DPO under a
+    reference, due in a month (45 days for a Californian), and names the authority; the
+    table keeps the subject's audit reference, never the user id or the pseudonym."""
+    eu = await site.veil.complaint("alice")
+    ca = await site.veil.complaint("alice", jurisdiction="ccpa")
+    assert eu["authority"] == {"name": COMPLAINTS["authority"], "url": COMPLAINTS["url"]}
+    assert 28 <= (eu["due"] - time.time()) / 86400 <= 31.01
+    assert 44.9 <= (ca["due"] - time.time()) / 86400 <= 45.01
+    assert sorted(request_rows(site)) == sorted(
+        [
+            (eu["request"], "complaint", "token", "verified"),
+            (ca["request"], "complaint", "token", "verified"),
+        ]
+    )
+    pseudonym = site.veil.ledger.subjects.app("alice")
+    stored = site.veil.store.db.execute("SELECT * FROM rights_requests").fetchall()
+    assert not any(v in ("alice", pseudonym) for row in stored for v in row)
+
+
 async def test_restrict_and_lift_and_delete_forgets_the_cookie(site):
     async with site.client(DE) as client:
         await consented(client)

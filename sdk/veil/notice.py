@@ -212,7 +212,9 @@ def _records_para(policy: Policy) -> Para:
         "Our records of what happened are kept for a limited time too: a consent record for "
         f"{human_duration(policy.records.consent_proof)} after a later choice replaced it, an "
         f"automated decision for {human_duration(policy.records.decisions)} after it or its "
-        "latest review, a record of provision to a third party for the 1 or 3 years APPI "
+        f"latest review, a request you made under your rights for "
+        f"{human_duration(policy.records.rights_requests)} after we answered it, a record of "
+        "provision to a third party for the 1 or 3 years APPI "
         "Art. 29 requires." + (f" Kept longer because a law requires it: {holds}." if holds else "")
     )
 

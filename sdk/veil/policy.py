@@ -197,6 +197,7 @@ class RecordsRetention:
 
     consent_proof: dt.timedelta = PROOF_PERIOD  # a ledger row, once no longer in force
     decisions: dt.timedelta = PROOF_PERIOD  # a decision, after it or its latest review
+    rights_requests: dt.timedelta = PROOF_PERIOD  # a data subject's request, once answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +503,7 @@ def _records(t: Table) -> RecordsRetention:
     r = RecordsRetention(
         consent_proof=period("consent_proof", PROOF_PERIOD),
         decisions=period("decisions", PROOF_PERIOD),
+        rights_requests=period("rights_requests", PROOF_PERIOD),
     )
     t.close()
     return r

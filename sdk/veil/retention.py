@@ -123,6 +123,7 @@ async def enforce(
         RecordRules(
             consent=now - policy.records.consent_proof.total_seconds(),
             decisions=now - policy.records.decisions.total_seconds(),
+            requests=now - policy.records.rights_requests.total_seconds(),
             provisions=provision_rule(policy, now),
             provisions_before=max(years_before(now, y) for y, _ in PROVISION_YEARS.values()),
             held=held,
@@ -165,6 +166,11 @@ def _entry(
         "kinds": ["decisions", "reviews"],
         "period_seconds": round(policy.records.decisions.total_seconds()),
         "from": "the decision or its latest review",
+    }
+    rules["rights_requests"] = {
+        "kind": "rights_requests",
+        "period_seconds": round(policy.records.rights_requests.total_seconds()),
+        "from": "the answer (an open request is kept)",
     }
     rules["appi_art_29"] = {
         "kind": "provisions",

@@ -49,9 +49,10 @@ from .proxy import ClientResolver
 from .pseudonymise import Pseudonymiser
 from .rights import erase as erasure
 from .rights import limits
+from .rights import requests as rights_requests
 from .rights.correct import correct as correct_record
 from .rights.export import export as export_subject
-from .rights.identity import sign_token
+from .rights.identity import Requester, sign_token
 from .store import EventStore, LocalStore, SQLiteStore, open_store
 from .store.keys import KeyStore
 from .subjects import Subjects
@@ -600,6 +601,25 @@ class Veil:
             field,
             value,
         )
+
+    async def complaint(self, subject_id: str, jurisdiction: str = "gdpr") -> dict[str, Any]:
+        """Record a complaint from the app user `subject_id` (the app vouches for them, as a
+        subject token does), left open for the DPO (`veil rights list`): its reference and due
+        date, and the supervisory authority the policy lists, which the person may also turn
+        to. `jurisdiction`: the person's (a jurisdiction.Regime key; "ccpa" gives 45 days)."""
+        ledger, guards = self._running()
+        requester = Requester(ledger.subjects.app(subject_id), "token")
+        row = await rights_requests.receive(
+            self._local_store(), guards.keystore, requester, "complaint", jurisdiction
+        )
+        authority = guards.policy.complaints
+        return {
+            "request": row.id,
+            "due": row.due,
+            "authority": None
+            if authority is None
+            else {"name": authority.authority, "url": authority.url},
+        }
 
     def _local_store(self) -> SQLiteStore:
         """The running SQLite store: the rights read and write its tables directly."""

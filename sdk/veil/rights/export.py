@@ -32,7 +32,7 @@ KINDS = ("events", "records", "decisions", "reviews", "consents", "provisions", 
 CSV_COLUMNS = ("kind", "id", "ts", "purpose", "policy_version", "retention_until", "retention",
                "data")  # fmt: skip
 UNTIL_LIFTED = "in force until lifted; removed with the subject's data on erasure"
-REQUESTS_KEPT = "no period set for rights requests: the record of how each was answered"
+REQUESTS_KEPT = "`[policy.records] rights_requests` after it was answered; kept while open"
 NOT_INCLUDED = (
     {
         "what": "IP address and port",
@@ -184,10 +184,11 @@ async def export(
         )
         for r in limits
     ]
+    requests_kept = policy.records.rights_requests.total_seconds()
     doc["requests"] = [
         _item(
             {"id": q.id, "ts": q.received, "purpose": None, "policy_version": None},
-            (None, REQUESTS_KEPT),
+            (None if q.closed is None else iso(q.closed + requests_kept), REQUESTS_KEPT),
             right=q.kind,
             channel=q.channel,
             status=q.status,

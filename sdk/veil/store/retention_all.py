@@ -47,6 +47,7 @@ class RecordRules:
     decisions: float  # a decision whose latest review (or itself) is older is due
     provisions: Callable[[str, float, float], bool]  # (recipient, ts, last ts to it) → due
     provisions_before: float  # no register entry at or after this is due
+    requests: float  # a rights request answered (done or refused) before this is due
     held: Held
 
 
@@ -278,6 +279,11 @@ def _dispose_in(
         "reviews": _delete(db, "reviews", "decision_id", decision_ids),
         "decisions": _delete(db, "decisions", "id", decision_ids),
         "provisions": _delete(db, "provisions", "id", [cast(int, r[0]) for r in provisions]),
+        # answered requests only: an open one is kept however old (it is overdue, and listed)
+        "rights_requests": db.execute(
+            "DELETE FROM rights_requests WHERE closed IS NOT NULL AND closed < ?",
+            (rules.requests,),
+        ).rowcount,
     }
     freed = {cast(str, r[2]) for r in decisions}
     keys, released = _settle_keys(db, live, sealing, freed, now)
@@ -293,6 +299,7 @@ def _dispose_in(
                     ("decisions", "decisions"),
                     ("reviews", "decisions"),
                     ("provisions", "appi_art_29"),
+                    ("rights_requests", "rights_requests"),
                 )
             ),
         ],
