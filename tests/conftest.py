@@ -171,6 +171,28 @@ def event_row(**values: Any) -> tuple:
     return tuple(base[c] for c in ROW_COLUMNS)
 
 
+async def known_to_ledger(store: Any, *subjects: str, scope: str = "browsing_history") -> None:
+    """A grant on the consent ledger for each of `subjects`, as consenting leaves one: the
+    store keeps a subject's event rows only while the ledger knows them (an erasure removes
+    both; store/sqlite.py `_without_erased`)."""
+    await store.append_consents(
+        [
+            {
+                "ts": 1_700_000_000.0,
+                "subject": s,
+                "scope": scope,
+                "action": "grant",
+                "method": "api",
+                "explicit": True,
+                "gpc": False,
+                "policy_version": "1.0",
+                "jurisdiction": "gdpr",
+            }
+            for s in subjects
+        ]
+    )
+
+
 # -- a pipeline, its keystore closed at teardown ----------------------------------------------
 
 

@@ -21,7 +21,7 @@ from veil.rights.erase import dispose_purpose, end_browser_subject, erase
 from veil.store import audit, subject_erase
 from veil.store.subject_keys import legacy_key_id
 
-from conftest import Site, event_row, rows, scalar
+from conftest import Site, event_row, known_to_ledger, rows, scalar
 
 GRANT = {"grant": ["browsing_history"]}
 A_IP, B_IP = "198.51.100.20", "203.0.113.30"  # DE and JP in the test GeoIP database
@@ -275,9 +275,13 @@ async def test_a_long_history_is_erased_in_chunks_and_no_one_else_s(make_config,
         for s, n in ((mine, 2 * subject_erase.CHUNK + 7), (theirs, 5))
         for i in range(n)
     ]
+    await known_to_ledger(store, mine, theirs)
     await store.write(history, Counter(), "2026-11-27")
     proof = await erase(store, veil.keystore, mine, "req-long")
-    assert proof["counts"] == {"events_browsing_history": 2 * subject_erase.CHUNK + 7}
+    assert proof["counts"] == {
+        "events_browsing_history": 2 * subject_erase.CHUNK + 7,
+        "consent_ledger": 1,
+    }
     assert rows(veil, "SELECT subject, COUNT(*) FROM events_browsing_history GROUP BY 1") == [
         (theirs, 5)
     ]

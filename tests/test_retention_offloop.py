@@ -93,6 +93,14 @@ def fill(path: Path, batches: list[list[tuple]]) -> None:
     async def write() -> None:
         store = SQLiteStore(path)
         await store.open()
+        # the ledger knows every subject, as consenting leaves it (sqlite.py _without_erased)
+        subject = ROW_COLUMNS.index("subject")
+        store.db.executemany(
+            "INSERT INTO consent_ledger (ts, subject, scope, action, method, explicit, gpc, "
+            "policy_version, jurisdiction) VALUES (0, ?, 'browsing_history', 'grant', "
+            "'banner', 1, 0, '1.0', 'gdpr')",
+            [(r[subject],) for batch in batches for r in batch if r[subject] is not None],
+        )
         for batch in batches:
             await store.write(batch, Counter(), "2026-11-25")
         await store.close()
@@ -215,7 +223,8 @@ def assert_disposed_of(data_dir: Path, kept: int) -> None:
     assert find_deleted(data_dir, b"KEPTROW")[1]  # the search does see live rows
     assert expired_left(path) == 0
     assert count(path) == kept
-    assert scalar(path, "SELECT count(*) FROM consent_ledger") == 1
+    # in force, kept (the subjects' grants too: a subject's latest choice stays)
+    assert scalar(path, "SELECT count(*) FROM consent_ledger WHERE subject = 'EXPIREDSUBJECT'") == 1
     assert scalar(path, "SELECT count(*) FROM provisions") == 1
 
 

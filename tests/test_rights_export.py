@@ -86,8 +86,8 @@ async def events_for(veil: Veil, user: str, path: str, language: str, ts: float)
 async def everything_for(veil: Veil, user: str, marker: str) -> str:
     """Two events, an app record, a decision with a review, a provision; the decision id."""
     ts = float(int(time.time()) - 3 * DAY)
-    await events_for(veil, user, f"/page-{marker}", f"lang-{marker}", ts)
     await veil.grant(user, ["special:medical_history:care", "provision:CloudCo"])
+    await events_for(veil, user, f"/page-{marker}", f"lang-{marker}", ts)
     await veil.record(user, "care", diagnosis=f"diagnosis-{marker}", plan=f"plan-{marker}")
     decision = await veil.decide(
         user,

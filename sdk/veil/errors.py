@@ -31,6 +31,7 @@ class Drop(StrEnum):
     REFUSAL_UNRECORDED = "refusal_unrecorded"  # a visitor's refusal the ledger did not take
     # subject limits (rights/limits.py)
     SUSPENDED = "suspended"  # a suspended subject's request: nothing of it is stored
+    ERASED = "erased"  # a row of a subject erased after its batch read their consent
     OBJECTED = "objected"  # a request under a purpose its visitor objected to
     RESTRICTED = "restricted"  # a provision or decision about a restricted subject, refused
 
@@ -157,8 +158,8 @@ class BatchMalformed(BatchInvalid):
 
 
 class NotVerified(VeilError):
-    """A rights request whose proof of identity fails: a forged or altered cookie, an
-    unsigned, altered or expired token, or two proofs naming different subjects.
+    """A rights request whose proof of identity fails: a forged or altered cookie, or an
+    unsigned, altered or expired token (a request with both is decided by the token).
     `why` is a short code for the audit log (never the proof itself)."""
 
     def __init__(self, why: str, message: str) -> None:

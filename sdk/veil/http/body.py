@@ -167,6 +167,18 @@ def origin_allowed(headers: dict[bytes, bytes]) -> bool:
     return headers.get(b"sec-fetch-site", b"same-origin") in (b"same-origin", b"none")
 
 
+def require_same_site(headers: dict[bytes, bytes], what: str) -> None:
+    """The 403 for a browser's cross-site request (`origin_allowed`): `what` (e.g. "a rights
+    request") can only come from this site's own pages."""
+    if not origin_allowed(headers):
+        raise Problem(
+            403,
+            "cross-site",
+            "Cross-site request refused",
+            f"{what} can only come from this site's own pages",
+        )
+
+
 def parse_json(
     body: bytes | bytearray, kind: str = "malformed-body", title: str = "Malformed request"
 ) -> object:

@@ -34,7 +34,7 @@ from ..guards import Guards
 from ..notice import FORMATS, MEDIA_TYPES, render_notice
 from ..runtime import Veil
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
-from .body import json_object, origin_allowed, read_body, read_json
+from .body import json_object, read_body, read_json, require_same_site
 from .consent import ConsentEndpoint
 from .problems import Problem
 from .ratelimit import RateLimiter, client_of, too_many
@@ -202,7 +202,7 @@ class Endpoints:
         return await self.rights_endpoint(scope, receive)
 
     async def rights_page(self, scope: Scope, receive: Receive) -> Response:
-        return page(scope) if scope["path"] == RIGHTS_PAGE_PATH else page_script(scope)
+        return page() if scope["path"] == RIGHTS_PAGE_PATH else page_script()
 
     async def notice(self, scope: Scope, receive: Receive) -> Response:
         """GET /veil/notice[?format=html|md]: the privacy notice rendered from the policy."""
@@ -244,13 +244,7 @@ class Endpoints:
     async def _json_post(self, scope: Scope, receive: Receive, what: str) -> dict[str, object]:
         """The JSON object body of a same-site POST, or the Problem saying what is wrong."""
         headers = dict(scope["headers"])
-        if not origin_allowed(headers):
-            raise Problem(
-                403,
-                "cross-site",
-                "Cross-site request refused",
-                f"{what} can only come from this site's own pages",
-            )
+        require_same_site(headers, what)
         check_content_type(headers.get(b"content-type", b""))
         self._local()  # before charging the limit: nothing could be recorded here
         if wait := self.writes.allow(client_of(self.resolver, scope, headers)[1]):

@@ -25,13 +25,13 @@ from urllib.parse import parse_qs
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope
 
-from ..capture import cookie_names, read_cookies
+from ..capture import read_cookies
 from ..errors import FieldError, NotVerified, Refused
 from ..jurisdiction import regime_for
 from ..proxy import ClientResolver
 from ..rights import requests
 from ..rights.correct import correct
-from ..rights.erase import erase
+from ..rights.erase import end_browser_subject, erase
 from ..rights.export import export, to_csv
 from ..rights.identity import UNLINKED, Requester, identify
 from ..rights.requests import apply_limit
@@ -41,7 +41,7 @@ from ..store.keys import KeyStore
 from ..store.rights_store import RequestRow
 from ..subjects import Subjects
 from .beacon import MAX_BODY_BYTES, check_content_type
-from .body import json_object, origin_allowed, read_json
+from .body import json_object, read_json, require_same_site
 from .problems import Problem
 from .ratelimit import RateLimiter, client_of, too_many
 
@@ -66,7 +66,7 @@ PAGE_CSP = (
 )
 
 
-def page(scope: Scope) -> Response:
+def page() -> Response:
     """GET /veil/rights: the page (it calls the endpoints below with the visitor's cookie)."""
     return Response(
         PAGE,
@@ -75,7 +75,7 @@ def page(scope: Scope) -> Response:
     )
 
 
-def page_script(scope: Scope) -> Response:
+def page_script() -> Response:
     return Response(
         PAGE_SCRIPT,
         media_type="text/javascript; charset=utf-8",
@@ -99,7 +99,6 @@ class RightsEndpoint:
         self.resolver = resolver
         self.writes = writes  # the network's budget of permanent rows, shared with consent
         self.secure = veil.config.consent.secure_cookie
-        self.sid_name = cookie_names(self.secure)[0]
 
     def _parts(self) -> tuple[SQLiteStore, KeyStore, Subjects]:
         running = self.veil.running
@@ -116,13 +115,7 @@ class RightsEndpoint:
     async def __call__(self, scope: Scope, receive: Receive) -> Response:
         verb = scope["path"].removeprefix(RIGHTS_PREFIX)
         headers = dict(scope["headers"])
-        if not origin_allowed(headers):
-            raise Problem(
-                403,
-                "cross-site",
-                "Cross-site request refused",
-                "a rights request can only come from this site's own pages",
-            )
+        require_same_site(headers, "a rights request")
         store, keystore, subjects = self._parts()
         body: dict[str, object] = {}
         if scope["method"] == "POST":
@@ -191,7 +184,7 @@ class RightsEndpoint:
             raise Problem(
                 400, "unknown-format", "Unknown format", "format must be json or csv", "format"
             )
-        done = await requests.finish(self._parts()[0], row.id, {"format": fmt[-1]})
+        done = await requests.finish(store, row.id, {"format": fmt[-1]})
         if fmt[-1] == "csv":
             return Response(
                 to_csv(doc),
@@ -238,12 +231,8 @@ class RightsEndpoint:
         proof = await erase(store, keystore, who.subject, row.id, policy=self.veil.config.policy)
         response = await self._done(row, {"deleted": proof}, {"deleted": True})
         if who.channel == "cookie":  # nothing left to remember them by
-            response.headers.append(
-                "Set-Cookie",
-                f"{self.sid_name}=; Max-Age=0; Path=/; HttpOnly"
-                + ("; Secure" if self.secure else "")
-                + "; SameSite=Lax",
-            )
+            for cookie in end_browser_subject(self.secure):
+                response.headers.append("Set-Cookie", cookie)
         return response
 
     async def limit(

@@ -47,6 +47,8 @@ async def correct(
     policy = ledger.policy
     if isinstance(record_id, bool) or not isinstance(record_id, int):
         raise FieldError("record_id must be an integer: the id an export lists")
+    if not 0 < record_id < 2**63:  # a row id: SQLite cannot even bind a larger integer
+        raise FieldError(NOT_THEIRS)
     declared = policy.app_fields.get(field)
     if declared is None:
         raise FieldError(f"field {field!r} is not declared under [policy.fields]: not correctable")
@@ -92,8 +94,10 @@ async def correct(
                 "record_id": record_id,
                 "purpose": purpose,
                 "field": field,
-                # under the subject's key: readable until an erasure destroys it
-                "key_id": key_id,
+                # under the subject's key: readable until an erasure destroys it. The key
+                # by its hash only: erasure leaves no byte of the key id (subject_keys has it
+                # while the key lives)
+                "key_ref": audit.id_ref(key_id),
                 "old_value_sealed": base64.b64encode(old_sealed).decode(),
                 "request": request_id,
             },

@@ -42,16 +42,12 @@ class Deadlines:
         self.promised = promised
         self._today = dt.datetime.fromtimestamp(now, dt.UTC).date()
 
-    def held(self, kind: str, purpose: str | None) -> str | None:
-        """The law a legal hold keeps (kind, purpose) under, if one does today."""
+    def _hold(self, kind: str, purpose: str | None, kept: Kept) -> Kept:
+        """`kept`, unless a legal hold keeps (kind, purpose) today: then no end date yet."""
         for h in self.policy.legal_holds:
             if h.holds(kind, purpose, self._today):
-                return h.reference
-        return None
-
-    def _hold(self, kind: str, purpose: str | None, kept: Kept) -> Kept:
-        law = self.held(kind, purpose)
-        return kept if law is None else (None, f"kept under a legal hold: {law}")
+                return None, f"kept under a legal hold: {h.reference}"
+        return kept
 
     def governed(self, kind: str, purpose: str, version: str, ts: float) -> Kept:
         """An event or app record: its purpose's period from collection."""

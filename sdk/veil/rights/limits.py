@@ -58,6 +58,8 @@ async def _change(
     on: bool,
     request_id: str | None,
 ) -> bool:
+    if kind not in (RESTRICTION, SUSPENSION, OBJECTION) or (kind == OBJECTION) != bool(purpose):
+        raise FieldError("a limit is a restriction, a suspension, or an objection to a purpose")
     local = sqlite_of(store)
     details: dict[str, object] = {
         "subject_ref": audit.subject_ref(keystore, subject),
@@ -91,8 +93,6 @@ async def impose(
 ) -> bool:
     """Put a limit on `subject` (a pseudonym); False when it was in force already (nothing
     audited). `purpose`: the purpose objected to, for an objection (`check_objection`)."""
-    if kind not in (RESTRICTION, SUSPENSION, OBJECTION) or (kind == OBJECTION) != bool(purpose):
-        raise FieldError("a limit is a restriction, a suspension, or an objection to a purpose")
     return await _change(store, keystore, subject, kind, purpose, True, request_id)
 
 
@@ -105,8 +105,6 @@ async def lift(
     request_id: str | None = None,
 ) -> bool:
     """Lift a limit; False when it was not in force (nothing audited)."""
-    if kind not in (RESTRICTION, SUSPENSION, OBJECTION) or (kind == OBJECTION) != bool(purpose):
-        raise FieldError("a limit is a restriction, a suspension, or an objection to a purpose")
     return await _change(store, keystore, subject, kind, purpose, False, request_id)
 
 

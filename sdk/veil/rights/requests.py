@@ -9,7 +9,7 @@ keys: a policy may promise faster answers in prose, never slower ones.
 
 A refusal must name one of the grounds the policy's law allows (APPI Art. 33(2), mirrored by
 GDPR Art. 12(5), 23): GROUNDS. A request whose proof of identity fails never gets a row (there
-is no subject to answer); it is audited as refused, with why (identity.NotVerified.why).
+is no subject to answer); it is audited as refused, with why (errors.NotVerified.why).
 """
 
 import dataclasses

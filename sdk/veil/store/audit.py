@@ -315,6 +315,9 @@ def _check_ledger(db: sqlite3.Connection, chain: list[Entry]) -> list[Finding]:
             continue
         if e.kind == "consent" and isinstance(details.get("ledger_id"), int):
             recorded[details["ledger_id"]] = (e.seq, str(details.get("digest")))
+            # ids are rowids: one an earlier erasure removed comes back on the next row, and
+            # that disposal does not cover the new row
+            disposed.discard(details["ledger_id"])
         elif isinstance(ids := details.get("ledger_ids"), list):
             disposed.update(x for x in ids if isinstance(x, int))
     present = set()

@@ -16,7 +16,6 @@ COLUMNS = (
     "closed",
     "ground",
 )
-OPEN = ("received", "verified")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,24 +33,14 @@ class RequestRow:
 
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM rights_requests"
+_OPEN = "status IN ('received', 'verified')"  # not answered yet
 
 
 def insert(db: sqlite3.Connection, row: RequestRow) -> None:
     db.execute(
         f"INSERT INTO rights_requests ({', '.join(COLUMNS)}) "
         f"VALUES ({', '.join('?' * len(COLUMNS))})",
-        (
-            row.id,
-            row.kind,
-            row.subject_ref,
-            row.channel,
-            row.status,
-            row.jurisdiction,
-            row.received,
-            row.due,
-            row.closed,
-            row.ground,
-        ),
+        tuple(getattr(row, c) for c in COLUMNS),
     )
 
 
@@ -64,8 +53,7 @@ def set_status(
 ) -> bool:
     """Move an open request on; False when there is no such open request."""
     cur = db.execute(
-        "UPDATE rights_requests SET status=?, closed=?, ground=? "
-        "WHERE id=? AND status IN ('received', 'verified')",
+        f"UPDATE rights_requests SET status=?, closed=?, ground=? WHERE id=? AND {_OPEN}",
         (status, closed, ground, ref),
     )
     return cur.rowcount == 1
@@ -78,12 +66,7 @@ def get(db: sqlite3.Connection, ref: str) -> RequestRow | None:
 
 def open_requests(db: sqlite3.Connection) -> list[RequestRow]:
     """Requests not yet answered, the most urgent first."""
-    return [
-        RequestRow(*r)
-        for r in db.execute(
-            f"{_SELECT} WHERE status IN ('received', 'verified') ORDER BY due, received"
-        )
-    ]
+    return [RequestRow(*r) for r in db.execute(f"{_SELECT} WHERE {_OPEN} ORDER BY due, received")]
 
 
 def of_subject(db: sqlite3.Connection, subject_ref: str) -> list[RequestRow]:

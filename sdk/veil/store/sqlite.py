@@ -26,7 +26,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import cast
 
-from ..errors import QueryError, RowsRefused, StoreError
+from ..errors import Drop, QueryError, RowsRefused, StoreError
 from ..files import private_sqlite
 from ..policy import Policy
 from ..registry import AGENT_COLUMNS, DIMENSIONS
@@ -53,6 +53,7 @@ BATCH_MEMORY = 3600.0
 # column the purpose's table lacks, still fail the transaction.
 _PURPOSE = ROW_COLUMNS.index("purpose")
 _PURPOSE_OF = itemgetter(_PURPOSE)
+_SUBJECT = ROW_COLUMNS.index("subject")
 # Bound parameters per statement: SQLite before 3.32 allows 999.
 MAX_PARAMS = 500
 
@@ -73,6 +74,47 @@ def is_locked(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _insert_row(db: sqlite3.Connection, table: str, values: Mapping[str, object]) -> int:
+    """One row into `table`, in the caller's transaction; its row id."""
+    row_id = db.execute(
+        f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        tuple(values.values()),
+    ).lastrowid
+    if row_id is None:  # set by every successful INSERT
+        raise StoreError(f"no row id for the row inserted into {table}")
+    return row_id
+
+
+def _without_erased(
+    db: sqlite3.Connection, parts: list[tuple[layout.Table, Sequence[Row]]]
+) -> tuple[list[tuple[layout.Table, Sequence[Row]]], int]:
+    """The rows, less those of subjects the ledger no longer knows, and how many those were.
+
+    A row carries a subject only under a consent-based purpose, which a grant on the ledger
+    let through; an erasure removes the subject's every ledger row. Read in the write
+    transaction, so no erasure can commit between this look and the insert."""
+    subjects = {r[_SUBJECT] for _, part in parts for r in part if isinstance(r[_SUBJECT], str)}
+    if not subjects:
+        return parts, 0
+    wanted, known = list(subjects), set[object]()
+    for start in range(0, len(wanted), MAX_PARAMS):
+        ids = wanted[start : start + MAX_PARAMS]
+        known.update(
+            s
+            for (s,) in db.execute(
+                "SELECT DISTINCT subject FROM consent_ledger "
+                f"WHERE subject IN ({', '.join('?' * len(ids))})",
+                ids,
+            )
+        )
+    gone = subjects - known
+    if not gone:
+        return parts, 0
+    kept = [(table, [r for r in part if r[_SUBJECT] not in gone]) for table, part in parts]
+    erased = sum(map(len, (p for _, p in parts))) - sum(map(len, (p for _, p in kept)))
+    return [(table, part) for table, part in kept if part], erased
 
 
 class SQLiteStore:
@@ -232,14 +274,19 @@ class SQLiteStore:
         every retry or replay of it), and a batch's drops are added only the first time.
 
         Each row goes to its purpose's table, narrowed to its columns (layout.py); a chunk
-        with a row its purpose's table cannot hold is refused whole (RowsRefused).
+        with a row its purpose's table cannot hold is refused whole (RowsRefused). A row of a
+        subject with nothing on the consent ledger is not stored (`erased`): the writer read
+        the batch's consent before an erasure, perhaps in another process, committed.
         """
-        chunk = self.chunk
+        chunk, drops = self.chunk, Counter(drops)  # a copy: a retry starts from the caller's
         for start in range(0, max(len(rows), 1), chunk):
             last = start + chunk >= len(rows)
             parts = self._by_table(rows[start : start + chunk])
             try:
                 async with self._writing() as db:
+                    parts, erased = _without_erased(db, parts)
+                    if erased:
+                        drops[Drop.ERASED] += erased
                     self._insert_rows(db, parts)
                     if last and drops and self._first_time(db, batch):
                         db.executemany(
@@ -335,7 +382,11 @@ class SQLiteStore:
         limit, the chunks read in one snapshot (one statement is one already)."""
         out: dict[str, list[dict[str, object]]] = {s: [] for s in subjects}
         wanted = list(out)
-        with self._snapshot(len(wanted) > MAX_PARAMS) as db:
+        with (
+            subject_reads.snapshot(self.db)
+            if len(wanted) > MAX_PARAMS
+            else contextlib.nullcontext(self.db)
+        ) as db:
             for start in range(0, len(wanted), MAX_PARAMS):
                 chunk = wanted[start : start + MAX_PARAMS]
                 for row in db.execute(
@@ -491,13 +542,7 @@ class SQLiteStore:
             "policy_version": policy_version,
         }
         async with self._writing() as db:
-            provision_id = db.execute(
-                f"INSERT INTO provisions ({', '.join(values)}) "
-                f"VALUES ({', '.join('?' * len(values))})",
-                tuple(values.values()),
-            ).lastrowid
-            if provision_id is None:  # set by every successful INSERT
-                raise StoreError("no row id for the provision inserted")
+            provision_id = _insert_row(db, "provisions", values)
             subject_reads.link_provision(db, provision_id, subject_pseudonyms)
             audit.append(
                 db,
@@ -544,13 +589,7 @@ class SQLiteStore:
         """One row into one of veil's own tables, in its own transaction with its audit entry
         (`kind`, `details`, and the row id under `id_as` if given); its row id."""
         async with self._writing() as db:
-            row_id = db.execute(
-                f"INSERT INTO {table} ({', '.join(values)}) "
-                f"VALUES ({', '.join('?' * len(values))})",
-                tuple(values.values()),
-            ).lastrowid
-            if row_id is None:  # set by every successful INSERT
-                raise StoreError(f"no row id for the row inserted into {table}")
+            row_id = _insert_row(db, table, values)
             if id_as is not None:
                 details = {id_as: row_id, **details}
             audit.append(db, kind, details, ts=cast(float, values["ts"]))
@@ -565,22 +604,6 @@ class SQLiteStore:
             log.warning("audit head not written beside %s: %s", self.path, exc.strerror)
         except StoreError as exc:  # a damaged head file is evidence: kept for `verify`
             log.warning("audit head not written: %s", exc)
-
-    @contextlib.contextmanager
-    def _snapshot(self, needed: bool = True) -> Iterator[sqlite3.Connection]:
-        """A read transaction on the loop's connection: the statements inside, run without an
-        await between them, see one state of the database (another process may write
-        between two of them otherwise)."""
-        db = self.db
-        if not needed:
-            yield db
-            return
-        db.execute("BEGIN")
-        try:
-            yield db
-        finally:
-            if db.in_transaction:
-                db.execute("COMMIT")
 
     def _first_time(self, db: sqlite3.Connection, batch: str | None) -> bool:
         """Record `batch` as applied, in the caller's transaction; False if it already was."""

@@ -48,7 +48,9 @@ Rows = list[dict[str, object]]
 
 @contextlib.contextmanager
 def snapshot(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A read transaction (unless the caller holds one): the reads inside see one state."""
+    """A read transaction (unless the caller holds one): the statements inside, run without
+    an await between them, see one state of the database (another process may write between
+    two of them otherwise)."""
     if db.in_transaction:
         yield db
         return
@@ -90,14 +92,19 @@ def events(db: sqlite3.Connection, subject: str) -> Rows:
     return out
 
 
-def records(db: sqlite3.Connection, subject: str) -> Rows:
+def _of(db: sqlite3.Connection, table: str, names: tuple[str, ...], subject: str) -> Rows:
+    """The subject's rows of `table` (its `names` columns), oldest first."""
     return _dicts(
         db.execute(
-            f"SELECT {', '.join(RECORD)} FROM records WHERE subject = ? ORDER BY ts, id",
+            f"SELECT {', '.join(names)} FROM {table} WHERE subject = ? ORDER BY ts, id",
             (subject,),
         ),
-        RECORD,
+        names,
     )
+
+
+def records(db: sqlite3.Connection, subject: str) -> Rows:
+    return _of(db, "records", RECORD, subject)
 
 
 def record(db: sqlite3.Connection, subject: str, record_id: int) -> dict[str, object] | None:
@@ -110,13 +117,7 @@ def record(db: sqlite3.Connection, subject: str, record_id: int) -> dict[str, ob
 
 
 def decisions(db: sqlite3.Connection, subject: str) -> Rows:
-    return _dicts(
-        db.execute(
-            f"SELECT {', '.join(DECISION)} FROM decisions WHERE subject = ? ORDER BY ts, id",
-            (subject,),
-        ),
-        DECISION,
-    )
+    return _of(db, "decisions", DECISION, subject)
 
 
 def reviews(db: sqlite3.Connection, subject: str) -> Rows:
@@ -133,13 +134,7 @@ def reviews(db: sqlite3.Connection, subject: str) -> Rows:
 
 
 def consents(db: sqlite3.Connection, subject: str) -> Rows:
-    return _dicts(
-        db.execute(
-            f"SELECT {', '.join(CONSENT)} FROM consent_ledger WHERE subject = ? ORDER BY ts, id",
-            (subject,),
-        ),
-        CONSENT,
-    )
+    return _of(db, "consent_ledger", CONSENT, subject)
 
 
 def provisions(db: sqlite3.Connection, subject: str) -> Rows:
