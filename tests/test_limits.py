@@ -91,6 +91,41 @@ async def test_a_restricted_subject_vanishes_from_veil_query_until_lifted(
     assert entries[0]["request_id"] == "r-1" and de not in json.dumps(entries)
 
 
+async def test_the_analysts_events_view_leaves_out_a_restricted_or_suspended_subject(site):
+    cookies = [await consent(site, ip) for ip in IPS]
+    for ip, cookie in zip(IPS, cookies, strict=True):
+        await visit(site, ip, "/a", cookie)
+    de = site.veil.ledger.subjects.browser(cookies[0])
+    store, keystore = site.veil.store, site.veil.keystore
+
+    def in_view() -> tuple[int, int]:
+        """(browsing_history rows in the analysts' view, connection rows there)."""
+        return (
+            scalar(site, "SELECT COUNT(*) FROM events WHERE purpose = 'browsing_history'"),
+            scalar(site, "SELECT COUNT(*) FROM events WHERE purpose = 'connection'"),
+        )
+
+    assert in_view() == (2, 2)
+    for kind in (limits.RESTRICTION, limits.SUSPENSION):
+        assert await limits.impose(store, keystore, de, kind)
+        assert in_view() == (1, 2)  # their cookieless twins carry no subject: unaffected
+        assert scalar(site, "SELECT COUNT(*) FROM event_rows WHERE subject = ?", de) == 1
+        assert await limits.lift(store, keystore, de, kind)
+        assert in_view() == (2, 2)
+
+
+async def test_a_store_opened_by_this_veil_gets_its_current_views(site, make_config, started):
+    """An upgrade that changes a view rebuilds it at open, even with no table changed."""
+    db = site.veil.store.db
+    db.execute("DROP VIEW events")
+    db.execute("CREATE VIEW events AS SELECT 1 AS id")
+    await site.veil.stop()
+    again = await started(Veil(site.veil.config))
+    assert scalar(again, "SELECT COUNT(*) FROM events WHERE purpose = 'connection'") == 0
+    names = [r[1] for r in again.store.db.execute("PRAGMA table_info(events)")]
+    assert names[:4] == ["id", "ts", "day", "purpose"]
+
+
 async def test_provide_and_decide_refuse_a_restricted_user_until_lifted(make_config, started):
     veil = await started(Veil(make_config(policy=GUARDED)))
     for user in ("ann", "ben"):

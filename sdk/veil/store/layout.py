@@ -203,22 +203,55 @@ def _subject_index(db: sqlite3.Connection, name: str) -> None:
     )
 
 
+# The analysts' view leaves out the rows of subjects whose use is restricted or suspended
+# (rights/limits.py); veil's own `event_rows` keeps them (export, erasure, retention).
+_NOT_LIMITED = (
+    " WHERE t.subject IS NULL OR t.subject NOT IN "
+    "(SELECT subject FROM subject_limits WHERE kind IN ('restriction', 'suspension'))"
+)
+
+
+def _view_sql(db: sqlite3.Connection) -> dict[str, str]:
+    """Each view's CREATE statement over the tables there are now."""
+    tables = sorted(load(db).values(), key=lambda t: t.number)
+    events = _union(tables, _events_arm, EVENTS_VIEW_COLUMNS, limited=True)
+    rows = _union(tables, _rows_arm, ("id", *ROW_COLUMNS))
+    return {
+        "events": f"CREATE VIEW events AS {events}",
+        "event_rows": f"CREATE VIEW event_rows AS {rows}",
+    }
+
+
+def views_current(db: sqlite3.Connection) -> bool:
+    """The views are what this veil would build (an upgrade may change them)."""
+    stored = db.execute(
+        "SELECT name, sql FROM sqlite_master "
+        "WHERE type = 'view' AND name IN ('events', 'event_rows')"
+    ).fetchall()
+    return dict(stored) == _view_sql(db)
+
+
 def build_views(db: sqlite3.Connection) -> None:
     """Drop and recreate `events` and `event_rows` over the tables there are now."""
-    tables = sorted(load(db).values(), key=lambda t: t.number)
-    db.execute("DROP VIEW IF EXISTS events")
-    db.execute("DROP VIEW IF EXISTS event_rows")
-    db.execute(f"CREATE VIEW events AS {_union(tables, _events_arm, EVENTS_VIEW_COLUMNS)}")
-    db.execute(f"CREATE VIEW event_rows AS {_union(tables, _rows_arm, ('id', *ROW_COLUMNS))}")
+    for name, sql in _view_sql(db).items():
+        db.execute(f"DROP VIEW IF EXISTS {name}")
+        db.execute(sql)
 
 
-def _union(tables: list[Table], arm: Callable[[Table], list[str]], names: Sequence[str]) -> str:
+def _union(
+    tables: list[Table],
+    arm: Callable[[Table], list[str]],
+    names: Sequence[str],
+    limited: bool = False,
+) -> str:
+    """One SELECT per table; `limited`: without restricted or suspended subjects' rows."""
     if not tables:  # the columns, and no row
         return "SELECT " + ", ".join(f"NULL AS {n}" for n in names) + " WHERE 0"
     return "\nUNION ALL\n".join(
         f"SELECT {', '.join(f'{expr} AS {n}' for expr, n in zip(arm(t), names, strict=True))} "
         f"FROM {quote(t.name)} AS t"
         + (" LEFT JOIN agents AS a ON a.id = t.agent" if t.has_agent else "")
+        + (_NOT_LIMITED if limited and "subject" in t.columns else "")
         for t in tables
     )
 

@@ -232,7 +232,7 @@ class SQLiteStore:
         legacy = layout.has_legacy(db)
         if legacy:
             layout.move_legacy(db, wanted)
-        if layout.ensure(db, wanted) or legacy:
+        if layout.ensure(db, wanted) or legacy or not layout.views_current(db):
             layout.build_views(db)
         return legacy
 
