@@ -65,6 +65,17 @@ def processed(veil: Veil) -> int:
     return stats.stored + sum(stats.dropped.values())
 
 
+async def drained(veil: Veil, seed: int) -> float:
+    """Seconds the running writer takes to drain a queue of EVENTS fresh events."""
+    fill(veil, seed)
+    target = processed(veil) + EVENTS
+    gc.collect()
+    t0 = time.perf_counter()
+    while processed(veil) < target:
+        await asyncio.sleep(POLL)
+    return time.perf_counter() - t0
+
+
 def batches(items: list) -> list[list]:
     return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
 
@@ -124,26 +135,14 @@ async def main() -> None:
 
     for rep in range(REPS):
         # end to end: the background writer drains the queue (woken by the first full batch)
-        fill(veil, seed=100 + rep)
-        target = processed(veil) + EVENTS
-        gc.collect()
-        t0 = time.perf_counter()
-        while processed(veil) < target:
-            await asyncio.sleep(POLL)
-        times["end to end"].append(time.perf_counter() - t0)
+        times["end to end"].append(await drained(veil, seed=100 + rep))
         counts["end to end"] = EVENTS
 
         # the same in `veil serve`'s writer process, whose loop serves no requests: one
         # transaction per batch (a store without `chunk`, before it, has no such stage)
         if hasattr(veil.store, "chunk"):
             veil.store.chunk = WRITER_CHUNK
-            fill(veil, seed=300 + rep)
-            target = processed(veil) + EVENTS
-            gc.collect()
-            t0 = time.perf_counter()
-            while processed(veil) < target:
-                await asyncio.sleep(POLL)
-            times["end to end, writer process"].append(time.perf_counter() - t0)
+            times["end to end, writer process"].append(await drained(veil, seed=300 + rep))
             counts["end to end, writer process"] = EVENTS
             veil.store.chunk = CHUNK
 
