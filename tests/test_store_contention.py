@@ -23,6 +23,7 @@ import httpx
 from servers import ServerProcess
 
 from veil import Veil, config
+from veil.store import SQLiteStore
 
 from conftest import CHROME, rows, scalar
 
@@ -215,3 +216,20 @@ def test_an_old_config_with_max_retries_still_loads(tmp_path):
     assert config.load(path).capture.max_retries == 5
     path.write_text('[capture]\nmax_retries = 5\n[remote]\nurl = "https://c.example/veil/batch"\n')
     assert config.load(path).capture.max_retries is None  # a collector: retried while running
+
+
+async def test_a_store_opened_while_another_process_writes_waits_for_it(make_config):
+    """`veil serve`'s HTTP workers open the store the writer process has open: an open that
+    meets the lock waits for it, asleep, instead of failing (and answering 503 meanwhile)."""
+    cfg = make_config()
+    first = SQLiteStore(cfg.store.path)
+    await first.open(cfg.policy)
+    await first.close()
+    store = SQLiteStore(cfg.store.path)
+    with write_locked(cfg.store.path):
+        opening = asyncio.create_task(store.open(cfg.policy))
+        await asyncio.sleep(0.5)
+        assert not opening.done()  # waiting for the lock, and the loop runs meanwhile
+    await opening  # the lock is gone: the open goes through
+    assert store.db.execute("SELECT count(*) FROM purposes").fetchone()[0] >= 1
+    await store.close()

@@ -45,6 +45,7 @@ CHUNK = 250  # rows per transaction, by default: ~2 ms of the loop an app's requ
 BUSY_TIMEOUT = 0.0
 LOCK_WAIT = 0.25  # seconds a write waits for the lock, asleep (_begin); then it fails
 LOCK_POLL = 0.005
+OPEN_LOCK_WAIT = 10.0  # at open, for another process's transaction (a retention run's too)
 # How long a batch id is remembered. A captured batch can be replayed only while its signed
 # timestamp is in the collector's window (±300 s); a sender retries a batch within seconds.
 BATCH_MEMORY = 3600.0
@@ -149,12 +150,16 @@ class SQLiteStore:
             if before == 0:  # a new store: a head file left by a store deleted here is stale
                 audit.head_path(self.path).unlink(missing_ok=True)
             if before < audit.MIGRATION:  # upgraded to the audit log: chain the ledger so far
-                with self._transaction() as db:
+                await self._begin(OPEN_LOCK_WAIT)
+                with self._transaction(begun=True) as db:
                     audit.adopt_ledger(db)
                 self._anchor()
             legacy = layout.has_legacy(self.db)
             if policy is not None or legacy:
-                with self._transaction() as db:
+                # `veil serve`'s workers open the store the writer process has open: wait for
+                # the lock, asleep, rather than fail the open (a retry would answer 503s)
+                await self._begin(OPEN_LOCK_WAIT)
+                with self._transaction(begun=True) as db:
                     if policy is not None:
                         self._register_policy(db, policy)
                         db.executemany(
@@ -208,11 +213,11 @@ class SQLiteStore:
             with self._transaction(begun=True) as db:
                 yield db
 
-    async def _begin(self) -> None:
-        """BEGIN IMMEDIATE, waiting up to LOCK_WAIT for another process's write lock in short
+    async def _begin(self, wait: float = LOCK_WAIT) -> None:
+        """BEGIN IMMEDIATE, waiting up to `wait` for another process's write lock in short
         asleep polls (BUSY_TIMEOUT is 0: SQLite's busy handler would sleep on the loop). A
         consent change during a CLI retention run waits its turn instead of failing."""
-        deadline = time.monotonic() + LOCK_WAIT
+        deadline = time.monotonic() + wait
         while True:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
