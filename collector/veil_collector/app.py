@@ -34,7 +34,7 @@ from veil.capture import CaptureBuffer
 from veil.config import Config
 from veil.errors import BatchInvalid, BatchUnauthenticated, RowsRefused
 from veil.http.body import ByteBudget, declared_length, read_exactly
-from veil.http.endpoints import PATHS, PINNED_SCRIPT_PATH, Endpoints
+from veil.http.endpoints import COLLECTOR_PATHS, PINNED_SCRIPT_PATH, Endpoints
 from veil.http.problems import Problem
 from veil.http.routes import BEACON_PATH
 from veil.store.wire import check_headers, decode_batch, load_secret, verify
@@ -239,7 +239,7 @@ def create_app(config: Config, *, writer_socket: Path | None = None) -> Starlett
             Route("/", demo),
             Route("/healthz", healthz),
             Route(BATCH_PATH, batch, methods=["POST"]),
-            *(Route(path, endpoints) for path in sorted(PATHS)),
+            *(Route(path, endpoints) for path in sorted(COLLECTOR_PATHS)),
         ],
         middleware=[Middleware(RequiredLifespan, veil=veil)],
     )

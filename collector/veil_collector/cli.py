@@ -1,5 +1,5 @@
 """The `veil` command line: init, policy check, keys, query, drops, retention, provisions,
-audit, rights, notice, serve.
+audit, rights, analysts, notice, serve.
 
 Every command takes `--config FILE`, before or after the command (after wins); without it
 `$VEIL_CONFIG`, then `./veil.toml`, then the built-in defaults are used. Errors print one line
@@ -28,8 +28,7 @@ from veil.consent import Ledger
 from veil.errors import QueryError, VeilError
 from veil.geo import open_geoip
 from veil.notice import FORMATS, render_notice
-from veil.query import METRICS, drop_counts, existing_store, run_query
-from veil.registry import DIMENSIONS
+from veil.query import DIMENSIONS, drop_counts, existing_store, run_query
 from veil.rights import requests as rights_requests
 from veil.rights.correct import correct
 from veil.rights.erase import erase
@@ -122,22 +121,47 @@ def cmd_keys_generate_master(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     by = [d.strip() for d in args.by.split(",") if d.strip()]
-    result = asyncio.run(run_query(_config(args), by, args.metric, args.since, args.purpose))
-    columns = (*result.by, result.metric)
+    metrics = [m.strip() for ms in args.metric or ["events"] for m in ms.split(",") if m.strip()]
+    filters = {}
+    for where in args.where or []:
+        dim, sep, value = where.partition("=")
+        if not sep or not dim.strip():
+            raise QueryError(f"--where takes DIMENSION=VALUE, got {where!r}")
+        filters[dim.strip()] = value
+    result = asyncio.run(
+        run_query(
+            _config(args),
+            by,
+            since=args.since,
+            purpose=args.purpose,
+            metrics=metrics,
+            filters=filters,
+            until=args.until,
+        )
+    )
+    columns = (*result.by, *result.metrics)
     if args.format == "json":
         print(json.dumps(dataclasses.asdict(result), indent=2))
-    elif args.format == "csv":
+        return 0
+    # a suppressed cell says so in each metric's place
+    shown = [
+        tuple(
+            "suppressed" if r.get("suppressed") and c in result.metrics else r[c] for c in columns
+        )
+        for r in result.rows
+    ]
+    if args.format == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(result.rows)
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(shown)
         print(out.getvalue(), end="")
     else:
-        _print_table(columns, [tuple(r[c] for c in columns) for r in result.rows])
+        _print_table(columns, shown)
         if result.suppressed_groups:
             print(
-                f"({result.suppressed_groups} group(s) with fewer than "
-                f"{result.min_group_size} visitors withheld)"
+                f"({result.suppressed_groups} cell(s) suppressed: fewer than "
+                f"{result.min_group_size} persons, or hidden beside one that was)"
             )
     return 0
 
@@ -340,6 +364,81 @@ def cmd_rights_request(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _analysts_store(cfg: config_mod.Config) -> AsyncIterator[SQLiteStore]:
+    """The local store analysts are kept in (a collector's, never an app that forwards)."""
+    if cfg.remote.url:
+        raise QueryError(
+            f"this app forwards its events to {cfg.remote.url}: add analysts on the collector"
+        )
+    store = SQLiteStore(cfg.store.path)
+    await store.open(cfg.policy)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def cmd_analysts_add(args: argparse.Namespace) -> int:
+    from veil.analytics import analysts
+
+    cfg = _config(args)
+
+    async def run() -> str:
+        async with _analysts_store(cfg) as store:
+            _, token = await analysts.add(
+                store, cfg.policy, args.name, args.purpose, args.use or [analysts.DEFAULT_USE]
+            )
+            return token
+
+    token = asyncio.run(run())
+    print(token)  # the only time it is shown: the store keeps its hash
+    print(
+        f"analyst {args.name!r} added; the token above is shown once and cannot be recovered",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_analysts_list(args: argparse.Namespace) -> int:
+    from veil.analytics import analysts
+
+    cfg = _config(args)
+
+    async def run() -> list[analysts.Analyst]:
+        async with _analysts_store(cfg) as store:
+            return await analysts.every(store)
+
+    _print_table(
+        ("name", "purposes", "uses", "created", "revoked"),
+        [
+            (
+                a.name,
+                ",".join(a.purposes),
+                ",".join(a.uses),
+                _utc(a.created),
+                "" if a.revoked is None else _utc(a.revoked),
+            )
+            for a in asyncio.run(run())
+        ],
+    )
+    return 0
+
+
+def cmd_analysts_revoke(args: argparse.Namespace) -> int:
+    from veil.analytics import analysts
+
+    cfg = _config(args)
+
+    async def run() -> None:
+        async with _analysts_store(cfg) as store:
+            await analysts.revoke(store, args.name)
+
+    asyncio.run(run())
+    print(f"analyst {args.name!r} revoked: their token no longer reads anything")
+    return 0
+
+
 def cmd_notice(args: argparse.Namespace) -> int:
     print(render_notice(_config(args), args.format), end="")
     return 0
@@ -412,9 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_keys_generate_master)
 
     p = sub.add_parser("query", parents=[common], help="aggregate events (small groups withheld)")
-    p.add_argument("--by", required=True, help=f"comma-separated: {', '.join(DIMENSIONS)}")
-    p.add_argument("--metric", choices=METRICS, default="events")
-    p.add_argument("--since", metavar="DURATION", help="e.g. 24h, 7d, 2w")
+    p.add_argument("--by", default="", help=f"comma-separated: {', '.join(DIMENSIONS)}")
+    p.add_argument(
+        "--metric",
+        action="append",
+        help="events (default), visitors, subjects (consent purposes); repeat or comma-separate",
+    )
+    p.add_argument(
+        "--where", action="append", metavar="DIM=VALUE", help="keep one value of a dimension"
+    )
+    p.add_argument("--since", metavar="WHEN", help="a duration back (24h, 7d) or a UTC date")
+    p.add_argument("--until", metavar="WHEN", help="exclusive: a duration back or a UTC date")
     p.add_argument("--purpose", default="connection")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_query)
@@ -508,6 +615,27 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "object":
             p.add_argument("--purpose", default="connection")
         p.set_defaults(func=cmd_rights_request)
+
+    analyst_cmds = sub.add_parser(
+        "analysts", help="who may read aggregates through the stats API"
+    ).add_subparsers(dest="analysts_command", required=True)
+    p = analyst_cmds.add_parser(
+        "add", parents=[common], help="add an analyst; prints their token once"
+    )
+    p.add_argument("name")
+    p.add_argument(
+        "--purpose", action="append", required=True, help="a purpose granted (repeatable)"
+    )
+    p.add_argument(
+        "--use", action="append", help="a use their reads may serve (default: statistics)"
+    )
+    p.set_defaults(func=cmd_analysts_add)
+    analyst_cmds.add_parser(
+        "list", parents=[common], help="analysts and their grants (never tokens)"
+    ).set_defaults(func=cmd_analysts_list)
+    p = analyst_cmds.add_parser("revoke", parents=[common], help="revoke an analyst's token")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_analysts_revoke)
 
     p = sub.add_parser("serve", parents=[common], help="run the collector service")
     p.add_argument("--host", default="127.0.0.1")

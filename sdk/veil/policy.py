@@ -51,7 +51,12 @@ MAX_DURATION = dt.timedelta(days=36525)  # 100 years
 _DIGEST_IF_SET = frozenset(
     {"paths", "country", "contracts", "laws", "dpf_certified", "consent_model", "complaints"}
     | {"appi_record", "records", "legal_holds"}  # retention for everything (retention.py)
+    | {"analytics"}  # the uses analysts may read a purpose's rows for (analytics/analysts.py)
 )
+# Uses an analyst's read may serve, by default, under each legal basis: aggregate statistics
+# about the service for consent and legitimate-interests purposes; none for the others (a
+# contract, a law or a vital interest names what the data is for, and statistics is not it).
+DEFAULT_ANALYTICS = {"consent": ("statistics",), "legitimate_interests": ("statistics",)}
 
 
 def _canonical(o: object) -> object:
@@ -145,6 +150,9 @@ class Purpose:
     needs_consent: bool
     retention: dt.timedelta
     fields: frozenset[str]
+    # `analytics = [...]`: the uses analysts may read its rows for; None: DEFAULT_ANALYTICS
+    # by its legal basis. Policy.analytics_uses is what holds (decision purposes: none).
+    analytics: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +260,16 @@ class Policy:
         """Purposes that feed automated decisions: never open to per-subject analyst reads."""
         return frozenset(d.purpose for d in self.decisions.values())
 
+    def analytics_uses(self, key: str) -> frozenset[str]:
+        """The uses an analyst may read purpose `key`'s rows for: its `analytics` list, or
+        DEFAULT_ANALYTICS by its legal basis; none for a purpose that feeds decisions."""
+        p = self.purpose(key)
+        if key in self.decision_purposes:
+            return frozenset()
+        if p.analytics is not None:
+            return frozenset(p.analytics)
+        return frozenset(DEFAULT_ANALYTICS.get(p.legal_basis, ()))
+
     def purpose(self, key: str) -> Purpose:
         try:
             return self.purposes[key]
@@ -312,6 +330,7 @@ def _purpose(key: str, t: Table, app_fields: dict[str, AppField]) -> Purpose:
     retention_text = t.get("retention", str, check=duration_problem)
     # a text that passed duration_problem parses; an absent or bad one (reported) reads as 0
     retention = (parse_duration(retention_text) if retention_text else None) or dt.timedelta(0)
+    analytics = t.get("analytics", list, None, check=_uses_problem)
     p = Purpose(
         key=key,
         description=t.get("description", str),
@@ -320,9 +339,17 @@ def _purpose(key: str, t: Table, app_fields: dict[str, AppField]) -> Purpose:
         needs_consent=consent,
         retention=retention,
         fields=frozenset(names),
+        analytics=None if analytics is None else tuple(analytics),
     )
     t.close()
     return p
+
+
+def _uses_problem(uses: list[object]) -> str | None:
+    bad = [u for u in uses if not isinstance(u, str) or not _KEY.match(u)]
+    if bad:
+        return f"must list uses as lower_snake_case names (like 'statistics'), got {bad}"
+    return f"names {uses[0]!r} twice" if len(set(uses)) != len(uses) else None
 
 
 def _app_field(name: str, t: Table) -> AppField:
@@ -552,6 +579,13 @@ def parse_policy(t: Table) -> Policy:
         purposes_t.problem(purposes_t.path, "must declare at least one purpose")
     decisions_t = t.table("decisions")
     decisions = {k: _decision(k, decisions_t.table(k), purposes) for k in list(decisions_t.data)}
+    for d in decisions.values():  # a decision purpose stays closed to analysts, whatever it says
+        if (fed := purposes.get(d.purpose)) is not None and fed.analytics:
+            purposes_t.problem(
+                f"{purposes_t.key(d.purpose)}.analytics",
+                f"must be empty: purpose {d.purpose!r} feeds the automated decision "
+                f"{d.key!r}, and its rows are never open to analysts",
+            )
 
     def declared(names: list[object]) -> str | None:
         # key=str: a TOML array may mix types ("a", 1), which do not compare with each other

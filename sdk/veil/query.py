@@ -1,35 +1,47 @@
-"""The analyst query path: aggregates only, bound to one purpose, small groups withheld.
+"""The analyst query path of `veil query`: the query engine (veil.analytics) over the local
+store, bound to one purpose, with small groups suppressed.
 
-Every answer counts events and distinct visitor pseudonyms per group; a group with fewer than
-`query.min_group_size` distinct visitors is suppressed (pre-thresholding, as Google's
-differential-privacy library does), and the answer says how many groups were withheld.
+A group is shown only if it holds k persons as far as veil can know them (analytics/
+thresholds.py): distinct subjects, or for cookieless rows k visitors from k networks within
+one day; a lone suppressed cell takes its smallest neighbour with it. Suppressed cells stay
+in the answer, marked, with no counts; the answer says how many there are.
 """
 
 import contextlib
+import datetime as dt
+import re
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import cast
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from .analytics import engine
 from .config import Config
 from .errors import QueryError
 from .policy import duration_problem, parse_duration
-from .registry import DIMENSIONS
-from .store import EventStore, open_store
-from .store.columns import SQLValue
+from .store import EventStore, SQLiteStore, open_store
 
+# The metrics every purpose has (`subjects`, too, under a consent-based one: engine.METRICS).
 METRICS = ("events", "visitors")
+DIMENSIONS = engine.DIMENSIONS
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?Z?)?")
+
+Value = str | int | float | bool | None
 
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
     purpose: str
     by: tuple[str, ...]
-    metric: str
+    metric: str  # the first of `metrics`
     since: str | None
     min_group_size: int
     suppressed_groups: int
-    rows: list[dict[str, SQLValue]]
+    # every cell in order: the `by` values, then each metric's count, or for a suppressed
+    # cell None and "suppressed": True
+    rows: list[dict[str, Value]]
+    metrics: tuple[str, ...] = ("events",)
+    until: str | None = None
+    filters: dict[str, str] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
@@ -50,38 +62,72 @@ async def drop_counts(config: Config) -> dict[str, int]:
         return await store.drop_counts()
 
 
+def moment(option: str, text: str, now: float) -> float:
+    """`--since`/`--until` as UTC epoch seconds: a duration back from now ('7d'), or a UTC
+    date or time ('2026-11-01', '2026-11-01T12:00Z')."""
+    if _DATE.fullmatch(text.strip()):
+        try:
+            parsed = dt.datetime.fromisoformat(text.strip().removesuffix("Z"))
+        except ValueError:
+            raise QueryError(f"{option}: {text!r} is not a real date or time") from None
+        return parsed.replace(tzinfo=dt.UTC).timestamp()
+    window = parse_duration(text)
+    if window is None:
+        raise QueryError(f"{option} {duration_problem(text)} (or a UTC date like 2026-11-01)")
+    return now - window.total_seconds()
+
+
 async def run_query(
     config: Config,
     by: Sequence[str],
     metric: str = "events",
     since: str | None = None,
     purpose: str = "connection",
+    *,
+    metrics: Sequence[str] | None = None,
+    filters: Mapping[str, str] | None = None,
+    until: str | None = None,
 ) -> QueryResult:
-    if metric not in METRICS:
-        raise QueryError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    unknown = [d for d in by if d not in DIMENSIONS]
-    if unknown or not by:
-        raise QueryError(f"--by takes one or more of {', '.join(DIMENSIONS)}; got {list(by)}")
-    try:
-        config.policy.purpose(purpose)
-    except Exception as exc:
-        raise QueryError(str(exc)) from None
-    if purpose in config.policy.decision_purposes:
-        raise QueryError(
-            f"purpose {purpose!r} feeds automated decisions: its data is not "
-            "open to analyst queries"
-        )
-    since_ts = None
-    if since is not None:
-        window = parse_duration(since)
-        if window is None:
-            raise QueryError(f"--since {duration_problem(since)}")
-        since_ts = time.time() - window.total_seconds()
+    """One query through the engine, at the configured k (`query.min_group_size`)."""
+    wanted = tuple(metrics) if metrics else (metric,)
+    unknown = [d for d in (*by, *(filters or {})) if d not in DIMENSIONS]
+    if unknown:
+        raise QueryError(f"--by takes one or more of {', '.join(DIMENSIONS)}; got {unknown}")
+    now = time.time()
+    query = engine.StatsQuery(
+        purpose=purpose,
+        metrics=wanted,
+        by=tuple(by),
+        filters=dict(filters or {}),
+        since=None if since is None else moment("--since", since, now),
+        until=None if until is None else moment("--until", until, now),
+    )
+    engine.validate(config.policy, query)  # before touching the store
+    k = config.min_group_size
     async with existing_store(config) as store:
-        agg = await store.aggregate(by, purpose, since_ts, config.min_group_size)
-    value = agg.columns.index(metric)
-    rows = [dict(zip(by, r[: len(by)], strict=True)) | {metric: r[value]} for r in agg.rows]
-    rows.sort(key=lambda r: cast(int, r[metric]), reverse=True)  # a metric is a COUNT
+        if not isinstance(store, SQLiteStore):
+            raise QueryError(
+                "this configuration sends events to a remote collector (remote.url): "
+                "query on the collector's host"
+            )
+        result = await engine.run(store, config.policy, query, k)
+    rows: list[dict[str, Value]] = []
+    for cell in result.cells:
+        row: dict[str, Value] = dict(zip(result.by, cell.key, strict=True))
+        if cell.values is None:
+            row |= dict.fromkeys(wanted) | {"suppressed": True}
+        else:
+            row |= cell.values
+        rows.append(row)
     return QueryResult(
-        purpose, tuple(by), metric, since, config.min_group_size, agg.suppressed_groups, rows
+        purpose,
+        tuple(by),
+        wanted[0],
+        since,
+        k,
+        result.suppressed,
+        rows,
+        wanted,
+        until,
+        dict(filters or {}),
     )

@@ -10,7 +10,9 @@
 - `/veil/rights/{access,export,correct,delete,restrict,suspend,object,complaint}`: a subject's
   own requests, and `GET /veil/rights` (+ `/veil/rights.js`), the page that makes them (rights.py);
 - `POST /veil/record`: app-declared fields from the snippet's `veil.record`;
-- `GET /.well-known/gpc.json`: the Global Privacy Control declaration.
+- `GET /.well-known/gpc.json`: the Global Privacy Control declaration;
+- `GET /api/v1/stats` (bearer token) and `GET /api/v1/openapi.json`: the analysts' API
+  (analytics.py), on the collector only: the middleware never takes an app's own paths.
 
 `ROUTES` (at the end) is the table: path -> handler, methods, whether it needs the store;
 `PATHS` derives from it. HEAD is answered wherever GET is; any other method gets a 405 with
@@ -33,6 +35,7 @@ from ..errors import FieldError, Refused
 from ..guards import Guards
 from ..notice import FORMATS, MEDIA_TYPES, render_notice
 from ..runtime import Veil
+from .analytics import StatsEndpoint
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
 from .body import json_object, read_body, read_json, require_same_site
 from .consent import ConsentEndpoint
@@ -46,11 +49,13 @@ from .routes import (
     GPC_PATH,
     HUMAN_REVIEW_PATH,
     NOTICE_PATH,
+    OPENAPI_PATH,
     RECORD_PATH,
     RIGHTS_PAGE_PATH,
     RIGHTS_PATHS,
     RIGHTS_SCRIPT_PATH,
     SCRIPT_PATH,
+    STATS_PATH,
     route_path,
 )
 from .snippet import SCRIPT as SCRIPT  # re-exported: tests and apps compare against it
@@ -127,6 +132,7 @@ class Endpoints:
         self.writes = RateLimiter(veil.config.consent.rate, veil.config.consent.burst)
         self.consent_endpoint = ConsentEndpoint(veil, self.resolver, self.writes)
         self.rights_endpoint = RightsEndpoint(veil, self.resolver, self.writes)
+        self.stats_endpoint = StatsEndpoint(veil)
         # the config is frozen: render the notice once, serve the same bytes
         self.notices = {fmt: render_notice(veil.config, fmt).encode() for fmt in FORMATS}
 
@@ -200,6 +206,12 @@ class Endpoints:
 
     async def rights(self, scope: Scope, receive: Receive) -> Response:
         return await self.rights_endpoint(scope, receive)
+
+    async def stats(self, scope: Scope, receive: Receive) -> Response:
+        return await self.stats_endpoint.stats(scope, receive)
+
+    async def openapi(self, scope: Scope, receive: Receive) -> Response:
+        return await self.stats_endpoint.openapi(scope, receive)
 
     async def rights_page(self, scope: Scope, receive: Receive) -> Response:
         return page() if scope["path"] == RIGHTS_PAGE_PATH else page_script()
@@ -349,6 +361,8 @@ class Route:
     handler: Handler
     methods: tuple[str, ...]
     stores: bool = False
+    # served by the collector only: outside /veil/, a path an app may well have of its own
+    collector_only: bool = False
 
     def __post_init__(self) -> None:
         if "GET" in self.methods and "HEAD" not in self.methods:
@@ -366,6 +380,8 @@ ROUTES: dict[str, Route] = {
         Route(HUMAN_REVIEW_PATH, Endpoints.human_review, ("POST",), stores=True),
         Route(RECORD_PATH, Endpoints.record, ("POST",), stores=True),
         Route(GPC_PATH, Endpoints.gpc, ("GET",)),
+        Route(STATS_PATH, Endpoints.stats, ("GET",), stores=True, collector_only=True),
+        Route(OPENAPI_PATH, Endpoints.openapi, ("GET",), collector_only=True),
         Route(RIGHTS_PAGE_PATH, Endpoints.rights_page, ("GET",)),
         Route(RIGHTS_SCRIPT_PATH, Endpoints.rights_page, ("GET",)),
         *(
@@ -374,4 +390,6 @@ ROUTES: dict[str, Route] = {
         ),
     )
 }
-PATHS = frozenset(ROUTES)  # what the middleware hands to `Endpoints.serve`
+# what the middleware hands to `Endpoints.serve`; the collector serves every route
+PATHS = frozenset(path for path, route in ROUTES.items() if not route.collector_only)
+COLLECTOR_PATHS = frozenset(ROUTES)

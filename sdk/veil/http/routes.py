@@ -26,6 +26,9 @@ RIGHTS_PATHS = tuple(
 )
 RECORD_PATH = "/veil/record"
 GPC_PATH = "/.well-known/gpc.json"
+# the analysts' API (http/analytics.py)
+STATS_PATH = "/api/v1/stats"
+OPENAPI_PATH = "/api/v1/openapi.json"
 
 
 def route_path(scope: Scope) -> str:

@@ -2,7 +2,7 @@
 data, each reversible and each audited (kinds "restriction", "suspension", "objection").
 
 - restriction (GDPR Art. 18): the subject's rows are kept but used for nothing: left out of
-  every analyst aggregate (`veil query`: store.sqlite.aggregate), refused by
+  every analyst aggregate (analytics/engine.py, the `events` view), refused by
   `provide` and `decide` (SubjectRestricted), until lifted;
 - suspension (APPI Art. 35, "cease utilisation"): restriction, and collection stops too: a
   request carrying their subject cookie stores nothing, under any purpose (counted as

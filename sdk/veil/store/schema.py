@@ -305,4 +305,17 @@ MIGRATIONS: tuple[str, ...] = (
         released REAL NOT NULL            -- when its mapping went; erased a day later if unused
     );
     """,
+    # Analysts (analytics/analysts.py): who may read which purposes' aggregates, for which
+    # uses. Only the SHA-256 of a bearer token is kept; a revoked analyst's row stays, so the
+    # audit log's reads keep naming someone the store still knows.
+    """
+    CREATE TABLE analysts (
+        name       TEXT PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+        purposes   TEXT NOT NULL,         -- JSON array of purpose keys granted
+        uses       TEXT NOT NULL,         -- JSON array of the uses their reads may serve
+        created    REAL NOT NULL,
+        revoked    REAL
+    );
+    """,
 )
