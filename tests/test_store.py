@@ -3,7 +3,8 @@ from collections import Counter
 
 import pytest
 
-from veil import QueryError, StoreError
+from veil import StoreError
+from veil.analytics import engine
 from veil.errors import RowsRefused
 from veil.store import SQLiteStore
 from veil.store.schema import MIGRATIONS
@@ -52,12 +53,22 @@ async def test_schema_is_migrated_and_versioned(store):
     assert "sealed_endpoint" not in view_columns  # analysts never see sealed data
 
 
+def by_browser(store: SQLiteStore, purpose: str = "connection") -> list[tuple]:
+    """(browser, events, distinct visitors) as stored, through the analysts' view: what the
+    store kept, before any threshold (the engine's are tested in test_thresholds.py)."""
+    return rows(
+        store.path,
+        "SELECT browser, COUNT(*), COUNT(DISTINCT visitor) FROM events WHERE purpose = ? "
+        "GROUP BY browser",
+        purpose,
+    )
+
+
 async def test_reopening_is_idempotent(store, make_config):
     await store.write([row()], Counter(), "2026-11-25")
     again = SQLiteStore(store.path)
     await again.open(make_config().policy)
-    agg = await again.aggregate(["browser"], "connection", None, 1)
-    assert agg.rows == [("Chrome", 1, 1)]
+    assert by_browser(again) == [("Chrome", 1, 1)]
     await again.close()
 
 
@@ -67,8 +78,7 @@ async def test_a_batch_is_all_or_nothing(store):
         await store.write(
             [row(visitor="b"), row(purpose="marketing")], Counter(bot=5), "2026-11-25"
         )
-    agg = await store.aggregate(["browser"], "connection", None, 1)
-    assert agg.rows == [("Chrome", 1, 1)]  # neither row of the failed batch
+    assert by_browser(store) == [("Chrome", 1, 1)]  # neither row of the failed batch
     assert await store.drop_counts() == {"bot": 1}
 
 
@@ -76,7 +86,7 @@ async def test_a_retried_batch_is_stored_once(store):
     batch = [row(event_id="e1", visitor="a"), row(event_id="e2", visitor="b")]
     await store.write(batch, Counter(), "d")
     await store.write([*batch, row(event_id="e3", visitor="c")], Counter(), "d")
-    assert (await store.aggregate(["browser"], "connection", None, 1)).rows == [("Chrome", 3, 3)]
+    assert by_browser(store) == [("Chrome", 3, 3)]
 
 
 async def test_purpose_must_be_declared_at_rest(store):
@@ -86,35 +96,15 @@ async def test_purpose_must_be_declared_at_rest(store):
         await store.write([row(purpose="undeclared")], Counter(), "2026-11-25")
 
 
-async def test_small_groups_are_withheld(store):
-    rows = [row(visitor=f"v{i}", browser="Chrome") for i in range(5)]
-    rows += [row(visitor="only-one", browser="Lynx")] * 3
-    await store.write(rows, Counter(), "2026-11-25")
-    agg = await store.aggregate(["browser"], "connection", None, 5)
-    assert agg.rows == [("Chrome", 5, 5)]
-    assert agg.suppressed_groups == 1
-
-
-async def test_aggregate_is_bound_to_a_purpose_and_a_window(store):
-    await store.write(
-        [row(visitor=f"v{i}", ts=1000.0 + i) for i in range(4)]
-        + [row(visitor="x", purpose="browsing_history")],
-        Counter(),
-        "d",
-    )
-    assert (await store.aggregate(["browser"], "connection", 1002.0, 1)).rows == [("Chrome", 2, 2)]
-    assert (await store.aggregate(["browser"], "browsing_history", None, 1)).rows == [
-        ("Chrome", 1, 1)
-    ]
-    with pytest.raises(QueryError, match="cannot group by"):
-        await store.aggregate(["visitor"], "connection", None, 1)
-
-
 async def test_a_store_path_with_uri_characters_can_be_queried(tmp_path, make_config):
+    """The engine reads off the loop through a connection of its own (store.scan), which
+    opens the file by a URI: a path with URI characters must still be found."""
+    cfg = make_config()
     odd = SQLiteStore(tmp_path / "with space #and?query" / "veil.db")
-    await odd.open(make_config().policy)
-    await odd.write([row(visitor="a")], Counter(), "d")
-    assert (await odd.aggregate(["browser"], "connection", None, 1)).rows == [("Chrome", 1, 1)]
+    await odd.open(cfg.policy)
+    await odd.write([row(visitor="a", network="n1")], Counter(), "d")
+    result = await engine.run(odd, cfg.policy, engine.StatsQuery("connection", by=("browser",)), 1)
+    assert [(c.key, c.values) for c in result.cells] == [(("Chrome",), {"events": 1})]
     await odd.close()
 
 

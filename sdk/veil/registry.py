@@ -199,19 +199,6 @@ AGENT_COLUMNS = (
     "device_brand",
     "device_model",
 )
-# Columns of the analyst-facing `events` view an analyst may group by.
-DIMENSIONS = (
-    "site",
-    "country",
-    "region",
-    *AGENT_COLUMNS,
-    "language",
-    "screen_w",
-    "screen_h",
-    "pixel_ratio",
-    "path",
-    "day",
-)
 
 # The event-row columns (store/columns.py ROW_COLUMNS) each field, or set of fields, fills.
 # The store gives a purpose a column only when the purpose's fields can fill it, so a record

@@ -1,7 +1,7 @@
 """Where pseudonymised events live. `open_store` picks the implementation from the config."""
 
 from ..config import Config
-from .base import Aggregate, EventStore, LocalStore
+from .base import EventStore, LocalStore
 from .remote import BatchRejected, RemoteStore
 from .sqlite import SQLiteStore
 
@@ -14,7 +14,6 @@ def open_store(cfg: Config) -> EventStore:
 
 
 __all__ = [
-    "Aggregate",
     "BatchRejected",
     "EventStore",
     "LocalStore",

@@ -2,12 +2,11 @@
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..policy import Policy
 from ..terms import Terms
-from .columns import Row, SQLValue
+from .columns import Row
 
 # The consent ledger's record, as `append_consents` takes it and `consent_histories` gives it.
 CONSENT_COLUMNS = (
@@ -38,13 +37,6 @@ PROVISION_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Aggregate:
-    columns: tuple[str, ...]
-    rows: list[tuple[SQLValue, ...]]
-    suppressed_groups: int  # groups withheld for having fewer than k distinct visitors
-
-
 class EventStore(Protocol):
     async def open(self, policy: Policy | None = None) -> None:
         """Create or migrate the schema and register the policy's purposes; without a
@@ -58,11 +50,6 @@ class EventStore(Protocol):
         counts count once too. A row of a purpose the store does not know, or with a value
         in a column its purpose may not hold (a sender running another policy), is refused
         (RowsRefused, naming the purpose and column, never a value)."""
-
-    async def aggregate(
-        self, by: Sequence[str], purpose: str, since: float | None, min_group_size: int
-    ) -> Aggregate:
-        """Events and distinct visitors per group, groups under k distinct visitors withheld."""
 
     async def drop_counts(self, since_day: str | None = None) -> dict[str, int]:
         """Counted drops by reason."""

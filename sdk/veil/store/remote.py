@@ -13,7 +13,6 @@ import httpx
 from ..config import RemoteConfig
 from ..errors import QueryError, RowsRefused, StoreError
 from ..policy import Policy
-from .base import Aggregate
 from .columns import Row
 from .wire import encode_batch, load_secret, signed_headers
 
@@ -63,11 +62,6 @@ class RemoteStore:
         if r.status_code >= 500 or r.status_code in _TRANSIENT:
             raise StoreError(message)
         raise BatchRejected(message)
-
-    async def aggregate(
-        self, by: Sequence[str], purpose: str, since: float | None, min_group_size: int
-    ) -> Aggregate:
-        raise QueryError(f"this app forwards its events to {self.url}: query the collector")
 
     async def drop_counts(self, since_day: str | None = None) -> dict[str, int]:
         raise QueryError(f"this app forwards its events to {self.url}: query the collector")

@@ -8,7 +8,8 @@ beacons. The loop's connection has no busy timeout (SQLite's busy handler would 
 loop): a write waits for another process's lock asleep, briefly (`_begin`), and the writer
 keeps a batch the store could not take and retries it. Every long statement runs off the
 loop, on aiosqlite's thread with a connection of its own (offloop.py): retention's deletes,
-in chunks that take turns with the loop's writes, and long reads (`aggregate`, `scan`).
+in chunks that take turns with the loop's writes, and long reads (`scan`: the analytics
+engine's).
 
 `secure_delete` makes SQLite overwrite deleted content, so disposal is unrecoverable from the
 database file; a TRUNCATE checkpoint after deletions does the same for the WAL.
@@ -26,16 +27,14 @@ from operator import itemgetter
 from pathlib import Path
 from typing import cast
 
-from ..errors import Drop, QueryError, RowsRefused, StoreError
+from ..errors import Drop, RowsRefused, StoreError
 from ..files import private_sqlite
 from ..policy import Policy
-from ..registry import AGENT_COLUMNS, DIMENSIONS
 from ..terms import Terms
 from . import audit, layout, offloop, subject_reads, versions
-from .base import CONSENT_COLUMNS, PROVISION_COLUMNS, Aggregate
+from .base import CONSENT_COLUMNS, PROVISION_COLUMNS
 from .columns import ROW_COLUMNS, Row, SQLValue
 from .schema import MIGRATIONS
-from .subject_limits import RESTRICTED_SUBJECTS
 
 CHUNK = 250  # rows per transaction, by default: ~2 ms of the loop an app's requests share
 # Seconds the loop's connection waits for another process's write lock: none. SQLite's busy
@@ -686,37 +685,6 @@ class SQLiteStore:
         read off the event loop on a read-only connection of its own; cancelling the caller
         interrupts the query."""
         return await offloop.read(self.path, sql, params)
-
-    async def aggregate(
-        self, by: Sequence[str], purpose: str, since: float | None, min_group_size: int
-    ) -> Aggregate:
-        unknown = [d for d in by if d not in DIMENSIONS]
-        if unknown:
-            raise QueryError(f"cannot group by {unknown}: choose from {', '.join(DIMENSIONS)}")
-        columns = (*by, "events", "visitors")
-        table = self._table(purpose)
-        if table is None:  # nothing was ever stored under it
-            return Aggregate(columns=columns, rows=[], suppressed_groups=0)
-        # the purpose's own table: a column it lacks is NULL in every row of it
-        groups = ", ".join(layout.column_sql(table, d) for d in by) or "NULL"
-        where, params = ("t.ts >= ?", [since]) if since is not None else ("1", [])
-        # a row with a subject carries no visitor pseudonym: the subject is its unit
-        unit = "COALESCE(t.subject, t.visitor)" if "subject" in table.columns else "t.visitor"
-        if "subject" in table.columns:  # a restricted subject's rows are kept, used for nothing
-            where += f" AND (t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))"
-        sql = (
-            f"SELECT {groups}, COUNT(*), COUNT(DISTINCT {unit}) "
-            f"FROM {layout.from_sql(table, joined=bool(set(by) & set(AGENT_COLUMNS)))} "
-            f"WHERE {where} GROUP BY {groups} ORDER BY COUNT(*) DESC"
-        )
-
-        kept, suppressed = [], 0
-        for row in await self.scan(sql, params):
-            if cast(int, row[-1]) >= min_group_size:  # COUNT(DISTINCT ...): an integer
-                kept.append(tuple(row))
-            else:
-                suppressed += 1
-        return Aggregate(columns=columns, rows=kept, suppressed_groups=suppressed)
 
     async def drop_counts(self, since_day: str | None = None) -> dict[str, int]:
         rows = await self.select(
