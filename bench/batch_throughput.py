@@ -32,7 +32,6 @@ import datetime as dt
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import traffic  # noqa: E402  (bench/ helper, read-only)
+from procs import free_port, tree_cpu, wait_listening  # noqa: E402
 
 BATCH = 500
 TEMPLATE_EVENTS = 6000  # distinct pipeline rows the batches cycle through
@@ -52,18 +52,6 @@ SEED = 11
 TS_STEP = 1e-4  # capture times: from the start of the run, increasing, as in production
 MASTER_KEY = "5e" * 32
 SECRET = "bench-shared-secret-" + "7" * 28  # >= 32 characters
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def template(tmp: Path) -> tuple[list[tuple], float]:
@@ -186,9 +174,9 @@ async def bench(args, tmp: Path, port: int, proc: subprocess.Popen) -> dict:
                     continue
                 inflight = 1 if phase == "e2e1" else 4
                 batches = gen.make(args.batches)
-                cpu = cpu_seconds(proc.pid)
+                cpu = tree_cpu(proc.pid)
                 elapsed = await send_all(remote, batches, day, inflight)
-                res[f"cpu{inflight}"].append((cpu_seconds(proc.pid) - cpu) / len(batches))
+                res[f"cpu{inflight}"].append((tree_cpu(proc.pid) - cpu) / len(batches))
                 res[phase].append(len(batches) * BATCH / elapsed)
                 sent_rows += len(batches) * BATCH
                 sent_bots += len(batches) * gen.bots
@@ -242,15 +230,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             cwd=tmp,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"collector did not start:\n{log.read_text()}") from None
-                time.sleep(0.05)
+        wait_listening(port, proc, log)
         client_cpu = time.process_time()
         res = asyncio.run(bench(args, tmp, port, proc))
         client_cpu = time.process_time() - client_cpu

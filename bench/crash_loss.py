@@ -24,7 +24,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 import httpx
+from procs import free_port, tree_cpu, wait_listening
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROME = (
@@ -41,18 +41,6 @@ CHROME = (
     "Chrome/120.0.6099.109 Safari/537.36"
 )
 BEACON = json.dumps({"screen_w": 1920, "screen_h": 1080, "pixel_ratio": 1, "language": "de"})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stored(db_path: Path) -> int:
@@ -101,15 +89,7 @@ def trial(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit((work / "server.log").read_text()) from None
-            time.sleep(0.05)
+    wait_listening(port, server, work / "server.log")
     acked = [0] * clients
     refused = [0] * clients
     stop = threading.Event()
@@ -138,11 +118,11 @@ def trial(
                     refused[k] += 1
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    cpu_at_start = cpu_seconds(server.pid)
+    cpu_at_start = tree_cpu(server.pid)
     for t in threads:
         t.start()
     time.sleep(0.2 + (seconds or random.uniform(2.0, 4.0)))
-    cpu = cpu_seconds(server.pid) - cpu_at_start
+    cpu = tree_cpu(server.pid) - cpu_at_start
     acked_then = sum(acked)
     server.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
     server.wait(timeout=60)

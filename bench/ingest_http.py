@@ -51,6 +51,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import traffic  # noqa: E402  (bench/ helper, read-only)
+from procs import cpu_seconds, descendants, free_port, tree_cpu, wait_listening  # noqa: E402
 
 SEED = 3
 N_REQUESTS = 2048  # distinct precomputed beacons wrk cycles through
@@ -70,7 +71,6 @@ SCREENS = [
     (393, 873, 2.75),
 ]
 LANGUAGES = ["en-US", "de-DE", "fr-FR", "ja", "es-ES", "pt-BR", "de-CH", "zh-CN", "en-GB"]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the bare server (run in its own processes by this same script) ---------------------------
@@ -110,30 +110,6 @@ def bare_worker(fd: int, loop: str, http: str) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start:\n{log.read_text()}") from None
-            time.sleep(0.05)
-
-
-def cpu_seconds(pid: int, path: str = "") -> float:
-    """user + system CPU time of a process (all its threads), or of one thread (`path`)."""
-    fields = Path(f"/proc/{pid}{path}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def healthz(port: int) -> dict:
@@ -249,21 +225,11 @@ def http_impl() -> str:
 SETTINGS = (("h11", "asyncio", "h11"), ("uvloop+httptools", "uvloop", "httptools"))
 
 
-def tree_cpu(pid: int) -> float:
-    """user + system CPU time of a process and all its descendants alive now."""
-    total = cpu_seconds(pid)
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += tree_cpu(int(child))
-    return total
-
-
 def writer_pid(pid: int) -> int | None:
     """veil's writer process among the supervisor's children."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if b"writer_process" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return int(child)
+    for child in descendants(pid):
+        if b"writer_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return child
     return None
 
 

@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from procs import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 86400.0
@@ -113,12 +113,6 @@ def build(directory: Path, n: int) -> None:
     db.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def expired_left(db_path: Path) -> int:
     db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
@@ -191,15 +185,7 @@ def run_variant(name: str, tree: Path, rows: int, clients: int, work: Path) -> d
                 timings.append((at, time.perf_counter() - at))
                 n += 1
 
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"{name}: server did not start") from None
-            time.sleep(0.05)
+    wait_listening(port, server, work / name / "server.log")
     began = time.perf_counter() + FLUSH  # the writer's first flush starts retention
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:

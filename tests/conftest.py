@@ -6,6 +6,7 @@ always stop it."""
 import os
 import secrets
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from veil.geo import open_geoip
 from veil.pipeline import Pipeline
 from veil.proxy import ClientResolver
 from veil.pseudonymise import Pseudonymiser
+from veil.store import SQLiteStore
 from veil.store.columns import ROW_COLUMNS
 from veil.store.keys import KeyStore
 
@@ -193,6 +195,18 @@ async def known_to_ledger(store: Any, *subjects: str, scope: str = "browsing_his
     )
 
 
+@pytest.fixture
+async def store(make_config) -> AsyncIterator[SQLiteStore]:
+    """An open store under the test's config, closed at teardown; `store.policy` is that
+    config's policy, which the analytics engine queries with."""
+    cfg = make_config()
+    s = SQLiteStore(cfg.store.path)
+    await s.open(cfg.policy)
+    s.policy = cfg.policy  # type: ignore[attr-defined]
+    yield s
+    await s.close()
+
+
 # -- a pipeline, its keystore closed at teardown ----------------------------------------------
 
 
@@ -275,3 +289,51 @@ def started_site(started) -> Callable[..., Awaitable[Site]]:
         return Site(veil, wrapped, dict(headers or {}))
 
     return make
+
+
+# -- `veil serve` as a test runs it ------------------------------------------------------------
+
+
+class Collector(ServerProcess):
+    """`veil serve` with the batch endpoint on (`secret`), its files in collector-data/;
+    startable again on the same port after a kill."""
+
+    def __init__(self, tmp: Path, master_key: str, secret: str) -> None:
+        config = tmp / "collector.toml"
+        config.write_text(
+            '[store]\nurl = "sqlite:///collector-data/veil.db"\n'
+            '[keys]\npath = "collector-data/keys.db"\n'
+        )
+        serve = ServerProcess.veil_serve(
+            config,
+            {**os.environ, "VEIL_REMOTE_SECRET": secret, "VEIL_MASTER_KEY": master_key},
+            tmp / "collector.log",
+        )
+        super().__init__(
+            serve.args, serve.env, serve.log, serve.port, config=config, data=tmp / "collector-data"
+        )
+
+    def counts(self) -> tuple[int, int]:
+        (counts,) = rows(
+            self,
+            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_rows WHERE source = 'request'",
+        )
+        return counts
+
+
+def serve_collector(
+    tmp_path: Path, master_key: str, capture: str = "", workers: int = 1
+) -> ServerProcess:
+    """`veil serve --workers N`, started, its files in data/; `capture` is more veil.toml."""
+    config = tmp_path / "veil.toml"
+    config.write_text(
+        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
+        # one loopback client sends them all: no per-network rate limit here
+        "[ingest]\nrate = 1000000.0\nburst = 1000000\n" + capture
+    )
+    args = [sys.executable, "-m", "veil_collector.cli", "serve", "--port", "{port}"]
+    args += ["--workers", str(workers), "--config", str(config)]
+    env = {**os.environ, "VEIL_MASTER_KEY": master_key}
+    return ServerProcess(
+        args, env, tmp_path / "server.log", config=config, data=tmp_path / "data"
+    ).start()

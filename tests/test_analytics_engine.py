@@ -16,16 +16,6 @@ MIDNIGHT = 1_763_942_400.0  # 2025-11-24T00:00:00Z
 DAY = 86_400.0
 
 
-@pytest.fixture
-async def store(make_config):
-    cfg = make_config()
-    s = SQLiteStore(cfg.store.path)
-    await s.open(cfg.policy)
-    s.policy = cfg.policy  # type: ignore[attr-defined]
-    yield s
-    await s.close()
-
-
 def people(day: int, n: int, hour: int = 10, prefix: str = "p", **values):
     """`n` distinct cookieless visitors on `n` networks, on `day` at `hour` UTC."""
     return [

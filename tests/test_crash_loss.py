@@ -8,7 +8,6 @@ disk, what the 202s promised.
 """
 
 import json
-import os
 import signal
 import threading
 import time
@@ -19,22 +18,15 @@ from servers import ServerProcess
 
 from veil.config import CaptureConfig
 
-from conftest import CHROME, scalar
+from conftest import CHROME, scalar, serve_collector
 
 WINDOW = 0.25  # s: the default capture.flush_interval, documented as what a kill -9 may lose
 BEACON = json.dumps({"screen_w": 1920, "screen_h": 1080, "pixel_ratio": 1, "language": "de"})
 
 
 def serve(tmp_path: Path, master_key: str, capture: str = "") -> tuple[ServerProcess, Path]:
-    config = tmp_path / "veil.toml"
-    config.write_text(
-        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-        # one loopback client sends them all: no per-network rate limit here
-        "[ingest]\nrate = 1000000.0\nburst = 1000000\n" + capture
-    )
-    env = {**os.environ, "VEIL_MASTER_KEY": master_key}
-    server = ServerProcess.veil_serve(config, env, tmp_path / "server.log").start()
-    return server, tmp_path / "data" / "veil.db"
+    server = serve_collector(tmp_path, master_key, capture)
+    return server, server.db
 
 
 def beacon(client: httpx.Client) -> int:

@@ -169,32 +169,20 @@ def test_refusals_carry_reasons_from_the_one_drop_vocabulary():
     assert pipeline.Drop is Drop
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        UnknownPurpose,
-        UndeclaredDecision,
-        UnknownDecisionId,
-        UndeclaredRecipient,
-        UnknownException,
-        UnknownScope,
-    ],
+CALLER_MISTAKES = (
+    UnknownPurpose,
+    UndeclaredDecision,
+    UnknownDecisionId,
+    UndeclaredRecipient,
+    UnknownException,
+    UnknownScope,
 )
+
+
+@pytest.mark.parametrize("error", CALLER_MISTAKES)
 def test_each_caller_mistake_has_its_own_field_error(error):
     assert issubclass(error, FieldError)
-    assert (
-        len(
-            {
-                UnknownPurpose,
-                UndeclaredDecision,
-                UnknownDecisionId,
-                UndeclaredRecipient,
-                UnknownException,
-                UnknownScope,
-            }
-        )
-        == 6
-    )
+    assert len(set(CALLER_MISTAKES)) == 6  # no two names for one class
 
 
 def test_unknown_purpose_and_unknown_scope_are_raised_where_they_happen(make_config):

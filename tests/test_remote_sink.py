@@ -1,50 +1,23 @@
 """The middleware forwarding to a real collector process that is killed and restarted."""
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
-from servers import ServerProcess, free_port
+from servers import free_port
 
 from veil import StoreError, Veil, VeilMiddleware
 from veil.config import from_dict
 from veil.store import RemoteStore
 
-from conftest import CHROME, FIREFOX, rows, scope
+from conftest import CHROME, FIREFOX, Collector, scope
 
 SECRET = "r" * 48
 
 
-class Collector(ServerProcess):
-    """`veil serve` with the batch endpoint on, startable again on the same port after a kill."""
-
-    def __init__(self, tmp: Path, master_key: str) -> None:
-        config = tmp / "collector.toml"
-        config.write_text(
-            '[store]\nurl = "sqlite:///collector-data/veil.db"\n'
-            '[keys]\npath = "collector-data/keys.db"\n'
-        )
-        serve = ServerProcess.veil_serve(
-            config,
-            {**os.environ, "VEIL_REMOTE_SECRET": SECRET, "VEIL_MASTER_KEY": master_key},
-            tmp / "collector.log",
-        )
-        super().__init__(
-            serve.args, serve.env, serve.log, serve.port, config=config, data=tmp / "collector-data"
-        )
-
-    def counts(self) -> tuple[int, int]:
-        (counts,) = rows(
-            self,
-            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM event_rows WHERE source = 'request'",
-        )
-        return counts
-
-
 @pytest.fixture
 def collector(tmp_path, master_key):
-    c = Collector(tmp_path, master_key)
+    c = Collector(tmp_path, master_key, SECRET)
     c.start()
     yield c
     c.stop()

@@ -16,32 +16,20 @@ import signal
 import socket
 import sqlite3
 import stat
-import sys
 import time
 from pathlib import Path
 
 import httpx
 from servers import ServerProcess
 
-from conftest import CHROME
+from conftest import CHROME, serve_collector
 
 BEACON = json.dumps({"screen_w": 1920, "screen_h": 1080, "pixel_ratio": 1, "language": "de"})
 HEADERS = {"Content-Type": "text/plain", "User-Agent": CHROME}
 
 
 def serve(tmp_path: Path, master_key: str, capture: str = "") -> ServerProcess:
-    config = tmp_path / "veil.toml"
-    config.write_text(
-        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-        # one loopback client sends them all: no per-network rate limit here
-        "[ingest]\nrate = 1000000.0\nburst = 1000000\n" + capture
-    )
-    args = [sys.executable, "-m", "veil_collector.cli", "serve", "--port", "{port}"]
-    args += ["--workers", "2", "--config", str(config)]
-    env = {**os.environ, "VEIL_MASTER_KEY": master_key}
-    return ServerProcess(
-        args, env, tmp_path / "server.log", config=config, data=tmp_path / "data"
-    ).start()
+    return serve_collector(tmp_path, master_key, capture, workers=2)
 
 
 def stored(db: Path) -> int:

@@ -9,20 +9,19 @@ everything.
 """
 
 import asyncio
-import os
 import socket
 import time
 from pathlib import Path
 
 import httpx
-from servers import ServerProcess, free_port
+from servers import free_port
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from veil import Veil, VeilMiddleware
 
-from conftest import CHROME, rows
+from conftest import CHROME, Collector, rows
 
 SECRET = "s" * 48
 EVENTS = 120  # 12 batches of 10
@@ -105,16 +104,7 @@ async def test_a_collector_back_within_the_grace_gets_every_queued_event(
     tmp_path, monkeypatch, master_key, started
 ):
     monkeypatch.setenv("VEIL_REMOTE_SECRET", SECRET)
-    collector_config = tmp_path / "collector.toml"
-    collector_config.write_text(
-        '[store]\nurl = "sqlite:///collector-data/veil.db"\n'
-        '[keys]\npath = "collector-data/keys.db"\n'
-    )
-    serve = ServerProcess.veil_serve(
-        collector_config,
-        {**os.environ, "VEIL_REMOTE_SECRET": SECRET, "VEIL_MASTER_KEY": master_key},
-        tmp_path / "collector.log",
-    )
+    serve = Collector(tmp_path, master_key, SECRET)
     # A grace long enough for `veil serve` to start on a busy machine.
     veil = Veil.from_config(app_config(tmp_path, serve.port, grace=60.0))
     await started(veil)

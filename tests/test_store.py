@@ -13,15 +13,6 @@ from conftest import event_row as row
 from conftest import rows, scalar
 
 
-@pytest.fixture
-async def store(make_config):
-    cfg = make_config()
-    s = SQLiteStore(cfg.store.path)
-    await s.open(cfg.policy)
-    yield s
-    await s.close()
-
-
 async def test_schema_is_migrated_and_versioned(store):
     assert scalar(store.path, "PRAGMA user_version") == len(MIGRATIONS)
     assert scalar(store.path, "PRAGMA journal_mode") == "wal"

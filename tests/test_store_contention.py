@@ -10,7 +10,6 @@ as `queue_full`, and what was accepted before is still stored.
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from veil import Veil, config
 from veil.store import SQLiteStore
 
 from conftest import CHROME, rows, scalar
+from conftest import serve_collector as serve
 
 BEACON = json.dumps({"screen_w": 1280, "screen_h": 800, "pixel_ratio": 2, "language": "fr"})
 HEADERS = {"Content-Type": "text/plain", "User-Agent": CHROME}
@@ -137,18 +137,6 @@ async def test_a_stop_while_locked_ends_within_the_grace_and_counts_what_it_lost
 
 
 # -- the real `veil serve` -----------------------------------------------------------------------
-
-
-def serve(tmp_path: Path, master_key: str, capture: str = "") -> ServerProcess:
-    toml = tmp_path / "veil.toml"
-    toml.write_text(
-        '[store]\nurl = "sqlite:///data/veil.db"\n[keys]\npath = "data/keys.db"\n'
-        "[ingest]\nrate = 1000000.0\nburst = 1000000\n" + capture
-    )
-    env = {**os.environ, "VEIL_MASTER_KEY": master_key}
-    return ServerProcess.veil_serve(
-        toml, env, tmp_path / "server.log", data=tmp_path / "data"
-    ).start()
 
 
 def terminate(server: ServerProcess) -> None:

@@ -8,27 +8,14 @@ one network, differencing through filters. Their counterparts (five people) are 
 import itertools
 from collections import Counter
 
-import pytest
-
 from veil.analytics import StatsQuery, run
 from veil.analytics.thresholds import CellCounts, clears, complement
-from veil.store import SQLiteStore
 
 from conftest import event_row, known_to_ledger
 
 K = 5
 MIDNIGHT = 1_763_942_400.0  # 2025-11-24T00:00:00Z
 DAY = 86_400.0
-
-
-@pytest.fixture
-async def store(make_config):
-    cfg = make_config()
-    s = SQLiteStore(cfg.store.path)
-    await s.open(cfg.policy)
-    s.policy = cfg.policy  # type: ignore[attr-defined]
-    yield s
-    await s.close()
 
 
 def visit(day: int, visitor: str, network: str, **values):

@@ -124,8 +124,8 @@ def _describe(header: bytes) -> Agent:
     v = _vocabularies()
     brand = v.brand.canonical(dev.brand) if dev else None
     model = dev.model if dev else None
-    if model is not None and v.model.canonical(model) is not None:
-        model = v.model.canonical(model)
+    if model is not None and (known := v.model.canonical(model)) is not None:
+        model = known
     elif not (brand and not brand.lower().startswith(_GENERIC) and plausible_model(model)):
         model = None
     device = v.device.canonical(dev.family) if dev else None

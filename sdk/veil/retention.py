@@ -33,7 +33,7 @@ from .policy import Policy
 from .store.base import LocalStore
 from .store.keys import KeyStore
 from .store.retention_all import RecordRules, count_due, dispose_records
-from .store.sqlite import SQLiteStore
+from .store.subject_keys import sqlite_of
 
 # APPI Art. 29(2) keeps a record of provision to a third party for the period the PPC's
 # Enforcement Rules set (Art. 21 of the Rules, 個人情報の保護に関する法律施行規則 第21条):
@@ -104,9 +104,7 @@ async def enforce(
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     held = holds(policy, today)
     by_purpose, by_version = await cutoffs(store, policy, now)
-    if not isinstance(store, SQLiteStore):  # no other local store exists
-        deleted = await store.dispose(by_purpose, by_version=by_version)
-        return {**deleted, "keys_destroyed": len(await keystore.rotate_off_loop())}
+    store = sqlite_of(store)  # the one local store: it alone applies legal holds
     deleted = await store.dispose(by_purpose, by_version=by_version, held=held)
     destroyed = await keystore.rotate_off_loop()
     held_rows: list[dict[str, object]] = []

@@ -253,8 +253,11 @@ class Endpoints:
             )
         return running.ledger, running.guards
 
-    async def _json_post(self, scope: Scope, receive: Receive, what: str) -> dict[str, object]:
-        """The JSON object body of a same-site POST, or the Problem saying what is wrong."""
+    async def _json_post(
+        self, scope: Scope, receive: Receive, what: str
+    ) -> tuple[dict[str, object], dict[bytes, bytes]]:
+        """The JSON object body of a same-site POST and the request's headers, or the
+        Problem saying what is wrong."""
         headers = dict(scope["headers"])
         require_same_site(headers, what)
         check_content_type(headers.get(b"content-type", b""))
@@ -263,12 +266,12 @@ class Endpoints:
             raise too_many(
                 wait, "Too many requests", f"this network sent more {what} than the limit allows"
             )
-        return json_object(await read_json(scope, receive, MAX_BODY_BYTES, headers))
+        return json_object(await read_json(scope, receive, MAX_BODY_BYTES, headers)), headers
 
     async def record(self, scope: Scope, receive: Receive) -> Response:
         """POST {"purpose": key, "fields": {...}}: app-declared fields about the subject whose
         cookie comes with the request (the snippet's `veil.record`)."""
-        data = await self._json_post(scope, receive, "records")
+        data, headers = await self._json_post(scope, receive, "records")
         ledger, guards = self._local()
         fields = data.get("fields")
         if set(data) != {"purpose", "fields"} or not isinstance(fields, dict):
@@ -278,7 +281,6 @@ class Endpoints:
                 "Malformed record",
                 'send {"purpose": "<purpose>", "fields": {...}}',
             )
-        headers = dict(scope["headers"])
         cookies = read_cookies(headers.get(b"cookie"), self.veil.config.consent.secure_cookie)
         # only a subject cookie veil issued counts; a browser never speaks for an app user
         subject = ledger.subjects.browser(cookies.subject if cookies else None)
@@ -301,7 +303,7 @@ class Endpoints:
 
     async def human_review(self, scope: Scope, receive: Receive) -> Response:
         """POST {"decision": id, "reason": text}: contest an automated decision."""
-        data = await self._json_post(scope, receive, "a review request")
+        data, _ = await self._json_post(scope, receive, "a review request")
         if set(data) != {"decision", "reason"}:
             raise Problem(
                 400,

@@ -12,12 +12,14 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 
+from ..errors import StoreError
+
 
 @contextlib.contextmanager
 def ledger_disposal(db: sqlite3.Connection, reason: str) -> Iterator[None]:
     """Within the caller's open write transaction: deletes from the ledger are allowed."""
     if not db.in_transaction:
-        raise RuntimeError("ledger_disposal needs the caller's write transaction")
+        raise StoreError("ledger_disposal needs the caller's write transaction")
     db.execute("INSERT INTO ledger_disposal (reason) VALUES (?)", (reason,))
     try:
         yield

@@ -270,7 +270,7 @@ class KeyStore:
             "UPDATE keys SET wrapped=NULL, destroyed_at=? WHERE id=? AND destroyed_at IS NULL",
             (_iso(now), key_id),
         )
-        log.info("destroyed key %s", key_id)
+        log.info("destroyed a key")  # never its id: an old subject key's names the subject
 
     def erase(self, key_ids: Iterable[str]) -> int:
         """Remove keys outright, row and all (erasure: a key id may name the subject, as the

@@ -249,9 +249,7 @@ def _union(
         return "SELECT " + ", ".join(f"NULL AS {n}" for n in names) + " WHERE 0"
     return "\nUNION ALL\n".join(
         f"SELECT {', '.join(f'{expr} AS {n}' for expr, n in zip(arm(t), names, strict=True))} "
-        f"FROM {quote(t.name)} AS t"
-        + (" LEFT JOIN agents AS a ON a.id = t.agent" if t.has_agent else "")
-        + (_NOT_LIMITED if limited and "subject" in t.columns else "")
+        f"FROM {from_sql(t)}" + (_NOT_LIMITED if limited and "subject" in t.columns else "")
         for t in tables
     )
 

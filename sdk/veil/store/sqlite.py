@@ -17,7 +17,6 @@ database file; a TRUNCATE checkpoint after deletions does the same for the WAL.
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import sqlite3
 import time
@@ -160,7 +159,10 @@ class SQLiteStore:
                 await self._begin(OPEN_LOCK_WAIT)
                 with self._transaction(begun=True) as db:
                     if policy is not None:
-                        self._register_policy(db, policy)
+                        # checked against the versions this store has run (a changed
+                        # policy carries a new version, a new version a change entry, none
+                        # is enforced before its effective date): versions.py
+                        versions.register(db, policy)
                         db.executemany(
                             "INSERT INTO purposes VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) "
                             "DO UPDATE SET legal_basis=excluded.legal_basis, "
@@ -239,13 +241,6 @@ class SQLiteStore:
         if layout.ensure(db, wanted) or legacy or not layout.views_current(db):
             layout.build_views(db)
         return legacy
-
-    @staticmethod
-    def _register_policy(db: sqlite3.Connection, policy: Policy) -> None:
-        """Check the policy against the versions this store has run (a changed policy carries
-        a new version, a new version a change entry, none is enforced before its effective
-        date), then remember its digest and per-purpose terms: versions.py."""
-        versions.register(db, policy)
 
     def _migrate(self) -> None:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
@@ -645,7 +640,7 @@ class SQLiteStore:
             raise StoreError("the store is not open")
         self._tables = tables = layout.load(self.db)  # another process may have added some
 
-        def governed(purpose: str, version: str | None) -> list[offloop.Expiry]:
+        def governed(purpose: str, version: str | None, cutoff: float) -> list[offloop.Expiry]:
             """The purpose's events and app records, of one policy version if given; each
             `where` is served by an index on ts (events: a table per purpose) or on
             (purpose, ts) (records)."""
@@ -655,20 +650,14 @@ class SQLiteStore:
                 out.append((layout.quote(table.name), f"1{extra}", more))
             if not kept("records", purpose):
                 out.append(("records", f"purpose = ?{extra}", (purpose, *more)))
-            return [offloop.Expiry(purpose, t, "ts", w, p, 0.0) for t, w, p in out]
+            return [offloop.Expiry(purpose, t, "ts", w, p, cutoff) for t, w, p in out]
 
         def kept(kind: str, purpose: str) -> bool:
             return held is not None and held(kind, purpose)
 
-        expiries = [
-            dataclasses.replace(e, cutoff=cutoff)
-            for purpose, cutoff in cutoffs.items()
-            for e in governed(purpose, None)
-        ]
+        expiries = [e for p, cutoff in cutoffs.items() for e in governed(p, None, cutoff)]
         expiries += [
-            dataclasses.replace(e, cutoff=cutoff)
-            for (purpose, version), cutoff in (by_version or {}).items()
-            for e in governed(purpose, version)
+            e for (p, v), cutoff in (by_version or {}).items() for e in governed(p, v, cutoff)
         ]
         with_agents = [layout.quote(t.name) for t in tables.values() if t.has_agent]
         return await offloop.delete_expired(self.path, self._gate, expiries, with_agents)
