@@ -1,4 +1,5 @@
-// Minifies src/veil.js into the file the Python package ships and serves.
+// Minifies src/veil.js into the file the Python package ships and serves, and bundles the
+// dashboard's chart library (chartist, pinned in package.json) beside it.
 // Usage: node build.mjs [outfile]   (default: ../sdk/veil/static/veil.js)
 //
 // The banner records a hash of the source, so a test can tell a stale build from a
@@ -10,6 +11,7 @@
 // compresses on the request path.
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import { build } from "esbuild";
@@ -44,3 +46,28 @@ writeFileSync(
     },
   }),
 );
+
+// The dashboard's chart (sdk/veil/static/dashboard.js imports ./chartist.js): chartist's
+// line chart only, as one ES module, and its stylesheet, both minified, beside the outfile.
+// Deterministic too: tests/test_dashboard_browser.py rebuilds them and compares bytes.
+const chartist = JSON.parse(readFileSync(here("node_modules/chartist/package.json")));
+const licence = `/*! chartist ${chartist.version} (MIT OR WTFPL), line chart only; built by js/build.mjs */`;
+await build({
+  stdin: { contents: 'export { LineChart } from "chartist";', resolveDir: here("."), loader: "js" },
+  bundle: true,
+  format: "esm",
+  outfile: join(dirname(outfile), "chartist.js"),
+  minify: true,
+  target: "es2019",
+  legalComments: "none",
+  banner: { js: licence },
+  logLevel: "warning",
+});
+await build({
+  entryPoints: [here("node_modules/chartist/dist/index.css")],
+  outfile: join(dirname(outfile), "chartist.css"),
+  minify: true,
+  legalComments: "none",
+  banner: { css: licence },
+  logLevel: "warning",
+});

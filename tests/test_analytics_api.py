@@ -218,7 +218,7 @@ async def test_csv_parses_with_the_same_numbers_as_json(site):
         r = await client.get(STATS, params={**params, "format": "csv"}, headers=bearer(token))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(r.text)))
-    assert list(table[0]) == ["country", "events", "visitors", "suppressed"]
+    assert list(table[0]) == ["country", "events", "visitors", "suppressed", "suppressed_days"]
     assert [(int(t["events"]), int(t["visitors"])) for t in table] == [
         (c["values"]["events"], c["values"]["visitors"]) for c in as_json["cells"]
     ]
@@ -334,7 +334,7 @@ def test_the_api_over_veil_serve(tmp_path, capsys, master_key):
         assert httpx.get(url, params={"purpose": "connection"}).status_code == 401
         r = httpx.get(url, params={"purpose": "connection", "format": "csv"}, headers=bearer(token))
         assert r.status_code == 200, r.text
-        assert r.text.splitlines()[0] == "events,suppressed"
+        assert r.text.splitlines()[0] == "events,suppressed,suppressed_days"
         r = httpx.get(url, params={"purpose": "browsing_history"}, headers=bearer(token))
         assert r.status_code == 403
     finally:

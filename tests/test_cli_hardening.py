@@ -3,6 +3,8 @@ its version."""
 
 import asyncio
 import importlib.metadata
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -103,3 +105,31 @@ def test_version(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"veil {importlib.metadata.version('veil')}"
+
+
+def test_the_parser_offers_what_the_commands_take():
+    """The parser names notice formats and refusal grounds without loading their modules."""
+    from veil.notice import FORMATS
+    from veil.rights.requests import GROUNDS
+    from veil_collector.cli import NOTICE_FORMATS, REFUSAL_GROUNDS
+
+    assert NOTICE_FORMATS == FORMATS
+    assert tuple(GROUNDS) == REFUSAL_GROUNDS
+
+
+def test_query_loads_neither_the_http_side_nor_geoip_nor_the_agent_parser(tmp_path):
+    """`veil query` runs in a fresh interpreter without starlette, uvicorn, httpx, maxminddb
+    or ua-parser: they cost it most of its start-up (docs/benchmarks.md §8)."""
+    config = config_at(tmp_path)
+    make_store(config)
+    heavy = ("starlette", "uvicorn", "httpx", "maxminddb", "ua_parser", "aiohttp", "yaml")
+    script = (
+        "import sys\n"
+        "from veil_collector.cli import main\n"
+        f"assert main(['query', '--by', 'browser', '--config', {str(config)!r}]) == 0\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "(no rows)" in done.stdout
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -9,7 +9,8 @@ import itertools
 from collections import Counter
 
 from veil.analytics import StatsQuery, run
-from veil.analytics.thresholds import CellCounts, clears, complement
+from veil.analytics.cells import DayCounts
+from veil.analytics.thresholds import clears, complement
 
 from conftest import event_row, known_to_ledger
 
@@ -83,10 +84,10 @@ async def test_subjects_are_counted_as_persons(store):
             path="/",
         )
 
-    # days 0-4: five subjects, one a day, all behind one network: five persons
+    # day 0: five subjects, all behind one network: five persons
     # days 10-14: one subject on five days: one person
     await store.write(
-        [seen(s, i, 0) for i, s in enumerate(subjects)] + [seen("s0", 10 + d, 1) for d in range(5)],
+        [seen(s, 0, 0) for s in subjects] + [seen("s0", 10 + d, 1) for d in range(5)],
         Counter(),
         "d",
     )
@@ -139,30 +140,59 @@ async def test_differencing_through_filters_recovers_no_suppressed_count(store):
     assert not secret & {abs(a - b) for a, b in itertools.combinations(set(shown), 2)}
 
 
-def test_clears_needs_k_subjects_or_k_visitors_and_networks_in_one_day():
-    one_day = CellCounts()
-    one_day.add_day(events=9, visitors=5, networks=5)
-    assert clears(one_day, 5)
-    spread = CellCounts()
-    for _ in range(5):  # five days, every day 3 visitors on 3 networks
-        spread.add_day(events=3, visitors=3, networks=3)
-    assert not clears(spread, 5) and spread.visitors == 15
-    crowded = CellCounts()
-    crowded.add_day(events=50, visitors=50, networks=4)
-    assert not clears(crowded, 5)
-    assert clears(CellCounts(subjects=5), 5) and not clears(CellCounts(subjects=4), 5)
+def test_clears_needs_k_subjects_or_k_visitors_and_networks_in_the_day():
+    assert clears(DayCounts(events=9, visitors=5, networks=5), 5)
+    assert not clears(DayCounts(events=3, visitors=3, networks=3), 5)
+    assert not clears(DayCounts(events=50, visitors=50, networks=4), 5)
+    assert clears(DayCounts(subjects=5), 5) and not clears(DayCounts(subjects=4), 5)
+    # subjects and cookieless visitors are never added together
+    assert not clears(DayCounts(visitors=4, networks=4, subjects=4), 5)
 
 
 def test_a_lone_suppressed_cell_takes_the_next_smallest_with_it():
-    keys = [("a",), ("b",), ("c",), ("d",)]
+    keys = [("d1", "a"), ("d1", "b"), ("d1", "c"), ("d1", "d")]
     sizes = [40, 12, 3, 30]
     assert complement(keys, sizes, [2]) == {1, 2}
     assert complement(keys, sizes, [1, 2]) == {1, 2}  # two hidden already: enough
     assert complement(keys, sizes, []) == set()
     # two dimensions: each row and column group of the table hides none or at least two
-    keys2 = [(x, y) for x in "ab" for y in "xy"]
+    keys2 = [("d1", x, y) for x in "ab" for y in "xy"]
     hidden = complement(keys2, [1, 10, 10, 10], [0])
-    for dim in (0, 1):
+    for dim in (1, 2):
         for value in "abxy":
             group = [i for i, k in enumerate(keys2) if k[dim] == value]
             assert len([i for i in group if i in hidden]) != 1
+    # days are never grouped together: a lone hidden day cell of one value takes no other
+    # day's cell with it (no total over days includes a hidden day cell)
+    days = [("d1", "a"), ("d1", "b"), ("d1", "c"), ("d2", "a"), ("d2", "b")]
+    assert complement(days, [9, 8, 1, 9, 7], [2]) == {1, 2}
+
+
+async def test_differencing_through_time_ranges_recovers_no_hidden_day(store):
+    # Chrome clears k on day 0 (5 people, 5 networks); on day 1 one person visits 4 times
+    rows = [visit(0, f"c{i}", f"n{i}", browser="Chrome", event_id=f"c{i}") for i in range(5)]
+    rows += [visit(1, "lone", "home", browser="Chrome", event_id=f"lone{i}") for i in range(4)]
+    await store.write(rows, Counter(), "d")
+    day_one = await ask(store, purpose="connection", by=("browser",), since=MIDNIGHT)
+    first = await ask(
+        store, purpose="connection", by=("browser",), since=MIDNIGHT, until=MIDNIGHT + DAY
+    )
+    # a range ending inside day 1 takes in all of it: no hour-wise slicing of a day
+    inside = await ask(
+        store, purpose="connection", by=("browser",), since=MIDNIGHT, until=MIDNIGHT + DAY + 60
+    )
+    assert [(c.key, c.values, c.hidden_days) for c in first.cells] == [
+        (("Chrome",), {"events": 5}, 0)
+    ]
+    for both in (day_one, inside):
+        # the lone person's day is left out, and said to be
+        assert [(c.key, c.values, c.hidden_days) for c in both.cells] == [
+            (("Chrome",), {"events": 5}, 1)
+        ]
+    assert (inside.first_day, inside.last_day) == ("2025-11-24", "2025-11-25")
+    assert (first.first_day, first.last_day) == ("2025-11-24", "2025-11-24")
+    by_day = await ask(store, purpose="connection", by=("day",), filters={"browser": "Chrome"})
+    assert [(c.key, c.values) for c in by_day.cells] == [
+        (("2025-11-24",), {"events": 5}),
+        (("2025-11-25",), None),
+    ]

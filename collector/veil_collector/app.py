@@ -155,7 +155,8 @@ def create_app(config: Config, *, writer_socket: Path | None = None) -> Starlett
             return Forwarder(buffer, socket, config.capture, config.remote.shutdown_grace)
 
         veil = Veil(config, enabled=True, drain=forwarder)
-    endpoints = Endpoints(veil)  # an ASGI app: Route passes it every method
+    # an ASGI app: Route passes it every method; a beacon's site is its Origin's (origin.py)
+    endpoints = Endpoints(veil, sites_from_origin=True)
     secret = load_secret(config.remote.secret_file)
 
     async def demo(request: Request) -> HTMLResponse:

@@ -18,7 +18,9 @@ in this list, never from a later one (no cycle, and no `TYPE_CHECKING` import to
 The collector (veil_collector) sits on top of all of it.
 """
 
-from .config import Config
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import (
     ConfigError,
     DecisionRefused,
@@ -40,8 +42,30 @@ from .errors import (
     UnknownScope,
     VeilError,
 )
-from .http.middleware import VeilMiddleware
-from .runtime import Stats, Veil
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .http.middleware import VeilMiddleware
+    from .runtime import Stats, Veil
+
+# Loaded on first use (__getattr__): importing any veil module runs this file first, and a
+# CLI command such as `veil query` needs neither the runtime nor its HTTP side.
+_LAZY = {
+    "Config": "config",
+    "Stats": "runtime",
+    "Veil": "runtime",
+    "VeilMiddleware": "http.middleware",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'veil' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Config",

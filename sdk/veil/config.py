@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .counted import DEFAULT_EXCLUDE, DEFAULT_EXCLUDE_STATUSES, parse_counting
 from .errors import ConfigError
 from .policy import DEFAULT_POLICY, Policy, duration_problem, parse_duration, parse_policy
 from .tables import Table
@@ -48,6 +49,11 @@ class CaptureConfig:
     # wait in the queue (beyond it: `queue_full`, and 503 at the beacon endpoint). None:
     # every failure is retried that way (a remote collector). Same key and default as before.
     max_retries: int | None = 3
+    # What is counted (counted.py): paths counted (None: every path not excluded), paths
+    # never counted (static assets, health checks), response statuses never counted
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    exclude_statuses: frozenset[int] = DEFAULT_EXCLUDE_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,9 @@ class RemoteConfig:
 class IngestConfig:
     rate: float = 20.0  # beacons per second per client network (/24 or /48), sustained
     burst: int = 200
+    # The sites whose pages may send beacons, by their Origin's host name (http/origin.py);
+    # None: any. A collector records a beacon's site from its Origin.
+    sites: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,31 @@ def _network(text: str) -> IPNetwork | str:
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         return f"{text!r} is not an IP address or CIDR network"
+
+
+def _sites(t: Table) -> frozenset[str] | None:
+    raw = t.get("sites", list, None)
+    if raw is None:
+        return None
+    # here, and only for a config that lists sites: the pipeline's imports reach this
+    # module, and they cost every CLI command ~60 ms (the user-agent parser, GeoIP)
+    from .pipeline import site_from_host
+
+    sites = set()
+    for i, value in enumerate(raw):
+        ascii_text = isinstance(value, str) and value.isascii()
+        name = site_from_host(value.encode()) if ascii_text else None
+        if name is None or name != value.lower().removesuffix("."):
+            t.problem(
+                f"{t.key('sites')}[{i}]",
+                f"must be a host name like 'shop.example.com' (no scheme, port or path), "
+                f"got {value!r}",
+            )
+        else:
+            sites.add(name)
+    if not raw:
+        t.problem(t.key("sites"), "is empty, which would refuse every beacon; leave it out")
+    return frozenset(sites)
 
 
 def _store(t: Table, base: Path) -> StoreConfig:
@@ -213,12 +247,16 @@ def from_dict(data: dict[str, object], base: Path, source: Path | None = None) -
     retries = cap.get(
         "max_retries", int, 3, check=lambda v: None if v >= 0 else "must be 0 or more"
     )
+    include, exclude, exclude_statuses = parse_counting(cap)
     capture = CaptureConfig(
         queue_size=cap.get("queue_size", int, 10_000, check=_positive),
         batch_size=cap.get("batch_size", int, 1_000, check=_positive),
         flush_interval=cap.get("flush_interval", float, 0.25, check=_positive),
         # a collector that is down comes back: retry without limit, bounded by queue_size
         max_retries=None if remote.url else retries,
+        include=include,
+        exclude=exclude,
+        exclude_statuses=exclude_statuses,
     )
     cap.close()
 
@@ -226,8 +264,15 @@ def from_dict(data: dict[str, object], base: Path, source: Path | None = None) -
     ingest = IngestConfig(
         rate=ing.get("rate", float, 20.0, check=_positive),
         burst=ing.get("burst", int, 200, check=_positive),
+        sites=_sites(ing),
     )
     ing.close()
+    if site is not None and ingest.sites is not None and len(ingest.sites) > 1:
+        root.problem(
+            "site",
+            "names one site for every event; a collector serving several sites "
+            "(ingest.sites) records each beacon's site from its Origin: leave site out",
+        )
 
     con = root.table("consent")
     consent = ConsentConfig(

@@ -12,6 +12,10 @@ from enum import StrEnum
 
 class Drop(StrEnum):
     QUEUE_FULL = "queue_full"  # capture buffer full: the app outpaced the writer
+    # not page views ([capture] rules, counted.py): a static asset, a health check, a 404
+    EXCLUDED_PATH = "excluded_path"
+    EXCLUDED_STATUS = "excluded_status"
+    FOREIGN_ORIGIN = "foreign_origin"  # a beacon from a site outside ingest.sites (403)
     CAPTURE_ERROR = "capture_error"  # the request could not be read (malformed scope)
     NOT_OPEN = "not_open"  # not captured: veil stopped, or cannot open its store
     UNKNOWN_PURPOSE = "unknown_purpose"  # captured for a purpose the policy does not declare

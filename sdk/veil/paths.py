@@ -69,6 +69,11 @@ def normal_form_of_pattern(pattern: str) -> list[str]:
     return [s for s in unquote(pattern).casefold().split("/") if s not in ("", ".")]
 
 
+def patterns_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex that fullmatches the normal form of a path any of `patterns` matches."""
+    return re.compile("|".join(f"(?:{_regex(p)})" for p in patterns) or "(?!)")
+
+
 @functools.lru_cache(maxsize=8)
 def _matcher(rules: tuple[PathRule, ...]) -> re.Pattern[str]:
     # One alternation, in rule order: the first alternative that matches is the first rule.
@@ -100,7 +105,8 @@ def rewrite(rules: tuple[PathRule, ...], path: str | None) -> str | None:
 # -- parsing `[[policy.paths]]` ----------------------------------------------------------------
 
 
-def _pattern_problem(pattern: str) -> str | None:
+def pattern_problem(pattern: str) -> str | None:
+    """What is wrong with a pattern (this module's syntax), or None."""
     if not pattern.startswith("/") or len(pattern) > MAX_LENGTH:
         return f"must start with '/' and be at most {MAX_LENGTH} characters, got {pattern!r}"
     if "?" in pattern or "#" in pattern:
@@ -123,7 +129,7 @@ def parse_rules(t: Table) -> tuple[PathRule, ...]:
     rules = []
     for i, raw in enumerate(t.get("paths", list, [])):
         r = Table(raw, f"{t.key('paths')}[{i}]", t.problems)
-        pattern = r.get("pattern", str, check=_pattern_problem)
+        pattern = r.get("pattern", str, check=pattern_problem)
         action = r.get(
             "action",
             str,

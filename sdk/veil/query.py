@@ -3,8 +3,9 @@ store, bound to one purpose, with small groups suppressed.
 
 A group is shown only if it holds k persons as far as veil can know them (analytics/
 thresholds.py): distinct subjects, or for cookieless rows k visitors from k networks within
-one day; a lone suppressed cell takes its smallest neighbour with it. Suppressed cells stay
-in the answer, marked, with no counts; the answer says how many there are.
+one day, day by day; a lone suppressed cell takes its smallest neighbour with it. Suppressed
+cells stay in the answer, marked, with no counts; the answer says how many there are, and
+how many cells leave out some of their days.
 """
 
 import contextlib
@@ -42,6 +43,10 @@ class QueryResult:
     metrics: tuple[str, ...] = ("events",)
     until: str | None = None
     filters: dict[str, str] = field(default_factory=dict)
+    # the whole UTC days read, and the cells that leave out days below k (`suppressed_days`)
+    first_day: str | None = None
+    last_day: str | None = None
+    partial_groups: int = 0
 
 
 @contextlib.asynccontextmanager
@@ -118,6 +123,8 @@ async def run_query(
             row |= dict.fromkeys(wanted) | {"suppressed": True}
         else:
             row |= cell.values
+            if cell.hidden_days:
+                row["suppressed_days"] = cell.hidden_days
         rows.append(row)
     return QueryResult(
         purpose,
@@ -130,4 +137,7 @@ async def run_query(
         wanted,
         until,
         dict(filters or {}),
+        result.first_day,
+        result.last_day,
+        sum(bool(c.values and c.hidden_days) for c in result.cells),
     )

@@ -8,6 +8,7 @@ RUNTIME = """\
 # Relative paths resolve against this file's directory. Check it with: veil policy check
 
 # site = "example.com"        # the site name stored with events; default: the Host header
+#                             # (a collector: each beacon's Origin; leave site out there)
 
 [store]
 url = "sqlite:///./veil-data/veil.db"   # the embedded default; one writer, WAL
@@ -29,10 +30,18 @@ queue_size = 10000            # events waiting for the writer; beyond it they ar
 batch_size = 1000
 flush_interval = 0.25         # seconds: what a crash (kill -9) may lose; SIGTERM loses nothing
 max_retries = 3               # store write retries before a batch is dropped (counted)
+# What is a page view: a path matching exclude (default: static assets like /**/*.css,
+# /favicon.ico, /robots.txt, health checks like /healthz, /.well-known/**) or a status in
+# exclude_statuses is not captured, only counted. exclude = [] counts every path.
+# exclude = ["/**/*.css", "/**/*.js", "/healthz"]
+# include = ["/blog/**", "/"]  # only these paths (an exclude still wins); default: every path
+exclude_statuses = [404]
 
 [ingest]
 rate = 20.0                   # beacons per second per client network (/24, /48) at POST /veil/e
 burst = 200
+# sites = ["example.com", "shop.example.com"]  # pages that may send beacons, by Origin;
+#                             # any other origin gets 403 (counted). Default: any site.
 
 [consent]
 secure_cookie = true          # __Host- cookies; false only for plain-HTTP development

@@ -1,46 +1,37 @@
 """The one query engine behind `veil query`, the stats API and the dashboard.
 
-A query reads one purpose's table (restricted and suspended subjects left out), groups it by
-the asked dimensions, and counts events, visitors and, under consent, subjects. Which cells
-are shown is thresholds.py's: k persons, then complementary suppression.
+A query reads one purpose's day cells (cells.py: per UTC day, restricted and suspended
+subjects left out), grouped by the asked dimensions, and counts events, visitors and, under
+consent, subjects. Which day cells are shown is thresholds.py's: k persons in the day, then
+complementary suppression within the day. A cell of the answer is the sum of its shown day
+cells; `hidden_days` says how many were left out, and a cell none of whose days cleared is
+suppressed.
+
+Time ranges are whole UTC days: `since` counts from the start of its day, `until`
+(exclusive) to the end of the day before it, or of its own day when it falls inside one. So
+two ranges differ only by whole day cells, each shown or not on its own.
 
 Filters are answered as a slice of the unfiltered grouping: `filters={"browser": "X"}`
 groups by browser too, suppresses over that whole grouping, then keeps the X cells. So a
 filtered query shows exactly what the grouped one shows for X, and subtracting one from the
-other recovers no suppressed count. The rows are read in one statement, off the event loop.
+other recovers no suppressed count.
 """
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import cast
 
 from ..errors import QueryError
 from ..policy import Policy
 from ..store import layout
 from ..store.sqlite import SQLiteStore
-from ..store.subject_limits import RESTRICTED_SUBJECTS
-from .thresholds import CellCounts, clears, complement
+from . import cells
+from .cells import HOLDS, DayCounts, day_of
+from .thresholds import clears, complement
 
 METRICS = ("events", "visitors", "subjects")
-# dimension -> the row column it reads (None: every row has it)
-_HOLDS: dict[str, str | None] = {
-    "browser": "agent",
-    "browser_version": "agent",
-    "os": "agent",
-    "os_version": "agent",
-    "device": "agent",
-    "country": "country",
-    "region": "region",
-    "language": "language",
-    "screen": "screen_w",
-    "pixel_ratio": "pixel_ratio",
-    "site": None,
-    "path": "path",
-    "day": None,
-    "hour": None,
-}
-DIMENSIONS = tuple(_HOLDS)
+DIMENSIONS = tuple(HOLDS)
 TIME_DIMENSIONS = ("day", "hour")
 
 
@@ -58,6 +49,7 @@ class StatsQuery:
 class Cell:
     key: tuple[str | None, ...]  # values of `by`, in order
     values: dict[str, int] | None  # metric -> count; None when suppressed
+    hidden_days: int = 0  # day cells below k, left out of `values`
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +57,10 @@ class StatsResult:
     by: tuple[str, ...]
     metrics: tuple[str, ...]
     cells: list[Cell]
-    suppressed: int
+    suppressed: int  # cells with no shown day
     k: int
+    first_day: str | None = None  # the whole UTC days read ('YYYY-MM-DD'); None: unbounded
+    last_day: str | None = None
 
 
 def validate(policy: Policy, query: StatsQuery) -> None:
@@ -95,9 +89,9 @@ def validate(policy: Policy, query: StatsQuery) -> None:
         raise QueryError("a dimension or metric is named twice")
     held = layout.policy_columns(policy)[query.purpose]
     for dim in (*query.by, *query.filters):
-        if dim not in _HOLDS:
+        if dim not in HOLDS:
             raise QueryError(f"unknown dimension {dim!r}: choose from {', '.join(DIMENSIONS)}")
-        column = _HOLDS[dim]
+        column = HOLDS[dim]
         if column is not None and column not in held:
             raise QueryError(f"purpose {query.purpose!r} does not hold dimension {dim!r}")
     for dim, value in query.filters.items():
@@ -107,18 +101,21 @@ def validate(policy: Policy, query: StatsQuery) -> None:
         raise QueryError("the time range is empty: `until` must be after `since`")
 
 
-def _dimension_sql(table: layout.Table, dim: str) -> str:
-    if dim == "day":
-        return "date(t.ts, 'unixepoch')"
-    if dim == "hour":
-        return "strftime('%Y-%m-%dT%H:00Z', t.ts, 'unixepoch')"
-    if dim == "screen":
-        return layout.column_sql(table, "screen_w")
-    return layout.column_sql(table, dim)
+def readable(policy: Policy, purpose: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The dimensions and the metrics `validate` lets a query of `purpose` ask for."""
+    held = layout.policy_columns(policy)[purpose]
+    dims = tuple(d for d, column in HOLDS.items() if column is None or column in held)
+    consent = policy.purposes[purpose].needs_consent
+    return dims, tuple(m for m in METRICS if m != "subjects" or consent)
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+def days_of(query: StatsQuery) -> tuple[str | None, str | None]:
+    """The first and last whole UTC day the query's time range covers."""
+    first = None if query.since is None else day_of(query.since)
+    if query.until is None:
+        return first, None
+    # an `until` at midnight ends the day before; inside a day, ends that day
+    return first, day_of((math.ceil(query.until / 86_400) - 1) * 86_400)
 
 
 async def run(store: SQLiteStore, policy: Policy, query: StatsQuery, k: int) -> StatsResult:
@@ -126,32 +123,61 @@ async def run(store: SQLiteStore, policy: Policy, query: StatsQuery, k: int) -> 
     validate(policy, query)
     if k < 1:
         raise QueryError(f"k must be 1 or more, got {k}")
+    first_day, last_day = days_of(query)
     table = layout.load(store.db).get(query.purpose)
     if table is None:  # nothing was ever stored under it
-        return StatsResult(query.by, query.metrics, [], 0, k)
-    # filters are grouped by, then sliced (the module docstring says why)
-    dims = (*query.by, *(d for d in query.filters if d not in query.by))
-    counts = await _counts(store, table, dims, query.since, query.until)
-    keys = list(counts)
-    sizes = [counts[key].events for key in keys]
+        return StatsResult(query.by, query.metrics, [], 0, k, first_day, last_day)
+    # filters are grouped by, then sliced (the module docstring says why); the day is key[0]
+    dims = tuple(dict.fromkeys(d for d in (*query.by, *query.filters) if d != "day"))
+    found = await cells.day_cells(store, table, dims, first_day, last_day)
+    # one order whichever path (rollups, memory, rows) answered: ties in complementary
+    # suppression go by position, and the same cells must be hidden every time
+    keys = sorted(found, key=_nulls_last)
     hidden = complement(
-        keys, sizes, (i for i, key in enumerate(keys) if not clears(counts[key], k))
+        keys,
+        [found[key].events for key in keys],
+        (i for i, key in enumerate(keys) if not clears(found[key], k)),
     )
-    wanted = [(dims.index(d), v) for d, v in query.filters.items()]
-    cells, suppressed = [], 0
+    position = {"day": 0} | {d: i + 1 for i, d in enumerate(dims)}
+    wanted = [(position[d], v) for d, v in query.filters.items()]
+    shown_at = [position[d] for d in query.by]
+    sums: dict[tuple[str | None, ...], _Sum] = {}
     for i, key in enumerate(keys):
         if any(key[pos] != value for pos, value in wanted):
             continue
-        shown_key = key[: len(query.by)]
+        total = sums.setdefault(tuple(key[pos] for pos in shown_at), _Sum())
         if i in hidden:
-            cells.append(Cell(shown_key, None))
-            suppressed += 1
-            continue
-        c = counts[key]
-        every = {"events": c.events, "visitors": c.visitors, "subjects": c.subjects}
-        cells.append(Cell(shown_key, {m: every[m] for m in query.metrics}))
-    _order(cells, query)
-    return StatsResult(query.by, query.metrics, cells, suppressed, k)
+            total.hidden += 1
+        else:
+            total.add(found[key])
+    answer = [s.cell(key, query.metrics) for key, s in sums.items()]
+    _order(answer, query)
+    suppressed = sum(c.values is None for c in answer)
+    return StatsResult(query.by, query.metrics, answer, suppressed, k, first_day, last_day)
+
+
+@dataclass(slots=True)
+class _Sum:
+    """A cell of the answer: its shown day cells added up, its hidden ones counted."""
+
+    shown: int = 0
+    hidden: int = 0
+    events: int = 0
+    visitors: int = 0
+    subjects: int = 0
+
+    def add(self, day: DayCounts) -> None:
+        self.shown += 1
+        self.events += day.events
+        # a subject's rows carry no visitor pseudonym: one subject is one visitor that day
+        self.visitors += day.visitors + day.subjects
+        self.subjects += day.subjects
+
+    def cell(self, key: tuple[str | None, ...], metrics: tuple[str, ...]) -> Cell:
+        if not self.shown:
+            return Cell(key, None, self.hidden)
+        every = {"events": self.events, "visitors": self.visitors, "subjects": self.subjects}
+        return Cell(key, {m: every[m] for m in metrics}, self.hidden)
 
 
 def _order(cells: list[Cell], query: StatsQuery) -> None:
@@ -169,54 +195,3 @@ def _order(cells: list[Cell], query: StatsQuery) -> None:
 
 def _nulls_last(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:
     return tuple((v is None, v or "") for v in key)
-
-
-async def _counts(
-    store: SQLiteStore,
-    table: layout.Table,
-    dims: tuple[str, ...],
-    since: float | None,
-    until: float | None,
-) -> dict[tuple[str | None, ...], CellCounts]:
-    """Per cell of `dims`: events and per-day distinct visitors and networks of cookieless
-    rows, and distinct subjects; in one statement (one snapshot), read off the loop."""
-    groups = [_dimension_sql(table, d) for d in dims]
-    where, params = ["1"], list[object]()
-    if since is not None:
-        where.append("t.ts >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("t.ts < ?")
-        params.append(until)
-    has_subject = "subject" in table.columns
-    if has_subject:  # a restricted subject's rows are kept, used for nothing
-        where.append(f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))")
-    source = layout.from_sql(table, joined=any(_HOLDS[d] == "agent" for d in dims))
-    cond = " AND ".join(where)
-    select = "".join(f"{g}, " for g in groups)
-    cookieless = "t.subject IS NULL" if has_subject else "1"
-    per_day = (
-        f"SELECT 0, {select}date(t.ts, 'unixepoch'), COUNT(*), "
-        f"COUNT(DISTINCT CASE WHEN {cookieless} THEN t.visitor END), "
-        f"COUNT(DISTINCT CASE WHEN {cookieless} THEN t.network END) "
-        f"FROM {source} WHERE {cond} GROUP BY {select}date(t.ts, 'unixepoch')"
-    )
-    sql, all_params = per_day, params
-    if has_subject:
-        by = f" GROUP BY {', '.join(groups)}" if groups else ""
-        sql += (
-            f" UNION ALL SELECT 1, {select}NULL, COUNT(DISTINCT t.subject), 0, 0 "
-            f"FROM {source} WHERE {cond} AND t.subject IS NOT NULL{by}"
-        )
-        all_params = params + params
-    out: dict[tuple[str | None, ...], CellCounts] = {}
-    width = len(dims)
-    for row in await store.scan(sql, all_params):
-        key = tuple(_text(v) for v in row[1 : 1 + width])
-        a, b, c = (cast(int, v) for v in row[2 + width :])
-        if row[0] == 1:
-            if a:
-                out.setdefault(key, CellCounts()).subjects = a
-        else:
-            out.setdefault(key, CellCounts()).add_day(a, b, c)
-    return out

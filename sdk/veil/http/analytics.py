@@ -1,4 +1,5 @@
-"""The analysts' HTTP API: `GET /api/v1/stats` and its OpenAPI document.
+"""The analysts' HTTP API: `GET /api/v1/stats`, `GET /api/v1/me` (who the token is and what
+they may read: no event data, not audited) and their OpenAPI document.
 
 `GET /api/v1/stats?purpose=P&use=U&metric=M&by=D&where=D:V&since=T&until=T&format=json|csv`
 with `Authorization: Bearer <token>` (analytics/analysts.py): 401 without a live token, 403
@@ -6,6 +7,8 @@ for a purpose the analyst is not granted, a use the analyst or the policy does n
 decision purpose; 400 for a query the engine cannot answer. `metric`, `by` and `where` repeat
 (or take comma-separated lists). `since` is inclusive, `until` exclusive: ISO 8601 dates or
 times (UTC unless an offset is given); `since` also takes a duration back from now ('7d').
+The engine reads whole UTC days (the answer's `range` says which): a time inside a day
+takes in the whole day.
 Every answer is `Cache-Control: no-store`. Every read answered, and every read refused to an
 authenticated analyst, is in the audit log (an unauthenticated request is not: anyone could
 fill the log with them).
@@ -20,14 +23,14 @@ from urllib.parse import parse_qs
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope
 
-from ..analytics import analysts
+from ..analytics import analysts, engine
 from ..analytics.engine import DIMENSIONS, METRICS, StatsQuery, StatsResult, run
 from ..errors import QueryError
 from ..policy import parse_duration
 from ..runtime import Veil
 from ..store.sqlite import SQLiteStore
 from .problems import Problem
-from .routes import STATS_PATH
+from .routes import ME_PATH, STATS_PATH
 
 NO_STORE = {"Cache-Control": "no-store"}
 FORMATS = ("json", "csv")
@@ -126,6 +129,7 @@ def as_json(query: StatsQuery, use: str, result: StatsResult) -> Response:
     cells = [
         {"key": dict(zip(result.by, c.key, strict=True)), "values": c.values}
         | ({"suppressed": True} if c.values is None else {})
+        | ({"suppressed_days": c.hidden_days} if c.hidden_days else {})
         for c in result.cells
     ]
     body = {
@@ -135,16 +139,18 @@ def as_json(query: StatsQuery, use: str, result: StatsResult) -> Response:
         "metrics": list(result.metrics),
         "k": result.k,
         "suppressed": result.suppressed,
+        "range": {"first_day": result.first_day, "last_day": result.last_day},
         "cells": cells,
     }
     return JSONResponse(body, headers=NO_STORE)
 
 
 def as_csv(result: StatsResult) -> Response:
-    """One row per cell: the dimensions, each metric (empty when suppressed), `suppressed`."""
+    """One row per cell: the dimensions, each metric (empty when suppressed), `suppressed`,
+    and `suppressed_days` (days below k left out of the counts)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*result.by, *result.metrics, "suppressed"])
+    writer.writerow([*result.by, *result.metrics, "suppressed", "suppressed_days"])
     for c in result.cells:
         values = (
             [""] * len(result.metrics)
@@ -152,7 +158,8 @@ def as_csv(result: StatsResult) -> Response:
             else [c.values.get(m, "") for m in result.metrics]
         )
         keys = ["" if k is None else _safe(k) for k in c.key]
-        writer.writerow([*keys, *values, "true" if c.values is None else "false"])
+        hidden = "true" if c.values is None else "false"
+        writer.writerow([*keys, *values, hidden, c.hidden_days])
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -188,8 +195,8 @@ class StatsEndpoint:
             problem.headers = {**problem.headers, **NO_STORE}
             raise
 
-    async def _stats(self, scope: Scope) -> Response:
-        store = self._store()
+    def _analyst(self, scope: Scope, store: SQLiteStore) -> analysts.Analyst:
+        """The live analyst whose bearer token the request carries, or the 401."""
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
         if not header:
@@ -201,6 +208,45 @@ class StatsEndpoint:
         analyst = analysts.authenticate(store, token.strip())
         if analyst is None:
             raise _unauthorised("the token is unknown or revoked", "invalid_token")
+        return analyst
+
+    async def me(self, scope: Scope, receive: Receive) -> Response:
+        """GET /api/v1/me: who the token is, k, and each purpose they may read (the uses, the
+        dimensions and metrics a query may ask for). It reads no event data: not audited."""
+        try:
+            store = self._store()
+            analyst = self._analyst(scope, store)
+        except Problem as problem:
+            problem.headers = {**problem.headers, **NO_STORE}
+            raise
+        policy = self.veil.config.policy
+        readable = []
+        for purpose in analyst.purposes:
+            uses = [
+                u for u in analyst.uses if analysts.refusal(policy, analyst, purpose, u) is None
+            ]
+            if not uses:
+                continue
+            dimensions, metrics = engine.readable(policy, purpose)
+            readable.append(
+                {
+                    "purpose": purpose,
+                    "description": policy.purposes[purpose].description,
+                    "uses": uses,
+                    "dimensions": list(dimensions),
+                    "metrics": list(metrics),
+                }
+            )
+        body = {
+            "analyst": analyst.name,
+            "k": self.veil.config.min_group_size,
+            "purposes": readable,
+        }
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def _stats(self, scope: Scope) -> Response:
+        store = self._store()
+        analyst = self._analyst(scope, store)
         query, use, fmt = parse_query(_params(scope))
         policy = self.veil.config.policy
         if why := analysts.refusal(policy, analyst, query.purpose, use):
@@ -262,6 +308,12 @@ def openapi_document() -> dict[str, object]:
                 "additionalProperties": {"type": "integer"},
             },
             "suppressed": {"type": "boolean", "const": True},
+            "suppressed_days": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "days of the range on which this cell had fewer than k persons "
+                "(or was hidden beside one that had): left out of `values`",
+            },
         },
     }
     return {
@@ -324,11 +376,15 @@ def openapi_document() -> dict[str, object]:
                         _param(
                             "since",
                             "from (inclusive): an ISO 8601 date or time, UTC unless "
-                            "an offset is given, or a duration back from now like '7d'",
+                            "an offset is given, or a duration back from now like '7d'; "
+                            "the whole UTC day it falls in is read",
                             {"type": "string"},
                         ),
                         _param(
-                            "until", "to (exclusive): an ISO 8601 date or time", {"type": "string"}
+                            "until",
+                            "to (exclusive): an ISO 8601 date or time; a time inside a UTC "
+                            "day takes in the whole day",
+                            {"type": "string"},
                         ),
                         _param(
                             "format",
@@ -365,7 +421,28 @@ def openapi_document() -> dict[str, object]:
                         "503": _problem("the store is not open yet"),
                     },
                 }
-            }
+            },
+            ME_PATH: {
+                "get": {
+                    "operationId": "getMe",
+                    "summary": "The token's analyst, k, and what each readable purpose offers",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": {
+                            "description": "the analyst and the purposes they may read",
+                            "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Me"}}
+                            },
+                        },
+                        "401": _problem(
+                            "no token, or one unknown or revoked",
+                            **{"WWW-Authenticate": {"schema": {"type": "string"}}},
+                        ),
+                        "503": _problem("the store is not open yet"),
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {
@@ -386,7 +463,48 @@ def openapi_document() -> dict[str, object]:
                         "metrics": listed,
                         "k": {"type": "integer", "description": "the threshold applied"},
                         "suppressed": {"type": "integer", "description": "cells withheld"},
+                        "range": {
+                            "type": "object",
+                            "description": "the whole UTC days read (null: unbounded)",
+                            "required": ["first_day", "last_day"],
+                            "properties": {
+                                "first_day": {"type": ["string", "null"], "format": "date"},
+                                "last_day": {"type": ["string", "null"], "format": "date"},
+                            },
+                        },
                         "cells": {"type": "array", "items": cell},
+                    },
+                },
+                "Me": {
+                    "type": "object",
+                    "required": ["analyst", "k", "purposes"],
+                    "properties": {
+                        "analyst": {"type": "string"},
+                        "k": {"type": "integer", "description": "the threshold reads apply"},
+                        "purposes": {
+                            "type": "array",
+                            "description": "the granted purposes the policy opens to a granted use",
+                            "items": {
+                                "type": "object",
+                                "required": [
+                                    "purpose",
+                                    "description",
+                                    "uses",
+                                    "dimensions",
+                                    "metrics",
+                                ],
+                                "properties": {
+                                    "purpose": {"type": "string"},
+                                    "description": {"type": "string"},
+                                    "uses": {**listed, "description": "the uses a read may state"},
+                                    "dimensions": {
+                                        **listed,
+                                        "description": "what a read may group or filter by",
+                                    },
+                                    "metrics": listed,
+                                },
+                            },
+                        },
                     },
                 },
                 "Problem": {

@@ -11,8 +11,9 @@
   own requests, and `GET /veil/rights` (+ `/veil/rights.js`), the page that makes them (rights.py);
 - `POST /veil/record`: app-declared fields from the snippet's `veil.record`;
 - `GET /.well-known/gpc.json`: the Global Privacy Control declaration;
-- `GET /api/v1/stats` (bearer token) and `GET /api/v1/openapi.json`: the analysts' API
-  (analytics.py), on the collector only: the middleware never takes an app's own paths.
+- `GET /api/v1/stats`, `GET /api/v1/me` (bearer token) and `GET /api/v1/openapi.json`: the
+  analysts' API (analytics.py), and `GET /dashboard` (+ its files), the analysts' dashboard
+  (dashboard.py), on the collector only: the middleware never takes an app's own paths.
 
 `ROUTES` (at the end) is the table: path -> handler, methods, whether it needs the store;
 `PATHS` derives from it. HEAD is answered wherever GET is; any other method gets a 405 with
@@ -31,7 +32,8 @@ from starlette.types import Receive, Scope, Send
 
 from ..capture import read_cookies
 from ..consent import Ledger, gpc_signal
-from ..errors import FieldError, Refused
+from ..counted import CountingRules
+from ..errors import Drop, FieldError, Refused
 from ..guards import Guards
 from ..notice import FORMATS, MEDIA_TYPES, render_notice
 from ..runtime import Veil
@@ -39,6 +41,8 @@ from .analytics import StatsEndpoint
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
 from .body import json_object, read_body, read_json, require_same_site
 from .consent import ConsentEndpoint
+from .dashboard import dashboard_file
+from .origin import foreign, site_of_origin
 from .problems import Problem
 from .ratelimit import RateLimiter, client_of, too_many
 from .rights import VERBS as RIGHTS_VERBS
@@ -46,8 +50,11 @@ from .rights import RightsEndpoint, page, page_script
 from .routes import (
     BEACON_PATH,
     CONSENT_PATH,
+    DASHBOARD_FILE_PATHS,
+    DASHBOARD_PATH,
     GPC_PATH,
     HUMAN_REVIEW_PATH,
+    ME_PATH,
     NOTICE_PATH,
     OPENAPI_PATH,
     RECORD_PATH,
@@ -121,11 +128,18 @@ def cached(
 
 class Endpoints:
     """The /veil/* endpoints of one `Veil` instance, as an ASGI app (the collector mounts it
-    at each of `PATHS`; the middleware calls `serve` with the path it already resolved)."""
+    at each of `PATHS`; the middleware calls `serve` with the path it already resolved).
+    `sites_from_origin`: a collector's, whose beacons' site is their Origin's (origin.py); the
+    middleware's app is one site, its Host's."""
 
-    def __init__(self, veil: Veil) -> None:
+    def __init__(self, veil: Veil, sites_from_origin: bool = False) -> None:
         self.veil = veil
+        self.sites_from_origin = sites_from_origin
         ingest = veil.config.ingest
+        self.sites = ingest.sites
+        capture = veil.config.capture
+        # what is counted (counted.py): the middleware's requests, the beacons' paths
+        self.counting = CountingRules(capture.include, capture.exclude, capture.exclude_statuses)
         self.resolver = veil.resolver  # the pipeline's: one answer to "who is the client"
         self.limiter = RateLimiter(ingest.rate, ingest.burst)  # beacons
         # the permanent rows a network may add: consent records, app records, review requests
@@ -212,6 +226,12 @@ class Endpoints:
 
     async def openapi(self, scope: Scope, receive: Receive) -> Response:
         return await self.stats_endpoint.openapi(scope, receive)
+
+    async def me(self, scope: Scope, receive: Receive) -> Response:
+        return await self.stats_endpoint.me(scope, receive)
+
+    async def dashboard(self, scope: Scope, receive: Receive) -> Response:
+        return dashboard_file(scope["path"])
 
     async def rights_page(self, scope: Scope, receive: Receive) -> Response:
         return page() if scope["path"] == RIGHTS_PAGE_PATH else page_script()
@@ -328,6 +348,14 @@ class Endpoints:
         """POST /veil/e: the snippet's beacon."""
         headers = dict(scope["headers"])
         check_content_type(headers.get(b"content-type", b""))
+        origin = headers.get(b"origin")  # none from a client that is not a browser: its Host
+        if origin is not None and (self.sites_from_origin or self.sites is not None):
+            site = site_of_origin(origin)
+            if self.sites is not None and site not in self.sites:
+                self.veil.count_drop(Drop.FOREIGN_ORIGIN)
+                raise foreign(site)
+            if self.sites_from_origin:  # the pipeline names the site from this (site_from_host)
+                headers[b"host"] = site.encode() if site else b""
         beacon = parse_beacon(await read_body(scope, receive, MAX_BODY_BYTES, headers))
         # keyed on the client's /24 or /48, in memory only; when its address cannot be
         # resolved (a broken X-Forwarded-For), the peer's: a bad header never skips the limit
@@ -337,6 +365,10 @@ class Endpoints:
                 "Too many beacons",
                 "this network sent more beacons than the ingest limit allows",
             )
+        path = beacon.get("path")
+        if path is not None and not self.counting.counts(path):  # a path that is no page view
+            self.veil.count_drop(Drop.EXCLUDED_PATH)
+            return Response(status_code=202)
         if not self.veil.capture_beacon(scope, beacon, headers):
             if not self.veil.is_open:  # closed while the body was read (a stop, a failure)
                 raise not_open(self.veil)
@@ -384,6 +416,11 @@ ROUTES: dict[str, Route] = {
         Route(GPC_PATH, Endpoints.gpc, ("GET",)),
         Route(STATS_PATH, Endpoints.stats, ("GET",), stores=True, collector_only=True),
         Route(OPENAPI_PATH, Endpoints.openapi, ("GET",), collector_only=True),
+        Route(ME_PATH, Endpoints.me, ("GET",), stores=True, collector_only=True),
+        *(
+            Route(path, Endpoints.dashboard, ("GET",), collector_only=True)
+            for path in (DASHBOARD_PATH, *DASHBOARD_FILE_PATHS)
+        ),
         Route(RIGHTS_PAGE_PATH, Endpoints.rights_page, ("GET",)),
         Route(RIGHTS_SCRIPT_PATH, Endpoints.rights_page, ("GET",)),
         *(

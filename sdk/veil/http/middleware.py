@@ -1,9 +1,12 @@
 """`VeilMiddleware`: a pure ASGI middleware (never BaseHTTPMiddleware, which costs ~100 µs).
 
 It serves veil's own endpoints (`/veil/veil.js`, `POST /veil/e`, …) below the app's
-`root_path` (an app mounted at /app serves /app/veil/veil.js). For every other HTTP request it
-copies the listed fields onto the capture buffer and calls the app with the original scope,
-receive and send: the response is never touched. It starts veil's writer on lifespan startup
+`root_path` (an app mounted at /app serves /app/veil/veil.js). For every other HTTP request
+that is a page view (`[capture]` rules, counted.py: not a static asset, a health check, or a
+404) it copies the listed fields onto the capture buffer; it calls the app with the original
+scope and receive, and a send that passes every message on unchanged, first, and only then
+captures the request if its status counts: the response is never touched nor delayed, and
+nothing is captured before the status is known. It starts veil's writer on lifespan startup
 and flushes it on shutdown; an app that does not speak the lifespan protocol (Django's
 ASGIHandler) gets it answered by the middleware, so the writer still starts and flushes.
 
@@ -21,6 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import Drop
 from ..runtime import Veil
 from .endpoints import PATHS, Endpoints
 from .routes import route_path
@@ -49,6 +53,10 @@ class VeilMiddleware:
         self.veil = veil if veil is not None else Veil.shared(config)
         self.enabled = self.veil.enabled
         self.endpoints = endpoints_for(self.veil) if self.enabled else None
+        counting = self.endpoints.counting if self.endpoints is not None else None
+        # read here on every request: the path -> counted dict (counted.py), the statuses
+        self._known = counting.known if counting is not None else {}
+        self._statuses = counting.statuses if counting is not None else frozenset()
         self._placement_checked = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,7 +71,15 @@ class VeilMiddleware:
             if not self._placement_checked:
                 self._check_placement(scope)
             try:
-                self.veil.capture_request(scope)
+                counted = self._known.get(scope["path"])
+                if counted is None:
+                    counted = endpoints.counting.decide(scope["path"])
+                if not counted:  # a static asset, a health check: no page view
+                    self.veil.count_drop(Drop.EXCLUDED_PATH)
+                elif self._statuses:  # a 404 is none either: capture once the status is known
+                    send = self._after_status(scope, send)
+                else:
+                    self.veil.capture_request(scope)
             except Exception:  # telemetry never hurts the host app
                 self.veil.buffer.errors += 1
             await self.app(scope, receive, send)
@@ -71,6 +87,23 @@ class VeilMiddleware:
             await self._lifespan(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    def _after_status(self, scope: Scope, send: Send) -> Send:
+        """The send to give the app: `send`, then the request captured if its status counts."""
+        veil, statuses = self.veil, self._statuses
+
+        async def send_then_capture(message: Message) -> None:
+            await send(message)  # the app's message first, as it is
+            if message["type"] == "http.response.start":
+                try:
+                    if message["status"] in statuses:  # a 404: a scan, a dead link
+                        veil.count_drop(Drop.EXCLUDED_STATUS)
+                    else:
+                        veil.capture_request(scope)
+                except Exception:  # telemetry never hurts the host app
+                    veil.buffer.errors += 1
+
+        return send_then_capture
 
     def _check_placement(self, scope: Scope) -> None:
         """Litestar runs `middleware=[...]` only for matched routes, after its own routing:

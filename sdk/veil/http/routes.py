@@ -29,6 +29,11 @@ GPC_PATH = "/.well-known/gpc.json"
 # the analysts' API (http/analytics.py)
 STATS_PATH = "/api/v1/stats"
 OPENAPI_PATH = "/api/v1/openapi.json"
+ME_PATH = "/api/v1/me"
+# the analysts' dashboard (http/dashboard.py): the page and the files it loads
+DASHBOARD_PATH = "/dashboard"
+DASHBOARD_FILES = ("dashboard.js", "dashboard.css", "chartist.js", "chartist.css")
+DASHBOARD_FILE_PATHS = tuple(f"{DASHBOARD_PATH}/{name}" for name in DASHBOARD_FILES)
 
 
 def route_path(scope: Scope) -> str:

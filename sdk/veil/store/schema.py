@@ -318,4 +318,30 @@ MIGRATIONS: tuple[str, ...] = (
         revoked    REAL
     );
     """,
+    # Daily rollups (store/rollups.py): per purpose, dimension ('' the totals), UTC day and
+    # value, a day cell's counts (no pseudonym); `rollup_days` says which are current, and
+    # deleting a marker deletes its rollup's rows.
+    """
+    CREATE TABLE rollup_days (
+        purpose TEXT NOT NULL,
+        day     TEXT NOT NULL,            -- 'YYYY-MM-DD', UTC
+        dim     TEXT NOT NULL,            -- a dimension; '' for the day's totals
+        build   INTEGER,                  -- a builder's claim while it reads; NULL: current
+        PRIMARY KEY (purpose, day, dim)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollups (
+        purpose  TEXT NOT NULL,
+        dim      TEXT NOT NULL,
+        day      TEXT NOT NULL,
+        value    TEXT,                    -- the dimension's value as text; NULL: none
+        events   INTEGER NOT NULL,
+        visitors INTEGER NOT NULL,        -- distinct cookieless visitor pseudonyms that day
+        networks INTEGER NOT NULL,        -- distinct cookieless network pseudonyms that day
+        subjects INTEGER NOT NULL         -- distinct subjects that day
+    );
+    CREATE INDEX rollups_day ON rollups (purpose, dim, day);
+    CREATE TRIGGER rollup_days_gone AFTER DELETE ON rollup_days BEGIN
+        DELETE FROM rollups WHERE purpose = OLD.purpose AND dim = OLD.dim AND day = OLD.day;
+    END;
+    """,
 )

@@ -30,7 +30,7 @@ from ..errors import Drop, RowsRefused, StoreError
 from ..files import private_sqlite
 from ..policy import Policy
 from ..terms import Terms
-from . import audit, layout, offloop, subject_reads, versions
+from . import audit, layout, offloop, rollups, subject_reads, versions
 from .base import CONSENT_COLUMNS, PROVISION_COLUMNS
 from .columns import ROW_COLUMNS, Row, SQLValue
 from .schema import MIGRATIONS
@@ -240,6 +240,7 @@ class SQLiteStore:
             layout.move_legacy(db, wanted)
         if layout.ensure(db, wanted) or legacy or not layout.views_current(db):
             layout.build_views(db)
+        rollups.ensure(db)  # the triggers that keep rollups current
         return legacy
 
     def _migrate(self) -> None:
@@ -311,6 +312,7 @@ class SQLiteStore:
                     db.executemany(table.insert, [(*v, a) for v, a in values])
                 else:
                     db.executemany(table.insert, map(table.project, part))
+                rollups.invalidate_rows(db, table.purpose, part)  # in this transaction
         except sqlite3.IntegrityError as exc:  # names the constraint, not values
             raise RowsRefused(f"rows break a constraint of the store: {exc}") from None
 

@@ -1,0 +1,120 @@
+"""Day cells: what a purpose's rows add up to per UTC day and per value of some dimensions.
+
+Every answer the engine gives is built from day cells, because every pseudonym that makes a
+person countable (visitor, network) is keyed per UTC day: per-day distinct counts are exact
+and add up exactly over a range. A restricted or suspended subject's rows count for nothing.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import cast
+
+from ..store import layout, rollups
+from ..store.sqlite import SQLiteStore
+from ..store.subject_limits import RESTRICTED_SUBJECTS
+
+# dimension -> the row column it reads (None: every row has it)
+HOLDS: dict[str, str | None] = {
+    "browser": "agent",
+    "browser_version": "agent",
+    "os": "agent",
+    "os_version": "agent",
+    "device": "agent",
+    "country": "country",
+    "region": "region",
+    "language": "language",
+    "screen": "screen_w",
+    "pixel_ratio": "pixel_ratio",
+    "site": None,
+    "path": "path",
+    "day": None,
+    "hour": None,
+}
+
+
+@dataclass(slots=True)
+class DayCounts:
+    events: int = 0
+    visitors: int = 0  # distinct visitor pseudonyms of cookieless rows (subject IS NULL)
+    networks: int = 0  # distinct network pseudonyms of cookieless rows
+    subjects: int = 0  # distinct subjects
+
+
+DayKey = tuple[str | None, ...]  # (day 'YYYY-MM-DD', *the dimensions' values as text)
+
+
+def dimension_sql(table: layout.Table, dim: str) -> str:
+    """The SQL of a dimension, read from `table AS t` joined to `agents AS a`."""
+    if dim == "hour":
+        return "strftime('%Y-%m-%dT%H:00Z', t.ts, 'unixepoch')"
+    return layout.column_sql(table, "screen_w" if dim == "screen" else dim)
+
+
+def day_start(day: str) -> float:
+    """UTC epoch seconds of a 'YYYY-MM-DD' day's midnight."""
+    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
+
+
+def day_of(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+async def raw_day_cells(
+    store: SQLiteStore,
+    table: layout.Table,
+    dims: tuple[str, ...],
+    first_day: str | None,
+    last_day: str | None,
+) -> dict[DayKey, DayCounts]:
+    """Day cells of `dims` for the days first_day..last_day (inclusive; None: unbounded),
+    straight from the rows, in one statement read off the loop."""
+    groups = ["date(t.ts, 'unixepoch')", *(dimension_sql(table, d) for d in dims)]
+    where, params = ["1"], list[object]()
+    if first_day is not None:
+        where.append("t.ts >= ?")
+        params.append(day_start(first_day))
+    if last_day is not None:
+        where.append("t.ts < ?")
+        params.append(day_start(last_day) + 86_400)
+    if has_subject := "subject" in table.columns:  # kept, used for nothing
+        where.append(f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))")
+    cookieless = "t.subject IS NULL" if has_subject else "1"
+    select = ", ".join(groups)
+    sql = (
+        f"SELECT {select}, COUNT(*), "
+        f"COUNT(DISTINCT CASE WHEN {cookieless} THEN t.visitor END), "
+        f"COUNT(DISTINCT CASE WHEN {cookieless} THEN t.network END), "
+        f"{'COUNT(DISTINCT t.subject)' if has_subject else '0'} "
+        f"FROM {layout.from_sql(table, joined=any(HOLDS[d] == 'agent' for d in dims))} "
+        f"WHERE {' AND '.join(where)} GROUP BY {select}"
+    )
+    width = len(groups)
+    out: dict[DayKey, DayCounts] = {}
+    for row in await store.scan(sql, params):
+        events, visitors, networks, subjects = (cast(int, v) for v in row[width:])
+        key = tuple(_text(v) for v in row[:width])
+        out[key] = DayCounts(events, visitors, networks, subjects)
+    return out
+
+
+async def day_cells(
+    store: SQLiteStore,
+    table: layout.Table,
+    dims: tuple[str, ...],
+    first_day: str | None,
+    last_day: str | None,
+) -> dict[DayKey, DayCounts]:
+    """Day cells of `dims` for the days first_day..last_day (inclusive): of one dimension or
+    none from the daily rollups (store/rollups.py: the same cells, exactly), else the rows."""
+    if len(dims) > 1:
+        return await raw_day_cells(store, table, dims, first_day, last_day)
+
+    async def raw(first: str | None, last: str | None) -> dict[DayKey, DayCounts]:
+        return await raw_day_cells(store, table, dims, first, last)
+
+    dim = dims[0] if dims else None
+    return await rollups.day_cells(store, table, dim, first_day, last_day, raw, DayCounts)
