@@ -196,3 +196,18 @@ async def test_differencing_through_time_ranges_recovers_no_hidden_day(store):
         (("2025-11-24",), {"events": 5}),
         (("2025-11-25",), None),
     ]
+
+
+async def test_a_row_just_before_midnight_is_counted_on_one_day_only(store):
+    # SQLite's date() rounds to the millisecond: 0.3 ms before midnight is the next day
+    edge = MIDNIGHT + DAY - 0.0003
+    rows = [
+        event_row(ts=edge, visitor=f"v{i}", network=f"n{i}", event_id=f"e{i}") for i in range(5)
+    ]
+    await store.write(rows, Counter(), "d")
+    totals = []
+    for since, until in ((MIDNIGHT, MIDNIGHT + DAY), (MIDNIGHT + DAY, MIDNIGHT + 2 * DAY)):
+        result = await ask(store, purpose="connection", since=since, until=until)
+        totals.append(sum(c.values["events"] for c in result.cells if c.values))
+    both = await ask(store, purpose="connection", since=MIDNIGHT, until=MIDNIGHT + 2 * DAY)
+    assert totals == [0, 5] and [c.values for c in both.cells] == [{"events": 5}]

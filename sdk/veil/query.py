@@ -55,7 +55,9 @@ async def existing_store(config: Config) -> AsyncIterator[EventStore]:
     if not config.remote.url and not config.store.path.exists():
         raise QueryError(f"no store at {config.store.path}: nothing has been collected yet")
     store = open_store(config)
-    await store.open()
+    # with the policy, as the collector opens it: a store laid out by an older veil gets
+    # the triggers that keep its daily rollups current, and is read through them
+    await store.open(config.policy)
     try:
         yield store
     finally:

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import cast
 
-from ..store import layout, rollups
+from ..store import layout, live_days, rollups
 from ..store.sqlite import SQLiteStore
 from ..store.subject_limits import RESTRICTED_SUBJECTS
 
@@ -41,6 +41,7 @@ class DayCounts:
 
 
 DayKey = tuple[str | None, ...]  # (day 'YYYY-MM-DD', *the dimensions' values as text)
+_EDGE = 0.001  # seconds: more than date()'s rounding of a timestamp
 
 
 def dimension_sql(table: layout.Table, dim: str) -> str:
@@ -74,12 +75,14 @@ async def raw_day_cells(
     straight from the rows, in one statement read off the loop."""
     groups = ["date(t.ts, 'unixepoch')", *(dimension_sql(table, d) for d in dims)]
     where, params = ["1"], list[object]()
+    # date() rounds ts to the millisecond: a row 0.4 ms before midnight is the next day's,
+    # as the rollups date it; read a little beyond the days, keep only theirs (below)
     if first_day is not None:
         where.append("t.ts >= ?")
-        params.append(day_start(first_day))
+        params.append(day_start(first_day) - _EDGE)
     if last_day is not None:
         where.append("t.ts < ?")
-        params.append(day_start(last_day) + 86_400)
+        params.append(day_start(last_day) + 86_400 + _EDGE)
     if has_subject := "subject" in table.columns:  # kept, used for nothing
         where.append(f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))")
     cookieless = "t.subject IS NULL" if has_subject else "1"
@@ -95,6 +98,9 @@ async def raw_day_cells(
     width = len(groups)
     out: dict[DayKey, DayCounts] = {}
     for row in await store.scan(sql, params):
+        day = cast(str, row[0])
+        if (first_day is not None and day < first_day) or (last_day is not None and day > last_day):
+            continue
         events, visitors, networks, subjects = (cast(int, v) for v in row[width:])
         key = tuple(_text(v) for v in row[:width])
         out[key] = DayCounts(events, visitors, networks, subjects)
@@ -109,12 +115,19 @@ async def day_cells(
     last_day: str | None,
 ) -> dict[DayKey, DayCounts]:
     """Day cells of `dims` for the days first_day..last_day (inclusive): of one dimension or
-    none from the daily rollups (store/rollups.py: the same cells, exactly), else the rows."""
+    none from the daily rollups (store/rollups.py: the same cells, exactly) and the live days
+    from memory (store/live_days.py: the same, exactly), else the rows."""
     if len(dims) > 1:
         return await raw_day_cells(store, table, dims, first_day, last_day)
+    dim = dims[0] if dims else None
+    value_sql = None if dim is None else dimension_sql(table, dim)
+    joined = dim is not None and HOLDS[dim] == "agent"
 
     async def raw(first: str | None, last: str | None) -> dict[DayKey, DayCounts]:
+        if first is not None:  # live days (today's) are kept in memory, if they can be
+            kept = live_days.day_cells(store, table, value_sql, joined, first, last, DayCounts)
+            if (live := await kept) is not None:
+                return live
         return await raw_day_cells(store, table, dims, first, last)
 
-    dim = dims[0] if dims else None
     return await rollups.day_cells(store, table, dim, first_day, last_day, raw, DayCounts)

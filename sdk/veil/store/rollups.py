@@ -18,7 +18,8 @@ What is kept, and why it is exact:
     days the subject has rows on, in each purpose table with a `subject` column.
   Agents are never changed and are pruned only when no row references them: no effect.
 - A day is built only once it is over (`SETTLE` seconds past its end): today is written to
-  constantly and is read from the rows. A build claims its markers first (`build` = a random
+  constantly and is read from the rows, or from memory (live_days.py, kept exact by `BUMP`,
+  which every trigger here runs too). A build claims its markers first (`build` = a random
   token), reads the rows in a snapshot taken after that claim, and stores the cells only
   where its token is still there; any change in between deleted the claim. So a rollup, once
   current, equals what the rows give at any later moment until the marker goes.
@@ -54,6 +55,10 @@ DAY = 86_400
 BUILD_LOCK_WAIT = 0.05  # a build is an optimisation: it waits briefly for the lock, or skips
 _TS = itemgetter(ROW_COLUMNS.index("ts"))
 _LIMITED = "('restriction', 'suspension')"  # subject_limits kinds that hide a subject's rows
+# in each trigger too: the live days' accumulators (live_days.py) start over when it moves
+BUMP = "UPDATE live_generation SET n = n + 1;"
+# the clock that says which days are over (tests move it past midnight)
+clock: Callable[[], float] = time.time
 
 DayKey = tuple[str | None, ...]
 log = logging.getLogger("veil.store")
@@ -101,11 +106,11 @@ def _triggers(table: layout.Table) -> dict[str, str]:
     clear = f"DELETE FROM rollup_days WHERE purpose = {purpose} AND day"
     out = {
         f"rollups_{table.name}_delete": (
-            f"AFTER DELETE ON {name} BEGIN {clear} = date(OLD.ts, 'unixepoch'); END"
+            f"AFTER DELETE ON {name} BEGIN {clear} = date(OLD.ts, 'unixepoch'); {BUMP} END"
         ),
         f"rollups_{table.name}_update": (
             f"AFTER UPDATE ON {name} BEGIN "
-            f"{clear} IN (date(OLD.ts, 'unixepoch'), date(NEW.ts, 'unixepoch')); END"
+            f"{clear} IN (date(OLD.ts, 'unixepoch'), date(NEW.ts, 'unixepoch')); {BUMP} END"
         ),
     }
     if "subject" in table.columns:
@@ -113,15 +118,15 @@ def _triggers(table: layout.Table) -> dict[str, str]:
         out |= {
             f"rollups_{table.name}_limit_on": (
                 f"AFTER INSERT ON subject_limits WHEN NEW.kind IN {_LIMITED} "
-                f"BEGIN {clear} IN {days}NEW.subject); END"
+                f"BEGIN {clear} IN {days}NEW.subject); {BUMP} END"
             ),
             f"rollups_{table.name}_limit_off": (
                 f"AFTER DELETE ON subject_limits WHEN OLD.kind IN {_LIMITED} "
-                f"BEGIN {clear} IN {days}OLD.subject); END"
+                f"BEGIN {clear} IN {days}OLD.subject); {BUMP} END"
             ),
             f"rollups_{table.name}_limit_changed": (
                 "AFTER UPDATE ON subject_limits BEGIN "
-                f"{clear} IN {days}OLD.subject); {clear} IN {days}NEW.subject); END"
+                f"{clear} IN {days}OLD.subject); {clear} IN {days}NEW.subject); {BUMP} END"
             ),
         }
     return {n: f"CREATE TRIGGER {layout.quote(n)} {body}" for n, body in out.items()}
@@ -158,6 +163,12 @@ def _day(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
 
 
+def settled_day() -> str:
+    """The last UTC day that is over (SETTLE past its end): the days after it are live,
+    read from the rows (or live_days.py's accumulators), never rolled up."""
+    return _day(clock() - SETTLE - DAY)
+
+
 def _days(first: str, last: str) -> list[str]:
     start = dt.date.fromisoformat(first)
     count = (dt.date.fromisoformat(last) - start).days + 1
@@ -187,11 +198,11 @@ async def day_cells(
 ) -> dict[DayKey, C]:
     """The day cells of one dimension (`dim`; None: the day's totals) for first_day..last_day
     (inclusive; None: unbounded), as `raw(first, last)` gives them from the rows: from the
-    current rollups, the rest from `raw`, building the days that are over. Keys sorted (day,
-    then value, None first), whichever way each day was read."""
+    current rollups, the rest from `raw`, building the days that are over. Keys in no
+    particular order (the engine orders them)."""
     db = store.db
     if not guarded(db, table):
-        return _sorted(dict(await raw(first_day, last_day)))
+        return dict(await raw(first_day, last_day))
     name = layout.quote(table.name)
     span = db.execute(  # each a lookup in the ts index
         f"SELECT date((SELECT min(ts) FROM {name}), 'unixepoch'), "
@@ -204,7 +215,7 @@ async def day_cells(
     if first > last:
         return {}
     every = _days(first, last)
-    settled = _day(time.time() - SETTLE - DAY)  # the last day that is over
+    settled = settled_day()
     key = TOTAL if dim is None else dim
     fresh = [d for d in every if d > settled]  # the last days, from the rows meanwhile
     reading = asyncio.ensure_future(raw(fresh[0], fresh[-1])) if fresh else None
@@ -229,12 +240,7 @@ async def day_cells(
     finally:
         if reading is not None and not reading.done():
             reading.cancel()  # offloop.read interrupts its statement
-    return _sorted(out)
-
-
-def _sorted(cells: dict[DayKey, C]) -> dict[DayKey, C]:
-    order = sorted(cells, key=lambda k: tuple((v is not None, v or "") for v in k))
-    return {k: cells[k] for k in order}
+    return out
 
 
 async def _read(

@@ -344,4 +344,15 @@ MIGRATIONS: tuple[str, ...] = (
         DELETE FROM rollups WHERE purpose = OLD.purpose AND dim = OLD.dim AND day = OLD.day;
     END;
     """,
+    # The live days' accumulators (store/live_days.py) extend what they counted with the rows
+    # inserted since, for as long as `n` stays put: the rollup triggers (rollups.py) bump it on
+    # every delete or update of a purpose table's row and every restriction or suspension
+    # change. `store` is random: a store made afresh at the same path is not the one counted.
+    """
+    CREATE TABLE live_generation (
+        store INTEGER NOT NULL,
+        n     INTEGER NOT NULL
+    );
+    INSERT INTO live_generation VALUES (abs(random()), 0);
+    """,
 )
