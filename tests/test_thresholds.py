@@ -211,3 +211,22 @@ async def test_a_row_just_before_midnight_is_counted_on_one_day_only(store):
         totals.append(sum(c.values["events"] for c in result.cells if c.values))
     both = await ask(store, purpose="connection", since=MIDNIGHT, until=MIDNIGHT + 2 * DAY)
     assert totals == [0, 5] and [c.values for c in both.cells] == [{"events": 5}]
+
+
+def test_the_cells_hidden_beside_a_lone_one_do_not_depend_on_the_order_read():
+    # ties in size: the partner is chosen by key, so rollups, memory and rows (each reading
+    # the cells in its own order) hide the same ones
+    keys = [("d1", v) for v in "abcde"] + [("d2", v) for v in "abcde"]
+    sizes = [9, 9, 9, 9, 1] * 2
+    hidden_keys = None
+    for turn in range(6):
+        order = keys[turn:] + keys[:turn]
+        order = order[::-1] if turn % 2 else order
+        by_key = dict(zip(keys, sizes, strict=True))
+        hidden = complement(
+            order, [by_key[k] for k in order], [i for i, k in enumerate(order) if k[1] == "e"]
+        )
+        found = {order[i] for i in hidden}
+        assert hidden_keys is None or found == hidden_keys
+        hidden_keys = found
+    assert hidden_keys == {("d1", "a"), ("d1", "e"), ("d2", "a"), ("d2", "e")}

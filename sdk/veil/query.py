@@ -55,9 +55,10 @@ async def existing_store(config: Config) -> AsyncIterator[EventStore]:
     if not config.remote.url and not config.store.path.exists():
         raise QueryError(f"no store at {config.store.path}: nothing has been collected yet")
     store = open_store(config)
-    # with the policy, as the collector opens it: a store laid out by an older veil gets
-    # the triggers that keep its daily rollups current, and is read through them
-    await store.open(config.policy)
+    # without the policy: a read registers no policy version and lays out nothing (a store
+    # the collector has not reopened since its upgrade lacks the rollup triggers, and is
+    # read from the rows until it does)
+    await store.open()
     try:
         yield store
     finally:

@@ -44,6 +44,12 @@ DayKey = tuple[str | None, ...]  # (day 'YYYY-MM-DD', *the dimensions' values as
 _EDGE = 0.001  # seconds: more than date()'s rounding of a timestamp
 
 
+def canonical(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:
+    """A key's place in the one order every answer uses, whichever path read it: by value,
+    None last."""
+    return tuple((v is None, v or "") for v in key)
+
+
 def dimension_sql(table: layout.Table, dim: str) -> str:
     """The SQL of a dimension, read from `table AS t` joined to `agents AS a`."""
     if dim == "hour":

@@ -27,7 +27,7 @@ from ..policy import Policy
 from ..store import layout
 from ..store.sqlite import SQLiteStore
 from . import cells
-from .cells import HOLDS, DayCounts, day_of
+from .cells import HOLDS, DayCounts, canonical, day_of
 from .thresholds import clears, complement
 
 METRICS = ("events", "visitors", "subjects")
@@ -49,7 +49,7 @@ class StatsQuery:
 class Cell:
     key: tuple[str | None, ...]  # values of `by`, in order
     values: dict[str, int] | None  # metric -> count; None when suppressed
-    hidden_days: int = 0  # day cells below k, left out of `values`
+    hidden_days: int = 0  # day cells suppressed (below k, or beside one), not in `values`
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +110,16 @@ def readable(policy: Policy, purpose: str) -> tuple[tuple[str, ...], tuple[str, 
 
 
 def days_of(query: StatsQuery) -> tuple[str | None, str | None]:
-    """The first and last whole UTC day the query's time range covers."""
-    first = None if query.since is None else day_of(query.since)
-    if query.until is None:
-        return first, None
-    # an `until` at midnight ends the day before; inside a day, ends that day
-    return first, day_of((math.ceil(query.until / 86_400) - 1) * 86_400)
+    """The first and last whole UTC day the query's time range covers (QueryError if one
+    falls outside years 1-9999, as an ISO time with an offset can)."""
+    try:
+        first = None if query.since is None else day_of(query.since)
+        if query.until is None:
+            return first, None
+        # an `until` at midnight ends the day before; inside a day, ends that day
+        return first, day_of((math.ceil(query.until / 86_400) - 1) * 86_400)
+    except (ValueError, OverflowError, OSError):
+        raise QueryError("the time range falls outside years 1 to 9999 (UTC)") from None
 
 
 async def run(store: SQLiteStore, policy: Policy, query: StatsQuery, k: int) -> StatsResult:
@@ -127,12 +131,15 @@ async def run(store: SQLiteStore, policy: Policy, query: StatsQuery, k: int) -> 
     table = layout.load(store.db).get(query.purpose)
     if table is None:  # nothing was ever stored under it
         return StatsResult(query.by, query.metrics, [], 0, k, first_day, last_day)
-    # filters are grouped by, then sliced (the module docstring says why); the day is key[0]
-    dims = tuple(dict.fromkeys(d for d in (*query.by, *query.filters) if d != "day"))
+    # filters are grouped by, then sliced (the module docstring says why); the day is key[0].
+    # In one order whatever the order asked: by=a,b and by=b,a (or filters in another order)
+    # must hide the same cells, or the two answers together show what each hides
+    asked = {*query.by, *query.filters}
+    dims = tuple(d for d in DIMENSIONS if d in asked and d != "day")
     found = await cells.day_cells(store, table, dims, first_day, last_day)
-    # one order whichever path (rollups, memory, rows) answered: ties in complementary
-    # suppression go by position, and the same cells must be hidden every time
-    keys = sorted(found, key=_nulls_last)
+    keys = list(found)
+    if len(dims) > 1:  # with two dimensions the groups overlap: process them in one order
+        keys.sort(key=canonical)
     hidden = complement(
         keys,
         [found[key].events for key in keys],
@@ -143,7 +150,7 @@ async def run(store: SQLiteStore, policy: Policy, query: StatsQuery, k: int) -> 
     shown_at = [position[d] for d in query.by]
     sums: dict[tuple[str | None, ...], _Sum] = {}
     for i, key in enumerate(keys):
-        if any(key[pos] != value for pos, value in wanted):
+        if wanted and any(key[pos] != value for pos, value in wanted):
             continue
         total = sums.setdefault(tuple(key[pos] for pos in shown_at), _Sum())
         if i in hidden:
@@ -185,13 +192,7 @@ def _order(cells: list[Cell], query: StatsQuery) -> None:
     suppressed cells last."""
     times = [i for i, d in enumerate(query.by) if d in TIME_DIMENSIONS]
     if times:
-        cells.sort(key=lambda c: tuple(c.key[i] or "" for i in times) + _nulls_last(c.key))
+        cells.sort(key=lambda c: tuple(c.key[i] or "" for i in times) + canonical(c.key))
         return
     first = query.metrics[0]
-    cells.sort(
-        key=lambda c: (c.values is None, -(c.values or {}).get(first, 0), _nulls_last(c.key))
-    )
-
-
-def _nulls_last(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:
-    return tuple((v is None, v or "") for v in key)
+    cells.sort(key=lambda c: (c.values is None, -(c.values or {}).get(first, 0), canonical(c.key)))

@@ -22,7 +22,7 @@ of two hidden cells, never one. docs/analytics.md says what this does and does n
 
 from collections.abc import Iterable, Sequence
 
-from .cells import DayCounts
+from .cells import DayCounts, canonical
 
 
 def clears(cell: DayCounts, k: int) -> bool:
@@ -31,7 +31,7 @@ def clears(cell: DayCounts, k: int) -> bool:
 
 
 def complement(
-    keys: Sequence[tuple[object, ...]], sizes: Sequence[int], hidden: Iterable[int]
+    keys: Sequence[tuple[str | None, ...]], sizes: Sequence[int], hidden: Iterable[int]
 ) -> set[int]:
     """The indices to suppress: `hidden` (those below k), and, until nothing changes, in each
     group of cells of one day (key[0]) equal on all dimensions but one, and in each day as a
@@ -42,14 +42,14 @@ def complement(
     width = len(keys[0]) if keys else 0
     groups: list[list[int]] = []
     for dim in range(1, width):
-        by_rest: dict[tuple[object, ...], list[int]] = {}
+        by_rest: dict[tuple[str | None, ...], list[int]] = {}
         for i, key in enumerate(keys):
             by_rest.setdefault(key[:dim] + key[dim + 1 :], []).append(i)
         groups.extend(g for g in by_rest.values() if len(g) > 1)
     # each day as a whole last: once each group hides none or two, so does the day, and
     # taking a neighbour there first could hide more than needed
     if width != 2:  # with one dimension, its groups are the days already
-        days: dict[object, list[int]] = {}
+        days: dict[str | None, list[int]] = {}
         for i, key in enumerate(keys):
             days.setdefault(key[0], []).append(i)
         groups.extend(days.values())
@@ -62,6 +62,7 @@ def complement(
                 continue
             shown = [i for i in group if i not in out]
             if shown:
-                out.add(min(shown, key=lambda i: (sizes[i], i)))
+                # ties by key, not position: the same cells hide whichever path read them
+                out.add(min(shown, key=lambda i: (sizes[i], canonical(keys[i]))))
                 changed = True
     return out

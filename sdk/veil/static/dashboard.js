@@ -24,8 +24,8 @@ function token() {
   return sessionStorage.getItem(TOKEN);
 }
 
-function showLogin(detail) {
-  sessionStorage.removeItem(TOKEN);
+function showLogin(detail, forget = true) {
+  if (forget) sessionStorage.removeItem(TOKEN);
   me = null;
   generation++;
   $("board").hidden = true;
@@ -47,16 +47,28 @@ async function problemDetail(res) {
   }
 }
 
+// a 503 whose Retry-After is short (the store still opening, a locked moment) is retried;
+// a long one (veil not collecting: an operator must act) is shown at once
+const RETRIES = 3;
+const MAX_WAIT = 10;
+
 async function api(path, params = {}, csv = false) {
   const url = new URL(path, API);
   for (const [name, value] of Object.entries(params)) url.searchParams.append(name, value);
   if (csv) url.searchParams.append("format", "csv");
-  const res = await fetch(url, {
-    headers: { Authorization: `Bearer ${token()}` },
-    credentials: "omit",
-    cache: "no-store",
-    referrerPolicy: "no-referrer",
-  });
+  let res;
+  for (let attempt = 1; ; attempt++) {
+    res = await fetch(url, {
+      headers: { Authorization: `Bearer ${token()}` },
+      credentials: "omit",
+      cache: "no-store",
+      referrerPolicy: "no-referrer",
+    });
+    const wait = Number(res.headers.get("Retry-After") ?? 1);
+    if (res.status !== 503 || attempt >= RETRIES || !(wait >= 0 && wait <= MAX_WAIT)) break;
+    $("status").textContent = `Unavailable for now: trying again in ${wait} s…`;
+    await new Promise((done) => setTimeout(done, wait * 1000));
+  }
   if (res.status === 401) {
     showLogin(await problemDetail(res));
     throw new LoggedOut();
@@ -218,7 +230,9 @@ function listPanel(dim) {
   const node = $("list-panel").content.firstElementChild.cloneNode(true);
   node.dataset.dimension = dim;
   node.querySelector("h2").textContent = TITLES[dim];
-  node.querySelector(".csv").dataset.panel = dim;
+  const csv = node.querySelector(".csv");
+  csv.dataset.panel = dim;
+  csv.setAttribute("aria-label", `Download ${TITLES[dim]} as CSV`);
   node.querySelector(".note").textContent = "Loading…";
   return { node, fill: (body) => fillList(node, body) };
 }
@@ -297,7 +311,8 @@ async function start() {
   try {
     await loadMe();
   } catch (error) {
-    if (!(error instanceof LoggedOut)) showLogin(error.message);
+    // not the token's fault (a 503 that lasted, the network): keep it, a reload tries again
+    if (!(error instanceof LoggedOut)) showLogin(`Could not load: ${error.message}`, false);
   }
 }
 

@@ -56,6 +56,8 @@ DayKey = tuple[str | None, ...]
 Key = tuple[int, str, str | None, bool]  # id(store), table, the value's SQL, agents joined
 Rows = Sequence[tuple[object, ...]]
 UNBUILT = (-1, -1)
+_EDGE = 0.001  # seconds: more than date()'s rounding of a timestamp (cells.py has the same)
+_ON_LIVE_DAY = "date(t.ts, 'unixepoch') >= ?3"
 
 
 @dataclass(slots=True)
@@ -164,9 +166,6 @@ async def _catch_up(
             acc.watermark = largest
             _add(acc, rows)
             return _fits(key, acc)
-        for other in [k for k, a in _live.items() if k[0] == key[0] and a.stamp != stamp]:
-            if other != key and not _live[other].lock.locked():  # stale, maybe erased: gone
-                _drop(other)
         acc.reset()
     groups = await store.scan(*_build_sql(table, key, since))
     acc.stamp, acc.watermark = _marker(groups)
@@ -175,6 +174,11 @@ async def _catch_up(
         rows = await store.scan(*_read_sql(table, key, -1, since))
         acc.stamp, acc.watermark = _marker(rows)
         _add(acc, rows)
+    # built afresh (the generation moved, or a shape not asked before): the store's others of
+    # an older generation are stale, maybe holding an erased subject: gone
+    for other in [k for k, a in _live.items() if k[0] == key[0] and a.stamp != acc.stamp]:
+        if other != key and not _live[other].lock.locked():
+            _drop(other)
     return _fits(key, acc)
 
 
@@ -195,7 +199,7 @@ def _read_sql(
     has_subject = "subject" in table.columns
     cookieless = "t.subject IS NULL" if has_subject else "1"
     # new rows: a range of row ids (`+` keeps the planner off the ts index); all: by ts
-    where = ["t.ts >= ?2" if watermark < 0 else "t.id > ?1 AND +t.ts >= ?2"]
+    where = ["t.ts >= ?2" if watermark < 0 else "t.id > ?1 AND +t.ts >= ?2", _ON_LIVE_DAY]
     if has_subject:
         where.append(f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))")
     sql = (
@@ -205,12 +209,14 @@ def _read_sql(
         f"CASE WHEN {cookieless} THEN t.network END, {'t.subject' if has_subject else 'NULL'} "
         f"FROM {layout.from_sql(table, joined=joined)} WHERE {' AND '.join(where)}"
     )
-    return sql, (watermark, _start(since))
+    return sql, (watermark, _start(since), since)
 
 
 def _start(day: str) -> float:
-    """UTC epoch seconds of a day's midnight."""
-    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
+    """UTC epoch seconds of a day's midnight, less _EDGE: date() rounds a timestamp to the
+    millisecond, so a row 0.4 ms before midnight is the day's (as the rows and rollups date
+    it); _ON_LIVE_DAY keeps only the day's."""
+    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp() - _EDGE
 
 
 def _add(acc: Accumulator, rows: Rows) -> None:
@@ -246,7 +252,7 @@ def _build_sql(table: layout.Table, key: Key, since: str) -> tuple[str, tuple[ob
     name = layout.quote(table.name)
     has_subject = "subject" in table.columns
     cookieless = "t.subject IS NULL" if has_subject else "1"
-    where = "t.ts >= ?"
+    where = f"t.ts >= ?2 AND {_ON_LIVE_DAY}"
     if has_subject:
         where += f" AND (t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))"
     # not DISTINCT: a set dedups in Python faster than SQLite's ephemeral index (~22 ms
@@ -263,7 +269,7 @@ def _build_sql(table: layout.Table, key: Key, since: str) -> tuple[str, tuple[ob
         f"{'t.subject' if has_subject else 'NULL'} AS s "
         f"FROM {layout.from_sql(table, joined=joined)} WHERE {where}) GROUP BY day, value"
     )
-    return sql, (_start(since),)
+    return sql, (None, _start(since), since)
 
 
 def _from_groups(acc: Accumulator, groups: Rows) -> bool:

@@ -268,7 +268,7 @@ async def _read(
     cells: dict[DayKey, C] = {}
     for _, day, value, *counts in (r for r in rows if r[0] == 1):
         key = (cast(str, day),) if dim == TOTAL else (cast(str, day), cast(str | None, value))
-        cells[key] = make(*(cast(int, n) for n in counts))
+        cells[key] = make(*cast(list[int], counts))
     return cells, current
 
 
