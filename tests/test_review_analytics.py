@@ -8,9 +8,10 @@ from collections import Counter
 import pytest
 
 from veil.analytics import StatsQuery, run
-from veil.analytics.cells import DayCounts, day_of, dimension_sql, raw_day_cells
+from veil.analytics.cells import DayCounts, dimension_sql, raw_day_cells
 from veil.errors import QueryError
 from veil.store import layout, live_days, rollups
+from veil.store.days import day_of
 
 from conftest import event_row, known_to_ledger
 

@@ -54,14 +54,35 @@ def normal_form(path: str) -> str:
     return "".join("/" + s for s in segments)
 
 
+_END = "(?![^/])"  # a segment ends here
+
+
+def _segment_regex(segment: str) -> str:
+    """One pattern segment. Each middle piece is placed leftmost and kept (an atomic group):
+    placing it further right never helps the rest match, and trying every placement made
+    `/*-*-*.html` against a long path cost time growing as a power of its length."""
+    pieces = [re.escape(p) for p in segment.split("*")]
+    if len(pieces) == 1:
+        return "/" + pieces[0] + _END
+    middle = "".join(f"(?>[^/]*?{p})" for p in pieces[1:-1])
+    return "/" + pieces[0] + middle + "[^/]*" + pieces[-1] + _END
+
+
 def _regex(pattern: str) -> str:
-    parts = []
+    """The regex of a pattern, linear in the path's length: the runs of segments between two
+    `**` are placed leftmost and kept, as the pieces within a segment are."""
+    runs: list[list[str]] = [[]]
     for segment in normal_form_of_pattern(pattern):
         if segment == "**":
-            parts.append("(?:/[^/]+)*")
+            runs.append([])
         else:
-            parts.append("/" + "[^/]*".join(re.escape(p) for p in segment.split("*")))
-    return "".join(parts)
+            runs[-1].append(_segment_regex(segment))
+    out = "".join(runs[0])
+    if len(runs) == 1:
+        return out
+    for run in runs[1:-1]:
+        out += "(?>(?:/[^/]++)*?" + "".join(run) + ")"
+    return out + "(?:/[^/]++)*" + "".join(runs[-1])
 
 
 def normal_form_of_pattern(pattern: str) -> list[str]:

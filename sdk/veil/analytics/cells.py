@@ -5,11 +5,11 @@ person countable (visitor, network) is keyed per UTC day: per-day distinct count
 and add up exactly over a range. A restricted or suspended subject's rows count for nothing.
 """
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import cast
 
 from ..store import layout, live_days, rollups
+from ..store.days import EDGE, DayKey, as_text, day_start
 from ..store.sqlite import SQLiteStore
 from ..store.subject_limits import RESTRICTED_SUBJECTS
 
@@ -40,10 +40,6 @@ class DayCounts:
     subjects: int = 0  # distinct subjects
 
 
-DayKey = tuple[str | None, ...]  # (day 'YYYY-MM-DD', *the dimensions' values as text)
-_EDGE = 0.001  # seconds: more than date()'s rounding of a timestamp
-
-
 def canonical(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:
     """A key's place in the one order every answer uses, whichever path read it: by value,
     None last."""
@@ -55,19 +51,6 @@ def dimension_sql(table: layout.Table, dim: str) -> str:
     if dim == "hour":
         return "strftime('%Y-%m-%dT%H:00Z', t.ts, 'unixepoch')"
     return layout.column_sql(table, "screen_w" if dim == "screen" else dim)
-
-
-def day_start(day: str) -> float:
-    """UTC epoch seconds of a 'YYYY-MM-DD' day's midnight."""
-    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
-
-
-def day_of(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 async def raw_day_cells(
@@ -85,10 +68,10 @@ async def raw_day_cells(
     # as the rollups date it; read a little beyond the days, keep only theirs (below)
     if first_day is not None:
         where.append("t.ts >= ?")
-        params.append(day_start(first_day) - _EDGE)
+        params.append(day_start(first_day) - EDGE)
     if last_day is not None:
         where.append("t.ts < ?")
-        params.append(day_start(last_day) + 86_400 + _EDGE)
+        params.append(day_start(last_day) + 86_400 + EDGE)
     if has_subject := "subject" in table.columns:  # kept, used for nothing
         where.append(f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))")
     cookieless = "t.subject IS NULL" if has_subject else "1"
@@ -108,7 +91,7 @@ async def raw_day_cells(
         if (first_day is not None and day < first_day) or (last_day is not None and day > last_day):
             continue
         events, visitors, networks, subjects = (cast(int, v) for v in row[width:])
-        key = tuple(_text(v) for v in row[:width])
+        key = tuple(as_text(v) for v in row[:width])
         out[key] = DayCounts(events, visitors, networks, subjects)
     return out
 

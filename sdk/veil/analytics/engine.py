@@ -25,9 +25,10 @@ from types import MappingProxyType
 from ..errors import QueryError
 from ..policy import Policy
 from ..store import layout
+from ..store.days import day_of
 from ..store.sqlite import SQLiteStore
 from . import cells
-from .cells import HOLDS, DayCounts, canonical, day_of
+from .cells import HOLDS, DayCounts, canonical
 from .thresholds import clears, complement
 
 METRICS = ("events", "visitors", "subjects")

@@ -36,6 +36,7 @@ from ..counted import CountingRules
 from ..errors import Drop, FieldError, Refused
 from ..guards import Guards
 from ..notice import FORMATS, MEDIA_TYPES, render_notice
+from ..pipeline import site_from_host
 from ..runtime import Veil
 from .analytics import StatsEndpoint
 from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
@@ -349,7 +350,14 @@ class Endpoints:
         headers = dict(scope["headers"])
         check_content_type(headers.get(b"content-type", b""))
         origin = headers.get(b"origin")  # none from a client that is not a browser: its Host
-        if origin is not None and (self.sites_from_origin or self.sites is not None):
+        if origin is None and self.sites_from_origin and self.sites is not None:
+            # its Host names the site then, and must be a listed one too: else any script
+            # could store beacons under any site name it makes up
+            site = site_from_host(headers.get(b"host", b""))
+            if site not in self.sites:
+                self.veil.count_drop(Drop.FOREIGN_ORIGIN)
+                raise foreign(site, "Host")
+        elif origin is not None and (self.sites_from_origin or self.sites is not None):
             site = site_of_origin(origin)
             if self.sites is not None and site not in self.sites:
                 self.veil.count_drop(Drop.FOREIGN_ORIGIN)

@@ -7,7 +7,8 @@ beacon's site as the host name of its Origin, normalised as the pipeline normali
 (lower-cased, no port, no trailing dot; an IP literal names no site). `ingest.sites`, when
 set, lists the sites that may send beacons: any other origin is refused with 403, counted as
 `foreign_origin`, and nothing of the beacon is kept. A client that is not a browser sends no
-Origin and could forge any: the list keeps other sites' pages out, not a determined script.
+Origin (its Host then names the site, and must be listed too) and could forge any: the list
+keeps other sites' pages and made-up site names out, not a determined script.
 """
 
 import ipaddress
@@ -53,12 +54,13 @@ def site_of_origin(origin: bytes) -> str | None:
     return site
 
 
-def foreign(site: str | None) -> Problem:
+def foreign(site: str | None, header: str = "Origin") -> Problem:
+    """403 for a beacon whose `header` (Origin, or Host without one) names no listed site."""
     return Problem(
         403,
         "foreign-origin",
         "Site not served",
         f"this collector does not take beacons from {site or 'an address without a name'} "
         "(ingest.sites); nothing was recorded",
-        field="Origin",
+        field=header,
     )

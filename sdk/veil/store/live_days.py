@@ -37,7 +37,6 @@ own next query): none keeps an erased subject beyond that.
 """
 
 import asyncio
-import datetime as dt
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from . import layout, rollups
+from .days import EDGE, DayKey, as_text, day_start, next_day
 from .subject_limits import RESTRICTED_SUBJECTS
 
 if TYPE_CHECKING:
@@ -52,11 +52,9 @@ if TYPE_CHECKING:
 
 MAX_ENTRIES = 500_000  # set entries in all accumulators of the process (~75 MB at most)
 C = TypeVar("C", bound=rollups.Counts)
-DayKey = tuple[str | None, ...]
 Key = tuple[int, str, str | None, bool]  # id(store), table, the value's SQL, agents joined
 Rows = Sequence[tuple[object, ...]]
 UNBUILT = (-1, -1)
-_EDGE = 0.001  # seconds: more than date()'s rounding of a timestamp (cells.py has the same)
 _ON_LIVE_DAY = "date(t.ts, 'unixepoch') >= ?3"
 
 
@@ -125,7 +123,7 @@ async def day_cells(
     `joined`), as cells.raw_day_cells gives them; None if they are not to be had here (a
     day that is not live, a store without the triggers, an accumulator too big): the caller
     reads the rows."""
-    since = _next_day(rollups.settled_day())
+    since = next_day(rollups.settled_day())
     if first < since or not rollups.guarded(store.db, table):
         return None
     if store not in _watched:
@@ -143,7 +141,7 @@ async def day_cells(
         out: dict[DayKey, C] = {}
         for (day, value), c in acc.cells.items():
             if first <= day and (last is None or day <= last):
-                cell_key = (day,) if value_sql is None else (day, _text(value))
+                cell_key = (day,) if value_sql is None else (day, as_text(value))
                 out[cell_key] = make(c.events, len(c.visitors), len(c.networks), len(c.subjects))
         return out
 
@@ -209,14 +207,7 @@ def _read_sql(
         f"CASE WHEN {cookieless} THEN t.network END, {'t.subject' if has_subject else 'NULL'} "
         f"FROM {layout.from_sql(table, joined=joined)} WHERE {' AND '.join(where)}"
     )
-    return sql, (watermark, _start(since), since)
-
-
-def _start(day: str) -> float:
-    """UTC epoch seconds of a day's midnight, less _EDGE: date() rounds a timestamp to the
-    millisecond, so a row 0.4 ms before midnight is the day's (as the rows and rollups date
-    it); _ON_LIVE_DAY keeps only the day's."""
-    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp() - _EDGE
+    return sql, (watermark, day_start(since) - EDGE, since)
 
 
 def _add(acc: Accumulator, rows: Rows) -> None:
@@ -269,7 +260,7 @@ def _build_sql(table: layout.Table, key: Key, since: str) -> tuple[str, tuple[ob
         f"{'t.subject' if has_subject else 'NULL'} AS s "
         f"FROM {layout.from_sql(table, joined=joined)} WHERE {where}) GROUP BY day, value"
     )
-    return sql, (None, _start(since), since)
+    return sql, (None, day_start(since) - EDGE, since)
 
 
 def _from_groups(acc: Accumulator, groups: Rows) -> bool:
@@ -315,11 +306,3 @@ def _drop(key: Key) -> None:
     acc = _live.pop(key, None)
     if acc is not None:
         acc.reset()
-
-
-def _next_day(day: str) -> str:
-    return (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)

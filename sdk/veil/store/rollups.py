@@ -45,13 +45,13 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 from ..errors import StoreError
 from . import layout
 from .columns import ROW_COLUMNS, Row
+from .days import DAY, DayKey, day_of
 
 if TYPE_CHECKING:  # sqlite.py imports this module
     from .sqlite import SQLiteStore
 
 TOTAL = ""  # the `dim` of a day's totals
 SETTLE = 3600.0  # a day is built only this long after its end (clock skew, late beacons)
-DAY = 86_400
 BUILD_LOCK_WAIT = 0.05  # a build is an optimisation: it waits briefly for the lock, or skips
 _TS = itemgetter(ROW_COLUMNS.index("ts"))
 _LIMITED = "('restriction', 'suspension')"  # subject_limits kinds that hide a subject's rows
@@ -60,7 +60,6 @@ BUMP = "UPDATE live_generation SET n = n + 1;"
 # the clock that says which days are over (tests move it past midnight)
 clock: Callable[[], float] = time.time
 
-DayKey = tuple[str | None, ...]
 log = logging.getLogger("veil.store")
 
 
@@ -159,14 +158,10 @@ def guarded(db: sqlite3.Connection, table: layout.Table) -> bool:
 # -- reading and building ----------------------------------------------------------------------
 
 
-def _day(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
-
-
 def settled_day() -> str:
     """The last UTC day that is over (SETTLE past its end): the days after it are live,
     read from the rows (or live_days.py's accumulators), never rolled up."""
-    return _day(clock() - SETTLE - DAY)
+    return day_of(clock() - SETTLE - DAY)
 
 
 def _days(first: str, last: str) -> list[str]:
