@@ -10,7 +10,10 @@ from fnmatch import fnmatchcase
 from servers import ServerProcess
 from test_site_origin import collector, drops, send, sites
 
+from veil import Veil
 from veil.paths import normal_form, normal_form_of_pattern, patterns_regex
+
+from conftest import rows
 
 PATTERNS = [
     "/**/*-*-*.html",
@@ -88,3 +91,26 @@ def test_a_beacon_without_origin_needs_a_listed_host(tmp_path, master_key):
         assert server.stop() == 0
     assert sites(server) == ["shop.example"]
     assert drops(server) == {"foreign_origin": 2}
+
+
+async def test_what_is_captured_is_the_request_as_it_came(make_config, started_site):
+    """With the status rule the request is captured after the app ran: an inner middleware
+    that rewrites the scope in place must not change what veil records."""
+
+    async def page(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def rewriting(scope, receive, send):
+        scope["path"] = "/static/rewritten.css"  # would be excluded, had it come so
+        scope["client"] = ("203.0.113.99", 1)
+        scope["headers"] = [(b"user-agent", b"curl/8.0")]  # a bot: dropped, had it come so
+        await page(scope, receive, send)
+
+    site = await started_site(Veil(make_config()), app=rewriting)
+    async with site.client("198.51.100.20") as client:
+        assert (await client.get("/pricing")).status_code == 200
+    await site.veil.stop()
+    (row,) = rows(site.veil, "SELECT browser, network FROM event_rows")
+    assert row[0] == "Chrome"  # the request's own user-agent
+    assert drops(site.veil) == {}

@@ -91,6 +91,9 @@ class VeilMiddleware:
     def _after_status(self, scope: Scope, send: Send) -> Send:
         """The send to give the app: `send`, then the request captured if its status counts."""
         veil, statuses = self.veil, self._statuses
+        # what capture reads, as the request came: routing and inner middleware may rewrite
+        # the scope in place before the status is known
+        scope = {"path": scope["path"], "client": scope.get("client"), "headers": scope["headers"]}
 
         async def send_then_capture(message: Message) -> None:
             await send(message)  # the app's message first, as it is
