@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.sync_api import expect
 from starlette.types import ASGIApp, Receive, Scope, Send
 from test_dashboard_browser import CSP_WATCH, TOKEN_KEY, _log_in, _seed
 
@@ -168,4 +169,26 @@ def test_each_csv_button_names_its_panel(data_dir: Path, browser) -> None:
         assert len(names) == 7 and len(set(names)) == 7 and None not in names
         assert "Download Browsers as CSV" in names
         assert page.get_by_role("button", name="Download Countries as CSV").count() == 1
+        ctx.close()
+
+
+def test_a_range_longer_than_a_year_is_refused_not_drawn(data_dir: Path, browser) -> None:
+    # a point a day: from 1900 the series would draw ~46,000 points and hang the tab
+    with _serve(data_dir) as (url, token, _):
+        ctx, page = _page(browser, url)
+        page.goto("/dashboard")
+        _log_in(page, token)
+        points = page.eval_on_selector_all("#chart .ct-point", "ps => ps.length")
+        stats: list[str] = []
+        page.on("request", lambda r: stats.append(r.url) if "/api/v1/stats" in r.url else None)
+        page.fill("#since", "1900-01-01")
+        page.click("#query button[type=submit]")
+        expect(page.locator("#status")).to_contain_text("at most 366 days")
+        assert stats == []  # nothing asked of the API
+        assert page.eval_on_selector_all("#chart .ct-point", "ps => ps.length") == points
+        # a year is fine
+        page.fill("#since", page.input_value("#until")[:4] + "-01-01")
+        page.click("#query button[type=submit]")
+        expect(page.locator("#status")).to_have_text("")
+        assert stats
         ctx.close()

@@ -88,10 +88,13 @@ function days(since, last) {
   return out;
 }
 
+const MAX_DAYS = 366; // the series draws a point a day: a range from 1900 would hang the tab
+
 function range() {
   const since = $("since").value;
   const last = $("until").value;
   if (!since || !last || dayMs(last) < dayMs(since)) return null;
+  if ((dayMs(last) - dayMs(since)) / DAY + 1 > MAX_DAYS) return null;
   return { since, last, until: isoDay(dayMs(last) + DAY) };
 }
 
@@ -150,7 +153,8 @@ function rangeNote(body) {
 async function refresh() {
   const r = range();
   if (!r) {
-    $("status").textContent = "Choose a range whose end is not before its start.";
+    $("status").textContent =
+      `Choose a range whose end is not before its start, of at most ${MAX_DAYS} days.`;
     return;
   }
   const mine = ++generation;
