@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import expect
@@ -192,3 +193,15 @@ def test_a_range_longer_than_a_year_is_refused_not_drawn(data_dir: Path, browser
         expect(page.locator("#status")).to_have_text("")
         assert stats
         ctx.close()
+
+
+def test_the_dashboards_files_are_revalidated_not_sent_again(data_dir: Path) -> None:
+    with _serve(data_dir) as (url, _, _):
+        first = httpx.get(f"{url}/dashboard/chartist.js")
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        again = httpx.get(
+            f"{url}/dashboard/chartist.js", headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert again.status_code == 304 and again.content == b""
+        other = httpx.get(f"{url}/dashboard/dashboard.js", headers={"If-None-Match": '"x"'})
+        assert other.status_code == 200 and other.headers["etag"] != first.headers["etag"]

@@ -15,14 +15,21 @@ import hashlib
 import importlib.resources
 
 from starlette.responses import Response
+from starlette.types import Scope
 
+from .etags import cached
 from .routes import DASHBOARD_FILES, DASHBOARD_PATH
 
 _static = importlib.resources.files("veil").joinpath("static")
 _MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 PAGE = _static.joinpath("dashboard.html").read_bytes()
+# path -> (body, media type, ETag): revalidated on every load, sent again only when changed
 FILES = {
-    f"{DASHBOARD_PATH}/{name}": (_static.joinpath(name).read_bytes(), _MEDIA[name.rsplit(".")[-1]])
+    f"{DASHBOARD_PATH}/{name}": (
+        body := _static.joinpath(name).read_bytes(),
+        _MEDIA[name.rsplit(".")[-1]],
+        '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+    )
     for name in DASHBOARD_FILES
 }
 # chartist's createSvg (default size) and its axis labels' foreignObject
@@ -52,9 +59,10 @@ PAGE_HEADERS = {
 }
 
 
-def dashboard_file(path: str) -> Response:
-    """The page at DASHBOARD_PATH, or one of the files it loads."""
+def dashboard_file(scope: Scope) -> Response:
+    """The page at DASHBOARD_PATH, or one of the files it loads (304 when unchanged)."""
+    path = scope["path"]
     if path == DASHBOARD_PATH:
         return Response(PAGE, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
-    body, media_type = FILES[path]
-    return Response(body, media_type=media_type, headers={**_COMMON, "Cache-Control": "no-cache"})
+    body, media_type, etag = FILES[path]
+    return cached(scope, body, etag, media_type, {**_COMMON, "Cache-Control": "no-cache"})

@@ -43,6 +43,7 @@ from .beacon import MAX_BODY_BYTES, check_content_type, parse_beacon
 from .body import json_object, read_body, read_json, require_same_site
 from .consent import ConsentEndpoint
 from .dashboard import dashboard_file
+from .etags import cached
 from .origin import foreign, site_of_origin
 from .problems import Problem
 from .ratelimit import RateLimiter, client_of, too_many
@@ -115,16 +116,6 @@ def method_not_allowed(allowed: tuple[str, ...]) -> Problem:
         f"use {' or '.join(m for m in allowed if m != 'HEAD')}",
         headers={"Allow": ", ".join(allowed)},
     )
-
-
-def cached(
-    scope: Scope, body: bytes, etag: str, media_type: str, headers: dict[str, str]
-) -> Response:
-    """`body` with its ETag, or a 304 when the client already holds that version."""
-    headers = {"ETag": etag, **headers}
-    if etag in dict(scope["headers"]).get(b"if-none-match", b"").decode("latin-1"):
-        return Response(status_code=304, headers=headers)
-    return Response(body, headers=headers, media_type=media_type)
 
 
 class Endpoints:
@@ -232,7 +223,7 @@ class Endpoints:
         return await self.stats_endpoint.me(scope, receive)
 
     async def dashboard(self, scope: Scope, receive: Receive) -> Response:
-        return dashboard_file(scope["path"])
+        return dashboard_file(scope)
 
     async def rights_page(self, scope: Scope, receive: Receive) -> Response:
         return page() if scope["path"] == RIGHTS_PAGE_PATH else page_script()
