@@ -337,3 +337,21 @@ def serve_collector(
     return ServerProcess(
         args, env, tmp_path / "server.log", config=config, data=tmp_path / "data"
     ).start()
+
+
+# -- a store and keystore for the rollup and live-day tests -------------------------------------
+
+KIT_SUBJECTS = [f"subject-{i:02d}-pseudonym" for i in range(12)]  # on the ledger of `kit`
+
+
+@pytest.fixture
+async def kit(make_config):
+    """(store, keystore, policy): opened with the policy, KIT_SUBJECTS on the ledger."""
+    cfg = make_config()
+    store = SQLiteStore(cfg.store.path)
+    await store.open(cfg.policy)
+    keystore = KeyStore.open(cfg.keys)
+    await known_to_ledger(store, *KIT_SUBJECTS)
+    yield store, keystore, cfg.policy
+    keystore.close()
+    await store.close()

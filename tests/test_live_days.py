@@ -23,9 +23,8 @@ from veil.rights import limits
 from veil.rights.erase import dispose_purpose, erase
 from veil.store import SQLiteStore, layout, live_days, rollups
 from veil.store.columns import ROW_COLUMNS
-from veil.store.keys import KeyStore
 
-from conftest import event_row, known_to_ledger
+from conftest import event_row
 
 EARLY = TODAY + 1800.0  # 00:30 UTC today: yesterday is still live (rollups.SETTLE)
 
@@ -64,18 +63,6 @@ def early(monkeypatch):
     yield
     live_days._live.clear()
     live_days._too_big.clear()
-
-
-@pytest.fixture
-async def kit(make_config):
-    cfg = make_config()
-    store = SQLiteStore(cfg.store.path)
-    await store.open(cfg.policy)
-    keystore = KeyStore.open(cfg.keys)
-    await known_to_ledger(store, *SUBJECTS)
-    yield store, keystore, cfg.policy
-    keystore.close()
-    await store.close()
 
 
 def write_from_another_process(path, batch: list[tuple]) -> None:

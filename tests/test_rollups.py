@@ -16,16 +16,15 @@ from veil.retention import enforce
 from veil.rights import limits
 from veil.rights.erase import dispose_purpose, erase
 from veil.store import SQLiteStore, layout, rollups
-from veil.store.keys import KeyStore
 
-from conftest import event_row, known_to_ledger
+from conftest import KIT_SUBJECTS, event_row
 
 DAY = 86_400.0
 DIMS = [(), ("browser",), ("country",), ("hour",), ("path",), ("screen",), ("pixel_ratio",)]
 BROWSERS = ["Chrome", "Firefox", "Safari", None]
 COUNTRIES = ["DE", "JP", "US", None]
 PATHS = ["/", "/a", "/b", "/pricing", None]
-SUBJECTS = [f"subject-{i:02d}-pseudonym" for i in range(12)]
+SUBJECTS = KIT_SUBJECTS
 TODAY = int(time.time() // DAY) * DAY  # today's midnight, UTC
 
 
@@ -119,18 +118,6 @@ async def totals(store: SQLiteStore, purpose: str, first: str, last: str) -> dic
     """Events per day, as day_cells answers (from the rollups when current)."""
     table = layout.load(store.db)[purpose]
     return {k[0]: c.events for k, c in (await day_cells(store, table, (), first, last)).items()}
-
-
-@pytest.fixture
-async def kit(make_config):
-    cfg = make_config()
-    store = SQLiteStore(cfg.store.path)
-    await store.open(cfg.policy)
-    keystore = KeyStore.open(cfg.keys)
-    await known_to_ledger(store, *SUBJECTS)
-    yield store, keystore, cfg.policy
-    keystore.close()
-    await store.close()
 
 
 async def test_rollups_equal_the_rows_through_every_change(kit, data_dir):

@@ -104,13 +104,15 @@ async def day_cells(
     last_day: str | None,
 ) -> dict[DayKey, DayCounts]:
     """Day cells of `dims` for the days first_day..last_day (inclusive): of one dimension or
-    none from the daily rollups (store/rollups.py: the same cells, exactly) and the live days
-    from memory (store/live_days.py: the same, exactly), else the rows."""
-    if len(dims) > 1:
+    none, or of "site" and one other (a dashboard's site filter groups by both), from the
+    daily rollups (store/rollups.py: the same cells, exactly) and the live days from memory
+    (store/live_days.py: the same, exactly), else the rows. Other pairs are read from the
+    rows: each shape kept is one more rollup to build and keep current."""
+    if len(dims) > 2 or (len(dims) == 2 and "site" not in dims):
         return await raw_day_cells(store, table, dims, first_day, last_day)
-    dim = dims[0] if dims else None
-    value_sql = None if dim is None else dimension_sql(table, dim)
-    joined = dim is not None and HOLDS[dim] == "agent"
+    sqls = tuple(dimension_sql(table, d) for d in dims)
+    value_sql = (sqls[0], sqls[1]) if len(sqls) == 2 else sqls[0] if sqls else None
+    joined = any(HOLDS[d] == "agent" for d in dims)
 
     async def raw(first: str | None, last: str | None) -> dict[DayKey, DayCounts]:
         if first is not None:  # live days (today's) are kept in memory, if they can be
@@ -119,4 +121,4 @@ async def day_cells(
                 return live
         return await raw_day_cells(store, table, dims, first, last)
 
-    return await rollups.day_cells(store, table, dim, first_day, last_day, raw, DayCounts)
+    return await rollups.day_cells(store, table, dims, first_day, last_day, raw, DayCounts)

@@ -132,14 +132,55 @@ function fillUses() {
 
 // -- the panels ----------------------------------------------------------------------------------
 
-function query(extra) {
+// the panels' query: the chosen site, if any, as a filter (the engine answers it as a slice of
+// the grouping by site and the panel's dimension, so the numbers are exactly the API's)
+function query(extra, filtered = true) {
   const p = purpose();
   const r = range();
   const metrics = ["events", "visitors"].filter((m) => p.metrics.includes(m));
+  const where = filtered && site() !== null ? { where: `site:${site()}` } : {};
   return {
     purpose: p.purpose, use: $("use").value, since: r.since, until: r.until,
-    metric: metrics.join(","), ...extra,
+    metric: metrics.join(","), ...where, ...extra,
   };
+}
+
+// -- the site selector: the sites the purpose's data holds in the range -------------------------
+
+function site() {
+  const select = $("site");
+  return $("site-field").hidden || select.selectedIndex < 1 ? null : select.value;
+}
+
+// A suppressed site is listed (its name is in the API's by=site answer anyway) but cannot be
+// chosen: its day cells are below k (or hidden beside one that is), so its panels would show
+// little but suppressed groups.
+// Rows without a site cannot be filtered to (where takes text) and are not listed.
+function fillSites(body) {
+  const select = $("site");
+  const chosen = site();
+  const cells = (body?.cells ?? []).filter((c) => c.key.site !== null);
+  const options = cells.map((c) => {
+    const shown = c.values !== null;
+    const option = new Option(shown ? c.key.site : `${c.key.site} (suppressed)`, c.key.site);
+    option.disabled = !shown;
+    return option;
+  });
+  select.replaceChildren(new Option("All sites", ""), ...options);
+  const keep = options.findIndex((o) => !o.disabled && o.value === chosen);
+  select.selectedIndex = keep + 1; // -1 + 1: all sites
+  $("site-field").hidden = cells.length < 2;
+}
+
+async function loadSites(mine) {
+  if (!purpose().dimensions.includes("site")) return fillSites(null);
+  try {
+    const body = await api("stats", query({ by: "site" }, false));
+    if (mine === generation) fillSites(body);
+  } catch (error) {
+    if (mine === generation) fillSites(null);
+    throw error;
+  }
 }
 
 function hiddenDays(cell) {
@@ -150,7 +191,7 @@ function rangeNote(body) {
   return body.range ? ` Days read: ${body.range.first_day} to ${body.range.last_day}.` : "";
 }
 
-async function refresh() {
+async function refresh({ sites = true } = {}) {
   const r = range();
   if (!r) {
     $("status").textContent =
@@ -160,6 +201,8 @@ async function refresh() {
   const mine = ++generation;
   const p = purpose();
   $("status").textContent = "Loading…";
+  const found = sites ? await loadSites(mine).catch((error) => error) : null;
+  if (mine !== generation || found instanceof LoggedOut) return;
   const lists = LISTS.filter((d) => p.dimensions.includes(d));
   const panels = lists.map(listPanel);
   $("lists").replaceChildren(...panels.map((x) => x.node));
@@ -171,7 +214,9 @@ async function refresh() {
   ];
   const results = await Promise.allSettled(jobs);
   if (mine !== generation) return;
-  const failed = results.find((x) => x.status === "rejected");
+  const failed = found instanceof Error
+    ? { reason: found }
+    : results.find((x) => x.status === "rejected");
   if (failed && failed.reason instanceof LoggedOut) return;
   $("status").textContent = failed ? `Could not load: ${failed.reason.message}` : "";
   document.body.dataset.loaded = String(mine);
@@ -299,7 +344,8 @@ async function download(panel) {
     const blob = await api("stats", params, true);
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = `veil-${params.purpose}-${by}-${params.since}-${$("until").value}.csv`;
+    const where = site() === null ? "" : `${site().replace(/[^\w.-]+/g, "_")}-`;
+    a.download = `veil-${params.purpose}-${where}${by}-${params.since}-${$("until").value}.csv`;
     document.body.append(a);
     a.click();
     a.remove();
@@ -331,6 +377,7 @@ $("purpose").addEventListener("change", () => {
   fillUses();
   refresh().catch(() => {});
 });
+$("site").addEventListener("change", () => refresh({ sites: false }).catch(() => {}));
 $("query").addEventListener("submit", (event) => {
   event.preventDefault();
   refresh().catch(() => {});

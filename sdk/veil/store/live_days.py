@@ -3,8 +3,9 @@ rollups.SETTLE), kept in memory and extended with only the rows inserted since.
 
 Read from the rows, a whole day of a busy store costs ~50 ms a query; the writer inserts every
 0.25 s, so no rollup of it stays current. An accumulator, one per (store, purpose table,
-dimension), holds per (day, value) the events and the SETS of cookieless visitor and network
-pseudonyms and of subjects, so distinct counts stay exact as rows are added. Why it is exact:
+dimension or pair of them), holds per (day, value) the events and the SETS of cookieless
+visitor and network pseudonyms and of subjects, so distinct counts stay exact as rows are
+added. Why it is exact:
 
 - Purpose tables key rows by INTEGER PRIMARY KEY (layout.py): a row inserted later gets a
   larger id than every row there, unless the largest was deleted. So the rows not yet counted
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
 
 MAX_ENTRIES = 500_000  # set entries in all accumulators of the process (~75 MB at most)
 C = TypeVar("C", bound=rollups.Counts)
-Key = tuple[int, str, str | None, bool]  # id(store), table, the value's SQL, agents joined
+ValueSQL = str | tuple[str, str] | None  # a dimension's SQL; a pair's two; None: the totals
+Key = tuple[int, str, ValueSQL, bool]  # id(store), table, the value's SQL, agents joined
 Rows = Sequence[tuple[object, ...]]
 UNBUILT = (-1, -1)
 _ON_LIVE_DAY = "date(t.ts, 'unixepoch') >= ?3"
@@ -76,6 +78,7 @@ class Accumulator:
     stamp: tuple[int, int] = UNBUILT  # (live_generation.store, .n) of the rows counted
     since: str = ""  # the first live day
     watermark: int = -1  # the largest row id counted, or seen and left out (-1: none)
+    # (day, value): a pair's value is the tuple of its two
     cells: dict[tuple[str, object], Cell] = field(default_factory=dict)
     entries: int = 0  # set entries in `cells`
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -112,17 +115,17 @@ def accumulators() -> list[Accumulator]:
 async def day_cells(
     store: "SQLiteStore",
     table: layout.Table,
-    value_sql: str | None,
+    value_sql: ValueSQL,
     joined: bool,
     first: str,
     last: str | None,
     make: Callable[[int, int, int, int], C],
 ) -> dict[DayKey, C] | None:
     """The day cells of first..last (inclusive; None: every later day) per value of
-    `value_sql` (None: the day's totals), read from `table AS t` (joined to `agents AS a` if
-    `joined`), as cells.raw_day_cells gives them; None if they are not to be had here (a
-    day that is not live, a store without the triggers, an accumulator too big): the caller
-    reads the rows."""
+    `value_sql` (None: the day's totals; a pair of them: keyed (day, v1, v2)), read from
+    `table AS t` (joined to `agents AS a` if `joined`), as cells.raw_day_cells gives them;
+    None if they are not to be had here (a day that is not live, a store without the
+    triggers, an accumulator too big): the caller reads the rows."""
     since = next_day(rollups.settled_day())
     if first < since or not rollups.guarded(store.db, table):
         return None
@@ -141,9 +144,20 @@ async def day_cells(
         out: dict[DayKey, C] = {}
         for (day, value), c in acc.cells.items():
             if first <= day and (last is None or day <= last):
-                cell_key = (day,) if value_sql is None else (day, as_text(value))
+                if value_sql is None:
+                    cell_key: DayKey = (day,)
+                elif isinstance(value_sql, tuple):
+                    cell_key = (day, *map(as_text, cast(tuple[object, ...], value)))
+                else:
+                    cell_key = (day, as_text(value))
                 out[cell_key] = make(c.events, len(c.visitors), len(c.networks), len(c.subjects))
         return out
+
+
+def _values(key: Key) -> tuple[str, ...]:
+    """The SQL of each value column the key's rows carry (one NULL for the totals)."""
+    value_sql = key[2]
+    return value_sql if isinstance(value_sql, tuple) else (value_sql or "NULL",)
 
 
 async def _catch_up(
@@ -191,8 +205,9 @@ def _read_sql(
 ) -> tuple[str, tuple[object, ...]]:
     """One statement (one snapshot): the generation and the largest row id, then each row
     after `watermark` (-1: every row) on a live day, but a restricted subject's, as (1, day,
-    value, visitor, network, subject), each pseudonym only where the day cells count it."""
-    _, _, value_sql, joined = key
+    value (a pair: two), visitor, network, subject), each pseudonym only where the day cells
+    count it."""
+    values, joined = _values(key), key[3]
     name = layout.quote(table.name)
     has_subject = "subject" in table.columns
     cookieless = "t.subject IS NULL" if has_subject else "1"
@@ -201,8 +216,9 @@ def _read_sql(
     if has_subject:
         where.append(f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))")
     sql = (
-        f"SELECT 0, store, n, (SELECT max(id) FROM {name}), NULL, NULL FROM live_generation "
-        f"UNION ALL SELECT 1, date(t.ts, 'unixepoch'), {value_sql or 'NULL'}, "
+        f"SELECT 0, store, n, (SELECT max(id) FROM {name}), "
+        f"{', '.join(['NULL'] * (len(values) + 1))} FROM live_generation "
+        f"UNION ALL SELECT 1, date(t.ts, 'unixepoch'), {', '.join(values)}, "
         f"CASE WHEN {cookieless} THEN t.visitor END, "
         f"CASE WHEN {cookieless} THEN t.network END, {'t.subject' if has_subject else 'NULL'} "
         f"FROM {layout.from_sql(table, joined=joined)} WHERE {' AND '.join(where)}"
@@ -213,12 +229,14 @@ def _read_sql(
 def _add(acc: Accumulator, rows: Rows) -> None:
     """Count the rows (the marker aside) into `acc`."""
     cells, grown = acc.cells, 0
-    for marker, day, value, visitor, network, subject in rows:
-        if marker == 0:
+    for row in rows:
+        if row[0] == 0:
             continue
-        cell = cells.get((cast(str, day), value))
+        day, visitor, network, subject = cast(str, row[1]), row[-3], row[-2], row[-1]
+        value = row[2] if len(row) == 6 else row[2:-3]  # a pair's: the tuple of its two
+        cell = cells.get((day, value))
         if cell is None:
-            cell = cells[(cast(str, day), value)] = Cell()
+            cell = cells[(day, value)] = Cell()
         cell.events += 1
         if visitor is not None:
             n = len(cell.visitors)
@@ -237,9 +255,11 @@ def _add(acc: Accumulator, rows: Rows) -> None:
 
 def _build_sql(table: layout.Table, key: Key, since: str) -> tuple[str, tuple[object, ...]]:
     """One statement (one snapshot): the generation and the largest row id, then per cell of
-    the live days (1, day, value, events, then for visitors, networks and subjects: their
-    values comma-joined and how many there are), and how many values are blobs."""
-    _, _, value_sql, joined = key
+    the live days (1, day, value (a pair: two), events, then for visitors, networks and
+    subjects: their values comma-joined and how many there are), and how many values are
+    blobs."""
+    values, joined = _values(key), key[3]
+    named = [f"value{i}" for i in range(len(values))]
     name = layout.quote(table.name)
     has_subject = "subject" in table.columns
     cookieless = "t.subject IS NULL" if has_subject else "1"
@@ -251,14 +271,16 @@ def _build_sql(table: layout.Table, key: Key, since: str) -> tuple[str, tuple[ob
     sets = ", ".join(f"group_concat({c}), count({c})" for c in "vns")
     odd = " + ".join(f"total(typeof({c}) = 'blob')" for c in "vns")
     sql = (
-        f"SELECT 0, store, n, (SELECT max(id) FROM {name}), {', '.join(['NULL'] * 7)} "
-        "FROM live_generation "
-        f"UNION ALL SELECT 1, day, value, count(*), {sets}, {odd} FROM ("
-        f"SELECT date(t.ts, 'unixepoch') AS day, {value_sql or 'NULL'} AS value, "
+        f"SELECT 0, store, n, (SELECT max(id) FROM {name}), "
+        f"{', '.join(['NULL'] * (len(values) + 6))} FROM live_generation "
+        f"UNION ALL SELECT 1, day, {', '.join(named)}, count(*), {sets}, {odd} FROM ("
+        f"SELECT date(t.ts, 'unixepoch') AS day, "
+        f"{', '.join(f'{v} AS {n}' for v, n in zip(values, named, strict=True))}, "
         f"CASE WHEN {cookieless} THEN t.visitor END AS v, "
         f"CASE WHEN {cookieless} THEN t.network END AS n, "
         f"{'t.subject' if has_subject else 'NULL'} AS s "
-        f"FROM {layout.from_sql(table, joined=joined)} WHERE {where}) GROUP BY day, value"
+        f"FROM {layout.from_sql(table, joined=joined)} WHERE {where}) "
+        f"GROUP BY day, {', '.join(named)}"
     )
     return sql, (None, day_start(since) - EDGE, since)
 
@@ -266,12 +288,15 @@ def _build_sql(table: layout.Table, key: Key, since: str) -> tuple[str, tuple[ob
 def _from_groups(acc: Accumulator, groups: Rows) -> bool:
     """The cells of `_build_sql`'s groups into `acc`; False if the joined strings do not
     give the values back exactly: a value is a blob, or holds a comma (more pieces)."""
-    for marker, day, value, events, *sets, odd in groups:
-        if marker == 0:
+    for group in groups:
+        if group[0] == 0:
             continue
+        n = len(group) - 10  # value columns
+        value, events = group[2] if n == 1 else group[2 : 2 + n], group[2 + n]
+        sets, odd = group[3 + n : 9 + n], group[9 + n]
         if odd:
             return False
-        cell = acc.cells[(cast(str, day), value)] = Cell(cast(int, events))
+        cell = acc.cells[(cast(str, group[1]), value)] = Cell(cast(int, events))
         for target, (joined, count) in zip(
             (cell.visitors, cell.networks, cell.subjects),
             ((sets[0], sets[1]), (sets[2], sets[3]), (sets[4], sets[5])),

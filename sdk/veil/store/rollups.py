@@ -1,12 +1,16 @@
-"""Daily rollups: a purpose's day cells of one dimension (or of none: the day's totals), kept
-so that a dashboard over a month reads a few hundred rows instead of a million.
+"""Daily rollups: a purpose's day cells of one dimension (or of none: the day's totals), or of a
+pair of them, kept so that a dashboard over a month reads a few hundred rows instead of a
+million.
 
 What is kept, and why it is exact:
 
 - `rollups`: per (purpose, dimension, UTC day, value), the day cell's counts: events, distinct
   visitors and networks of cookieless rows, distinct subjects, with restricted and suspended
   subjects' rows left out. Counts and dimension values only, never a pseudonym. Dimension ''
-  holds the day's totals.
+  holds the day's totals; a pair of dimensions is one `dim` of its own, 'browser|site' (in
+  the engine's order), its values in `value` and `value2`. A pair is kept, invalidated and
+  read as a single dimension is: every marker of a changed (purpose, day) goes, whatever its
+  `dim`.
 - `rollup_days`: which (purpose, day, dimension) rollups are current. A rollup is used only
   while its marker says so; every change to the rows it counts deletes the marker, and a
   trigger deletes the rollup's rows with it, in the transaction that makes the change:
@@ -51,6 +55,7 @@ if TYPE_CHECKING:  # sqlite.py imports this module
     from .sqlite import SQLiteStore
 
 TOTAL = ""  # the `dim` of a day's totals
+PAIR = "|"  # joins a pair's two dimensions into its `dim`
 SETTLE = 3600.0  # a day is built only this long after its end (clock skew, late beacons)
 BUILD_LOCK_WAIT = 0.05  # a build is an optimisation: it waits briefly for the lock, or skips
 _TS = itemgetter(ROW_COLUMNS.index("ts"))
@@ -71,6 +76,8 @@ class Counts(Protocol):
 
 
 C = TypeVar("C", bound=Counts)
+# a day cell's value as built: one dimension's (None also for the totals), or a pair's two
+Value = str | None | tuple[str | None, ...]
 
 
 # -- invalidation ------------------------------------------------------------------------------
@@ -185,16 +192,16 @@ def _runs(days: list[str], every: list[str]) -> list[tuple[str, str]]:
 async def day_cells(
     store: "SQLiteStore",
     table: layout.Table,
-    dim: str | None,
+    dims: tuple[str, ...],
     first_day: str | None,
     last_day: str | None,
     raw: Callable[[str | None, str | None], Awaitable[Mapping[DayKey, C]]],
     make: Callable[[int, int, int, int], C],
 ) -> dict[DayKey, C]:
-    """The day cells of one dimension (`dim`; None: the day's totals) for first_day..last_day
-    (inclusive; None: unbounded), as `raw(first, last)` gives them from the rows: from the
-    current rollups, the rest from `raw`, building the days that are over. Keys in no
-    particular order (the engine orders them)."""
+    """The day cells of `dims` (none: the day's totals; one dimension, or a pair) for
+    first_day..last_day (inclusive; None: unbounded), as `raw(first, last)` gives them from
+    the rows, keyed (day, *values of `dims`): from the current rollups, the rest from `raw`,
+    building the days that are over. Keys in no particular order (the engine orders them)."""
     db = store.db
     if not guarded(db, table):
         return dict(await raw(first_day, last_day))
@@ -211,7 +218,7 @@ async def day_cells(
         return {}
     every = _days(first, last)
     settled = settled_day()
-    key = TOTAL if dim is None else dim
+    key = PAIR.join(dims)  # TOTAL for none
     fresh = [d for d in every if d > settled]  # the last days, from the rows meanwhile
     reading = asyncio.ensure_future(raw(fresh[0], fresh[-1])) if fresh else None
     try:
@@ -221,13 +228,14 @@ async def day_cells(
         if len(runs) > 4:  # scattered: one scan of them all beats many
             runs = [(runs[0][0], runs[-1][1])]
         token = await _claim(store, table.purpose, key, stale, span[0]) if stale else None
-        built: dict[str, list[tuple[str | None, C]]] = {d: [] for d in stale}
+        built: dict[str, list[tuple[Value, C]]] = {d: [] for d in stale}
         for a, b in runs:
             for cell_key, counts in (await raw(a, b)).items():
                 day = cast(str, cell_key[0])
                 if day in built:
                     out[cell_key] = counts
-                    built[day].append((cell_key[1] if dim is not None else None, counts))
+                    value = cell_key[1:] if len(dims) > 1 else cell_key[1] if dims else None
+                    built[day].append((value, counts))
         if token is not None:
             await _keep(store, table.purpose, key, token, built)
         if reading is not None:
@@ -247,13 +255,15 @@ async def _read(
     make: Callable[[int, int, int, int], C],
 ) -> tuple[dict[DayKey, C], set[str]]:
     """The current rollups of first..last, and which days they are: one statement, so
-    markers and cells come from one snapshot."""
+    markers and cells come from one snapshot. Keyed (day, *values), as many as `dim` names."""
     if first > last:
         return {}, set()
+    width = 1 + (len(dim.split(PAIR)) if dim != TOTAL else 0)  # the day and the values
     rows = await store.scan(
-        "SELECT 0, day, NULL, 0, 0, 0, 0 FROM rollup_days "
+        "SELECT 0, day, NULL, NULL, 0, 0, 0, 0 FROM rollup_days "
         "WHERE purpose = ?1 AND dim = ?2 AND day BETWEEN ?3 AND ?4 AND build IS NULL "
-        "UNION ALL SELECT 1, r.day, r.value, r.events, r.visitors, r.networks, r.subjects "
+        "UNION ALL SELECT 1, r.day, r.value, r.value2, r.events, r.visitors, r.networks, "
+        "r.subjects "
         "FROM rollups AS r JOIN rollup_days AS m ON m.purpose = r.purpose AND m.dim = r.dim "
         "AND m.day = r.day AND m.build IS NULL "
         "WHERE r.purpose = ?1 AND r.dim = ?2 AND r.day BETWEEN ?3 AND ?4",
@@ -261,9 +271,9 @@ async def _read(
     )
     current = {cast(str, r[1]) for r in rows if r[0] == 0}
     cells: dict[DayKey, C] = {}
-    for _, day, value, *counts in (r for r in rows if r[0] == 1):
-        key = (cast(str, day),) if dim == TOTAL else (cast(str, day), cast(str | None, value))
-        cells[key] = make(*cast(list[int], counts))
+    for row in rows:
+        if row[0] == 1:
+            cells[cast(DayKey, row[1 : 1 + width])] = make(*cast(tuple[int, ...], row[4:]))
     return cells, current
 
 
@@ -319,7 +329,7 @@ async def _keep(
     purpose: str,
     dim: str,
     token: int,
-    built: Mapping[str, Sequence[tuple[str | None, Counts]]],
+    built: Mapping[str, Sequence[tuple[Value, Counts]]],
 ) -> None:
     """Store each built day's cells where the claim still stands (nothing changed its rows
     since the claim), in one short transaction; a chunk of days at a time."""
@@ -343,7 +353,7 @@ def _store_days(
     purpose: str,
     dim: str,
     token: int,
-    built: Mapping[str, Sequence[tuple[str | None, Counts]]],
+    built: Mapping[str, Sequence[tuple[Value, Counts]]],
 ) -> None:
     for day in built:
         claimed = db.execute(
@@ -353,9 +363,18 @@ def _store_days(
         ).rowcount
         if claimed:
             db.executemany(
-                "INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rollups (purpose, dim, day, value, value2, events, visitors, "
+                "networks, subjects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (purpose, dim, day, v, c.events, c.visitors, c.networks, c.subjects)
+                    (purpose, dim, day, *_columns(v), c.events, c.visitors, c.networks, c.subjects)
                     for v, c in built[day]
                 ],
             )
+
+
+def _columns(value: Value) -> tuple[str | None, str | None]:
+    """`value` and `value2` of a built cell."""
+    if isinstance(value, tuple):
+        first, second = value
+        return first, second
+    return value, None

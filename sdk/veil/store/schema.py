@@ -355,4 +355,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO live_generation VALUES (abs(random()), 0);
     """,
+    # Rollups of a pair of dimensions (store/rollups.py: `dim` 'browser|site', the site filter
+    # of a dashboard serving several sites): the second dimension's value.
+    """
+    ALTER TABLE rollups ADD COLUMN value2 TEXT;  -- a pair's second value as text; else NULL
+    """,
 )
