@@ -239,10 +239,27 @@ def beacon(path: str) -> str:
     )
 
 
-async def test_a_beacons_path_goes_through_the_same_rules(make_config, started_site):
+async def test_a_beacons_path_goes_through_the_rules_written_not_the_defaults(
+    make_config, started_site
+):
+    # the defaults are for requests: a page sends a beacon, and one named like an asset is a
+    # page (a dev blog's /tags/node.js)
     site = await started_site(Veil(make_config()))
     async with site.client() as client:
-        for path in ("/STATIC//X.JS", "/a/%2e%2e/favicon.ico", "/healthz", "/blog/post", "/"):
+        for path in ("/tags/node.js", "/wiki/File:Logo.png", "/blog/post"):
+            r = await client.post(
+                "/veil/e", content=beacon(path), headers={"Content-Type": "text/plain"}
+            )
+            assert r.status_code == 202, r.text
+    await site.veil.stop()
+    assert scalar(site.veil, "SELECT COUNT(*) FROM event_rows WHERE source = 'beacon'") == 3
+    assert dict(rows(site.veil, "SELECT reason, count FROM drops")) == {}
+
+
+async def test_a_beacons_path_goes_through_an_exclude_of_your_own(make_config, started_site):
+    site = await started_site(Veil(make_config(capture={"exclude": ["/admin/**", "/**/*.js"]})))
+    async with site.client() as client:
+        for path in ("/ADMIN//users", "/a/%2e%2e/admin/x", "/STATIC/X.JS", "/blog/post", "/"):
             r = await client.post(
                 "/veil/e", content=beacon(path), headers={"Content-Type": "text/plain"}
             )

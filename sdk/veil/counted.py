@@ -14,8 +14,10 @@ defaults leave out, a page named `/health`, write `exclude` without that entry).
 
 A request the rules leave out is not captured at all: nothing of it is queued or stored, and
 it is counted as the drop `excluded_path` (or `excluded_status`), one number per day. A
-beacon's path, when it sends one, goes through the same path rules (never the status rule: a
-beacon has no response status of the page it reports).
+beacon's path, when it sends one, goes through the path rules you write (`include`, or an
+`exclude` of your own), never the defaults nor the status rule: a beacon is sent by a page, so
+the defaults' static assets and health checks never send one, and a page named like one
+(`/tags/node.js`) is a page.
 """
 
 from .caches import weigh_entry
@@ -48,7 +50,7 @@ class CountingRules:
     counts them, and emptied whole when full: a scan of made-up paths costs the site's own
     paths a recomputation each time it fills it, and never more memory."""
 
-    __slots__ = ("_exclude", "_include", "_nbytes", "known", "statuses")
+    __slots__ = ("_exclude", "_include", "_nbytes", "beacons", "known", "statuses")
 
     def __init__(
         self,
@@ -59,8 +61,15 @@ class CountingRules:
         self._include = None if include is None else patterns_regex(include)
         self._exclude = patterns_regex(exclude) if exclude else None
         self.statuses = statuses
+        # whether a beacon's path is checked: only against rules the operator wrote
+        self.beacons = include is not None or exclude != DEFAULT_EXCLUDE
         self.known: dict[str, bool] = {}  # emptied in place, never replaced: hold it
         self._nbytes = 0
+
+    def counts_beacon(self, path: str) -> bool:
+        """Whether a beacon reporting a page view of `path` is one (the module says why the
+        defaults do not apply)."""
+        return not self.beacons or self.counts(path)
 
     def counts(self, path: str) -> bool:
         found = self.known.get(path)

@@ -365,7 +365,7 @@ class Endpoints:
                 "this network sent more beacons than the ingest limit allows",
             )
         path = beacon.get("path")
-        if path is not None and not self.counting.counts(path):  # a path that is no page view
+        if path is not None and not self.counting.counts_beacon(path):  # no page view
             self.veil.count_drop(Drop.EXCLUDED_PATH)
             return Response(status_code=202)
         if not self.veil.capture_beacon(scope, beacon, headers):
