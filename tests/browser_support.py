@@ -198,31 +198,40 @@ def snippet_app(recorder: Recorder) -> Starlette:
     )
 
 
+@contextmanager
+def uvicorn_thread(app: Any, lifespan: str = "off") -> Iterator[str]:
+    """Real uvicorn serving `app` on a free loopback port, in a thread; yields its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
+    thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
 class LiveServer:
-    """Real uvicorn on a free loopback port, in a thread."""
+    """The snippet app (every POST recorded) under real uvicorn, in a thread."""
 
     def __init__(self) -> None:
         self.recorder = Recorder()
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(snippet_app(self.recorder), log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, args=([self._sock],), daemon=True)
+        self._running = uvicorn_thread(snippet_app(self.recorder))
 
     def __enter__(self) -> LiveServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
+        self.url = self._running.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()
+        self._running.__exit__(None, None, None)
 
 
 @contextmanager

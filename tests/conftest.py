@@ -7,7 +7,7 @@ import os
 import secrets
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,8 @@ from veil.pseudonymise import Pseudonymiser
 from veil.store import SQLiteStore
 from veil.store.columns import ROW_COLUMNS
 from veil.store.keys import KeyStore
+
+from browser_support import launch_chromium
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -355,3 +357,10 @@ async def kit(make_config):
     yield store, keystore, cfg.policy
     keystore.close()
     await store.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium (browser_support.py), for one test."""
+    with launch_chromium() as chromium:
+        yield chromium

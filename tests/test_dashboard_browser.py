@@ -9,18 +9,16 @@ import asyncio
 import datetime as dt
 import json
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from starlette.types import ASGIApp
 
 from veil.analytics import analysts
 from veil.config import Config, from_dict
@@ -29,7 +27,7 @@ from veil.http.endpoints import COLLECTOR_PATHS, PATHS
 from veil.store import SQLiteStore
 from veil_collector.app import create_app
 
-from browser_support import ROOT, launch_chromium, require
+from browser_support import ROOT, require, uvicorn_thread
 from conftest import event_row, known_to_ledger
 
 JS = ROOT / "js"
@@ -135,40 +133,31 @@ class Served:
 
 
 @contextmanager
-def _collector(data_dir: Path) -> Iterator[Served]:
-    """The collector app (create_app, as `veil serve` runs it) under real uvicorn in a
-    thread, on a seeded store."""
+def collector(
+    data_dir: Path,
+    seed: Callable[[Config], Awaitable[str]] = _seed,
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+) -> Iterator[Served]:
+    """The collector app (create_app, as `veil serve` runs it; `wrap`ped, if given) under
+    real uvicorn in a thread, on a store `seed` filled (it returns an analyst's token)."""
     config = from_dict(
         {"store": {"url": "sqlite:///veil.db"}, "keys": {"path": "keys.db"}}, base=data_dir
     )
-    token = asyncio.run(_seed(config))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the collector did not start"
-        time.sleep(0.02)
-    try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", token, config)
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
+    # in a thread of its own: Playwright's sync API may run an event loop in this one
+    seeded: list[str] = []
+    seeding = threading.Thread(target=lambda: seeded.append(asyncio.run(seed(config))))
+    seeding.start()
+    seeding.join(20)
+    (token,) = seeded
+    app = create_app(config)
+    with uvicorn_thread(wrap(app) if wrap else app, lifespan="on") as url:
+        yield Served(url, token, config)
 
 
 @pytest.fixture
 def served(data_dir: Path) -> Iterator[Served]:
-    with _collector(data_dir) as s:
+    with collector(data_dir) as s:
         yield s
-
-
-@pytest.fixture
-def browser():
-    with launch_chromium() as b:
-        yield b
 
 
 def _open(browser, served: Served, **context: object):

@@ -5,18 +5,11 @@ site:X` answers, fetched with httpx in the same test, in the chart and every lis
 CSV download carries the filter; with one site the selector is hidden; on a 390 px phone a
 long site name overflows nothing; the CSP holds."""
 
-import asyncio
-import socket
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-import uvicorn
 from test_dashboard_browser import (
     CSP_WATCH,
     LISTS,
@@ -27,14 +20,13 @@ from test_dashboard_browser import (
     _drawn_points,
     _log_in,
     _range,
+    collector,
 )
 
 from veil.analytics import analysts
-from veil.config import Config, from_dict
+from veil.config import Config
 from veil.store import SQLiteStore
-from veil_collector.app import create_app
 
-from browser_support import launch_chromium
 from conftest import event_row
 
 SHOP = "shop.example"
@@ -104,38 +96,8 @@ async def _seed(config: Config, sites: dict) -> str:
         await store.close()
 
 
-@contextmanager
-def _collector(data_dir: Path, sites: dict) -> Iterator[Served]:
-    config = from_dict(
-        {"store": {"url": "sqlite:///veil.db"}, "keys": {"path": "keys.db"}}, base=data_dir
-    )
-    # in a thread of its own: Playwright's sync API runs an event loop in this one
-    seeded: list[str] = []
-    seeding = threading.Thread(target=lambda: seeded.append(asyncio.run(_seed(config, sites))))
-    seeding.start()
-    seeding.join(20)
-    (token,) = seeded
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the collector did not start"
-        time.sleep(0.02)
-    try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", token, config)
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
-
-
-@pytest.fixture
-def browser():
-    with launch_chromium() as b:
-        yield b
+def _collector(data_dir: Path, sites: dict) -> AbstractContextManager[Served]:
+    return collector(data_dir, seed=lambda config: _seed(config, sites))
 
 
 def _open(browser, served: Served, **context: object):

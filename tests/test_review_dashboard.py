@@ -4,25 +4,16 @@ carries the token in its URL or a Referer); a short 503 is retried and the analy
 in; a lasting one is shown and does not throw the token away; each CSV button says which
 panel it downloads."""
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
-import uvicorn
 from playwright.sync_api import expect
 from starlette.types import ASGIApp, Receive, Scope, Send
-from test_dashboard_browser import CSP_WATCH, TOKEN_KEY, _log_in, _seed
+from test_dashboard_browser import CSP_WATCH, TOKEN_KEY, _log_in, collector
 
-from veil.config import Config, from_dict
-from veil_collector.app import create_app
-
-from browser_support import launch_chromium
+from veil.config import Config
 
 PREFIX = "/veil-admin"
 BUSY = {"type": "about:blank", "title": "Not ready", "detail": "veil's store is not open yet"}
@@ -43,39 +34,9 @@ def _below(prefix: str, app: ASGIApp) -> ASGIApp:
 
 @contextmanager
 def _serve(data_dir: Path, prefix: str = "") -> Iterator[tuple[str, str, Config]]:
-    config = from_dict(
-        {"store": {"url": "sqlite:///veil.db"}, "keys": {"path": "keys.db"}}, base=data_dir
-    )
-    # in a thread of its own: Playwright's sync API may run an event loop in this one
-    seeded: list[str] = []
-    seeding = threading.Thread(target=lambda: seeded.append(asyncio.run(_seed(config))))
-    seeding.start()
-    seeding.join(20)
-    (token,) = seeded
-    app = create_app(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(_below(prefix, app) if prefix else app, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, args=([sock],), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the collector did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", token, config
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
-
-
-@pytest.fixture
-def browser():
-    with launch_chromium() as b:
-        yield b
+    wrap = (lambda app: _below(prefix, app)) if prefix else None
+    with collector(data_dir, wrap=wrap) as served:
+        yield served.url, served.token, served.config
 
 
 def _page(browser, url: str):

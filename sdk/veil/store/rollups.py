@@ -288,14 +288,8 @@ async def _writing(store: "SQLiteStore") -> AsyncIterator[sqlite3.Connection | N
             log.debug("rollups not kept: %s", exc)
             yield None
             return
-        db = store.db
-        try:
+        with store._transaction(begun=True) as db:
             yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
 
 async def _claim(
