@@ -11,7 +11,7 @@ from typing import cast
 from ..store import layout, live_days, rollups
 from ..store.days import EDGE, DayKey, as_text, day_start
 from ..store.sqlite import SQLiteStore
-from ..store.subject_limits import RESTRICTED_SUBJECTS
+from ..store.subject_limits import counted_rows
 
 # dimension -> the row column it reads (None: every row has it)
 HOLDS: dict[str, str | None] = {
@@ -72,9 +72,9 @@ async def raw_day_cells(
     if last_day is not None:
         where.append("t.ts < ?")
         params.append(day_start(last_day) + 86_400 + EDGE)
-    if has_subject := "subject" in table.columns:  # kept, used for nothing
-        where.append(f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))")
-    cookieless = "t.subject IS NULL" if has_subject else "1"
+    usable, cookieless = counted_rows(table.columns)  # a restricted subject's: kept, unused
+    where.append(usable)
+    has_subject = "subject" in table.columns
     select = ", ".join(groups)
     sql = (
         f"SELECT {select}, COUNT(*), "

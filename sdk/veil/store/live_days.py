@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from . import layout, rollups
 from .days import EDGE, DayKey, as_text, day_start, next_day
-from .subject_limits import RESTRICTED_SUBJECTS
+from .subject_limits import counted_rows
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -210,11 +210,9 @@ def _read_sql(
     values, joined = _values(key), key[3]
     name = layout.quote(table.name)
     has_subject = "subject" in table.columns
-    cookieless = "t.subject IS NULL" if has_subject else "1"
+    usable, cookieless = counted_rows(table.columns)
     # new rows: a range of row ids (`+` keeps the planner off the ts index); all: by ts
-    where = ["t.ts >= ?2" if watermark < 0 else "t.id > ?1 AND +t.ts >= ?2", _ON_LIVE_DAY]
-    if has_subject:
-        where.append(f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))")
+    where = ["t.ts >= ?2" if watermark < 0 else "t.id > ?1 AND +t.ts >= ?2", _ON_LIVE_DAY, usable]
     sql = (
         f"SELECT 0, store, n, (SELECT max(id) FROM {name}), "
         f"{', '.join(['NULL'] * (len(values) + 1))} FROM live_generation "
@@ -262,10 +260,8 @@ def _build_sql(table: layout.Table, key: Key, since: str) -> tuple[str, tuple[ob
     named = [f"value{i}" for i in range(len(values))]
     name = layout.quote(table.name)
     has_subject = "subject" in table.columns
-    cookieless = "t.subject IS NULL" if has_subject else "1"
-    where = f"t.ts >= ?2 AND {_ON_LIVE_DAY}"
-    if has_subject:
-        where += f" AND (t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))"
+    usable, cookieless = counted_rows(table.columns)
+    where = f"t.ts >= ?2 AND {_ON_LIVE_DAY} AND {usable}"
     # not DISTINCT: a set dedups in Python faster than SQLite's ephemeral index (~22 ms
     # against ~42 ms for 33k rows); a blob would come back as text, so it is counted
     sets = ", ".join(f"group_concat({c}), count({c})" for c in "vns")

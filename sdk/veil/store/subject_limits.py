@@ -15,6 +15,15 @@ RESTRICTED_SUBJECTS = (
 MAX_PARAMS = 500
 
 
+def counted_rows(columns: Collection[str]) -> tuple[str, str]:
+    """For a count over a purpose table `t` with `columns`: the condition that leaves out
+    restricted and suspended subjects' rows, and the one that says a row is cookieless (it
+    carries no subject: its visitor and network pseudonyms count)."""
+    if "subject" not in columns:
+        return "1", "1"
+    return f"(t.subject IS NULL OR t.subject NOT IN ({RESTRICTED_SUBJECTS}))", "t.subject IS NULL"
+
+
 def impose(db: sqlite3.Connection, subject: str, kind: str, purpose: str, now: float) -> bool:
     """In the caller's transaction; False when the limit was in force already."""
     return (
