@@ -33,7 +33,7 @@ from pathlib import Path
 os.environ.setdefault("VEIL_MASTER_KEY", secrets.token_hex(32))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from rollup_build import DAY, config, event_rows
+from rollup_build import DAY, cached_store, config, event_rows
 
 from veil.analytics.cells import day_cells
 from veil.store import SQLiteStore, layout, live_days, rollups
@@ -47,13 +47,7 @@ CACHE = Path("/tmp/veil-live-bench")
 async def generated() -> SQLiteStore:
     """A copy of the cached store (generated if missing: 29 whole days, then today's 1/30
     of the events from midnight to now), which the warm queries' inserts go to."""
-    fresh = not (CACHE / "veil.db").exists()
-    if fresh:
-        shutil.rmtree(CACHE, ignore_errors=True)
-        CACHE.mkdir(mode=0o700)
-    cfg = config(CACHE)
-    store = SQLiteStore(cfg.store.path)
-    await store.open(cfg.policy)
+    store, fresh = await cached_store(CACHE)
     if fresh:
         now = time.time()
         midnight = int(now // DAY) * DAY

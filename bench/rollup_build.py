@@ -87,15 +87,21 @@ def event_rows(n: int, first: float, last: float, rng: random.Random, tag: str) 
     return out
 
 
-async def generated() -> tuple[SQLiteStore, float]:
-    """The cached store (generated if missing) and the `now` its data ends at."""
-    fresh = not (CACHE / "veil.db").exists()
+async def cached_store(cache: Path) -> tuple[SQLiteStore, bool]:
+    """The store cached in `cache`, open, and whether it is new (empty: to be generated)."""
+    fresh = not (cache / "veil.db").exists()
     if fresh:
-        shutil.rmtree(CACHE, ignore_errors=True)
-        CACHE.mkdir(mode=0o700)
-    cfg = config(CACHE)
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir(mode=0o700)
+    cfg = config(cache)
     store = SQLiteStore(cfg.store.path)
     await store.open(cfg.policy)
+    return store, fresh
+
+
+async def generated() -> tuple[SQLiteStore, float]:
+    """The cached store (generated if missing) and the `now` its data ends at."""
+    store, fresh = await cached_store(CACHE)
     if fresh:
         now = time.time()
         first = (int(now // DAY) - DAYS + 1) * DAY
